@@ -1,0 +1,250 @@
+"""Export a tfkosent model as TF Hub-style SavedModels.
+
+`export_model(model_dir, out_dir)` writes
+
+    out_dir/
+      tfkosent_export.json      what was exported (hidden size, packing, seq_length, source)
+      preprocess/               strings -> encoder inputs (TF Hub BERT preprocess contract)
+      encoder/                  encoder inputs -> outputs (reusable SavedModel, fine-tunable)
+      sentence_encoder/1/       strings -> L2-normalized embeddings (TF Serving layout)
+
+The modules follow the contract of TF Hub's BERT preprocess/encoder pairs
+(tf-models `official/nlp/tools/export_tfhub_lib.py`), so
+
+    preprocess = hub.KerasLayer(f"{out_dir}/preprocess")
+    encoder = hub.KerasLayer(f"{out_dir}/encoder", trainable=True)
+    embedding = tf.nn.l2_normalize(encoder(preprocess(sentences))["pooled_output"], -1)
+
+is a string-to-embedding model. The SentencePiece model is a constant inside
+the graphs: no asset file is read at load time.
+
+Export is atomic: everything is written to a temporary directory, reloaded and
+checked against the in-memory model (max abs difference <= 1e-5), and only then
+renamed to `out_dir`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (SentencePiece ops must be registered before saving)
+
+from tfkosent.layers.packing import longest_packed_length, pack_segments
+from tfkosent.layers.preprocessor import Preprocessor
+from tfkosent.layers.transformer import ENCODER_INPUT_KEYS, TransformerEncoder
+from tfkosent.model_dir import atomic_directory, load_model_dir
+
+# Sentences the export reloads and compares; they exercise the edge cases too.
+PROBE_SENTENCES = ["한국어 문장 임베딩을 만듭니다.", "오늘 날씨가 정말 좋네요!", "", "   ",
+                   "😀 emoji와 English, 漢字 mixed", "가" * 3000]
+MAX_EXPORT_DIFF = 1e-5
+SERVING_INPUT = "sentences"
+SERVING_OUTPUT = "embeddings"
+WARMUP_SENTENCES = ["안녕하세요.", "한국어 문장 임베딩 모델입니다.", ""]
+
+
+def _trackable():
+    # A plain AutoTrackable (not tf.Module): the reusable-SavedModel contract
+    # needs attributes literally named `variables` and `trainable_variables`,
+    # which tf.Module defines as read-only properties.
+    return tf.__internal__.tracking.AutoTrackable()
+
+
+def _tf_variables(layer) -> List[tf.Variable]:
+    # Keras 3 variables wrap a tf.Variable; SavedModel and hub.KerasLayer need the tf.Variable.
+    return [v.value if hasattr(v, "value") and isinstance(v.value, tf.Variable) else v
+            for v in layer.variables]
+
+
+def _encoder_input_spec():
+    return {k: tf.TensorSpec([None, None], tf.int32, name=k) for k in ENCODER_INPUT_KEYS}
+
+
+def build_preprocess_module(preprocessor: Preprocessor):
+    """A SavedModel-ready object with `__call__`, `tokenize` and `bert_pack_inputs`."""
+    module = _trackable()
+    module.preprocessor = preprocessor
+    module.variables = []
+    module.trainable_variables = []
+    module.regularization_losses = []
+    packing = preprocessor.packing
+    special = preprocessor.get_special_tokens_dict()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+    def call(sentences):
+        return preprocessor(sentences)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+    def tokenize(sentences):
+        return preprocessor.tokenize(sentences)
+
+    @tf.function
+    def bert_pack_inputs(segments, seq_length=preprocessor.seq_length):
+        return pack_segments(segments, seq_length, special["start_of_sequence_id"],
+                             special["end_of_segment_id"], special["padding_id"], packing)
+
+    # TF Hub traces bert_pack_inputs for every supported arity and ragged rank,
+    # with seq_length a tensor: a restored function cannot be retraced, and
+    # `hub.KerasLayer(..., arguments=dict(seq_length=N))` must accept any N.
+    for num_segments in (1, 2):
+        for ragged_rank in (1, 2):
+            segment_spec = tf.RaggedTensorSpec([None] * (ragged_rank + 1), tf.int32,
+                                               ragged_rank=ragged_rank)
+            bert_pack_inputs.get_concrete_function([segment_spec] * num_segments,
+                                                   seq_length=tf.TensorSpec([], tf.int32))
+    module.__call__ = call
+    module.tokenize = tokenize
+    module.bert_pack_inputs = bert_pack_inputs
+    module.special_tokens_dict = {k: tf.constant(v, tf.int32) for k, v in special.items()}
+    return module, {"serving_default": call}
+
+
+def build_encoder_module(encoder: TransformerEncoder):
+    """A reusable SavedModel: `__call__(inputs, training)` plus its variables."""
+    module = _trackable()
+    module.encoder = encoder
+    module.variables = _tf_variables(encoder)
+    module.trainable_variables = [v for v in module.variables if v.trainable]
+    module.regularization_losses = []
+
+    @tf.function
+    def call(inputs, training=False):
+        return encoder(inputs, training=training)
+
+    # Reusable SavedModels trace __call__ for both values of `training`
+    # (hub.KerasLayer passes the Python bool through).
+    for training in (False, True):
+        call.get_concrete_function(_encoder_input_spec(), training=training)
+    module.__call__ = call
+
+    # Keras 3's TFSMLayer calls endpoints with the inputs only; these two give
+    # it an inference and a training endpoint (dropout on).
+    @tf.function(input_signature=[_encoder_input_spec()])
+    def serve(inputs):
+        return encoder(inputs, training=False)
+
+    @tf.function(input_signature=[_encoder_input_spec()])
+    def serve_training(inputs):
+        return encoder(inputs, training=True)
+
+    # Signatures allow only flat dicts of tensors: the per-layer outputs get
+    # their own keys (encoder_outputs_0 ... encoder_outputs_{L-1}).
+    @tf.function(input_signature=[_encoder_input_spec()])
+    def serving_default(inputs):
+        outputs = encoder(inputs, training=False)
+        flat = {k: v for k, v in outputs.items() if k != "encoder_outputs"}
+        flat.update({f"encoder_outputs_{i}": v for i, v in enumerate(outputs["encoder_outputs"])})
+        return flat
+
+    module.serve = serve
+    module.serve_training = serve_training
+    return module, {"serving_default": serving_default}
+
+
+def build_sentence_encoder_module(preprocessor: Preprocessor, encoder: TransformerEncoder):
+    """strings -> L2-normalized embeddings, for TF Serving and plain `tf.saved_model.load`."""
+    module = _trackable()
+    module.preprocessor = preprocessor
+    module.encoder = encoder
+    module.variables = _tf_variables(encoder)
+    module.trainable_variables = []
+    packing = preprocessor.packing
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_INPUT)])
+    def serve(sentences):
+        token_ids = preprocessor.tokenize(sentences)
+        # Pad to the batch's longest sentence (capped at seq_length), not to
+        # seq_length: short requests cost proportionally less.
+        seq_length = longest_packed_length([token_ids], packing, preprocessor.seq_length)
+        inputs = preprocessor.bert_pack_inputs([token_ids], seq_length=seq_length)
+        pooled = encoder(inputs, training=False)["pooled_output"]
+        return {SERVING_OUTPUT: tf.math.l2_normalize(pooled, axis=-1)}
+
+    module.serve = serve
+    return module, {"serving_default": serve}
+
+
+def write_warmup_requests(saved_model_dir: str, sentences: Sequence[str] = WARMUP_SENTENCES) -> str:
+    """Writes `assets.extra/tf_serving_warmup_requests` (TF Serving replays it at load)."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    request = predict_pb2.PredictRequest(
+        model_spec=model_pb2.ModelSpec(name="sentence_encoder", signature_name="serving_default"),
+        inputs={SERVING_INPUT: tf.make_tensor_proto(list(sentences), dtype=tf.string)})
+    record = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString()
+    extra = os.path.join(saved_model_dir, "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    path = os.path.join(extra, "tf_serving_warmup_requests")
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(record)
+    return path
+
+
+def _max_diff(a: Dict[str, tf.Tensor], b: Dict[str, tf.Tensor], keys) -> float:
+    return max(float(np.max(np.abs(np.asarray(a[k]) - np.asarray(b[k])))) if np.size(a[k]) else 0.0
+               for k in keys)
+
+
+def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
+                 seq_length: Optional[int] = None, warmup: bool = True) -> str:
+    """Exports the model directory `model_dir` to `out_dir` (layout in the module docstring)."""
+    files = load_model_dir(model_dir)
+    config = files.config
+    seq_length = min(seq_length or config.preprocess.seq_length, config.encoder.max_seq_length)
+    preprocessor = Preprocessor.from_config_and_vocab(
+        config.preprocess, files.sentencepiece_proto, files.wordpiece_vocab, seq_length=seq_length,
+        name="preprocessor")
+    encoder = TransformerEncoder(config.encoder, name="transformer_encoder")
+    encoder.build()
+    encoder.set_weight_dict(files.weights, source=os.path.join(files.path, "weights.npz"))
+
+    probe = tf.constant(PROBE_SENTENCES)
+    expected_inputs = preprocessor(probe)
+    expected = encoder(expected_inputs, training=False)
+    expected_embeddings = tf.math.l2_normalize(expected["pooled_output"], axis=-1)
+
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        pre_module, pre_signatures = build_preprocess_module(preprocessor)
+        tf.saved_model.save(pre_module, os.path.join(tmp, "preprocess"), signatures=pre_signatures)
+        enc_module, enc_signatures = build_encoder_module(encoder)
+        tf.saved_model.save(enc_module, os.path.join(tmp, "encoder"), signatures=enc_signatures)
+        serving_dir = os.path.join(tmp, "sentence_encoder", "1")
+        sent_module, sent_signatures = build_sentence_encoder_module(preprocessor, encoder)
+        tf.saved_model.save(sent_module, serving_dir, signatures=sent_signatures)
+        if warmup:
+            write_warmup_requests(serving_dir)
+        info = {"format": "tfkosent-export", "format_version": 1,
+                "hidden_size": config.encoder.hidden_size, "num_layers": config.encoder.num_layers,
+                "pooling": config.encoder.pooling, "packing": config.preprocess.packing,
+                "seq_length": seq_length, "text_prefix": config.preprocess.text_prefix,
+                "source": files.path, "metadata": config.metadata,
+                "serving": {"signature": "serving_default", "input": SERVING_INPUT,
+                            "output": SERVING_OUTPUT}}
+        with open(os.path.join(tmp, "tfkosent_export.json"), "w", encoding="utf-8") as f:
+            json.dump(info, f, ensure_ascii=False, indent=2)
+        _verify_export(tmp, probe, expected_inputs, expected, expected_embeddings)
+    return os.path.abspath(out_dir)
+
+
+def _verify_export(tmp, probe, expected_inputs, expected, expected_embeddings):
+    """Reloads the three SavedModels and compares them with the in-memory model."""
+    pre = tf.saved_model.load(os.path.join(tmp, "preprocess"))
+    got_inputs = pre(probe)
+    for k in ENCODER_INPUT_KEYS:
+        if not np.array_equal(got_inputs[k], expected_inputs[k]):
+            raise RuntimeError(f"export check failed: preprocess/{k} differs from the in-memory model")
+    enc = tf.saved_model.load(os.path.join(tmp, "encoder"))
+    got = enc(expected_inputs, training=False)
+    diff = _max_diff(got, expected, ("sequence_output", "pooled_output"))
+    if diff > MAX_EXPORT_DIFF:
+        raise RuntimeError(f"export check failed: encoder outputs differ by {diff:.2e}")
+    serving = tf.saved_model.load(os.path.join(tmp, "sentence_encoder", "1"))
+    got_emb = serving.signatures["serving_default"](**{SERVING_INPUT: probe})[SERVING_OUTPUT]
+    diff = float(np.max(np.abs(got_emb.numpy() - expected_embeddings.numpy())))
+    if diff > MAX_EXPORT_DIFF:
+        raise RuntimeError(f"export check failed: sentence_encoder embeddings differ by {diff:.2e}")

@@ -1,0 +1,132 @@
+"""`BertPackInputs`: ragged token ids of 1 or 2 segments -> fixed-length encoder inputs.
+
+Patterns:
+  "bert":    [CLS] a [SEP]            [CLS] a [SEP] b [SEP]         type ids 0.../1...
+  "roberta": <s> a </s>               <s> a </s></s> b </s>         type ids all 0
+
+Truncation is round-robin over the segments' *content* (tensorflow_text's
+RoundRobinTrimmer) with the special tokens' budget reserved first, so the
+closing separator is always kept however long the input is.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import keras
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from tfkosent.config import PACKING_PATTERNS
+
+
+def num_special_tokens(num_segments: int, packing: str) -> int:
+    """Special tokens added around `num_segments` segments."""
+    return num_segments + 1 if packing == "bert" else 2 * num_segments
+
+
+def _as_token_rows(segment) -> tf.RaggedTensor:
+    """[batch, (words), (pieces)] or [batch, (tokens)] -> int32 [batch, (tokens)]."""
+    if not isinstance(segment, tf.RaggedTensor):
+        segment = tf.RaggedTensor.from_tensor(tf.convert_to_tensor(segment))
+    if segment.shape.rank is not None and segment.shape.rank > 2:
+        segment = segment.merge_dims(-2, -1)
+    return tf.cast(segment, tf.int32)
+
+
+def longest_packed_length(segments: Sequence[tf.RaggedTensor], packing: str,
+                          max_seq_length) -> tf.Tensor:
+    """Shortest seq_length that loses nothing for this batch, capped at max_seq_length.
+
+    Returns an int32 scalar; at least the number of special tokens, so empty
+    inputs and empty batches still pack.
+    """
+    segments = [_as_token_rows(s) for s in segments]
+    total = tf.add_n([s.row_lengths() for s in segments])
+    longest = tf.reduce_max(tf.concat([tf.cast(total, tf.int32), [0]], axis=0))
+    needed = longest + num_special_tokens(len(segments), packing)
+    return tf.minimum(needed, tf.cast(max_seq_length, tf.int32))
+
+
+def pack_segments(segments: Sequence[tf.RaggedTensor], seq_length, start_of_sequence_id: int,
+                  end_of_segment_id: int, padding_id: int, packing: str = "bert"
+                  ) -> Dict[str, tf.Tensor]:
+    """Packs 1 or 2 ragged segments into the encoder's three int32 [batch, seq_length] inputs.
+
+    `seq_length` may be a Python int or an int32 scalar tensor (the exported
+    `bert_pack_inputs` takes it as a tensor so one trace serves every length).
+    """
+    if packing not in PACKING_PATTERNS:
+        raise ValueError(f"packing must be one of {PACKING_PATTERNS}, got {packing!r}")
+    if not 1 <= len(segments) <= 2:
+        raise ValueError(f"expected 1 or 2 segments, got {len(segments)}")
+    segments = [_as_token_rows(s) for s in segments]
+    seq_length = tf.cast(seq_length, tf.int32)
+    budget = seq_length - num_special_tokens(len(segments), packing)
+    tf.debugging.assert_non_negative(budget, message="seq_length is too short for the special tokens")
+    trimmed = tf_text.RoundRobinTrimmer(max_seq_length=budget).trim(segments)
+    if packing == "roberta":
+        # RoBERTa opens every later segment with an extra </s>: <s> a </s></s> b </s>.
+        trimmed = [trimmed[0]] + [
+            tf.concat([tf.fill([s.nrows(), 1], tf.constant(end_of_segment_id, tf.int32)), s], axis=1)
+            for s in trimmed[1:]]
+    word_ids, type_ids = tf_text.combine_segments(
+        trimmed, start_of_sequence_id=start_of_sequence_id, end_of_segment_id=end_of_segment_id)
+    input_word_ids, input_mask = tf_text.pad_model_inputs(
+        word_ids, max_seq_length=seq_length, pad_value=padding_id)
+    if packing == "roberta":
+        input_type_ids = tf.zeros_like(input_word_ids)
+    else:
+        input_type_ids, _ = tf_text.pad_model_inputs(type_ids, max_seq_length=seq_length, pad_value=0)
+    return {"input_word_ids": tf.cast(input_word_ids, tf.int32),
+            "input_mask": tf.cast(input_mask, tf.int32),
+            "input_type_ids": tf.cast(input_type_ids, tf.int32)}
+
+
+@keras.saving.register_keras_serializable(package="tfkosent")
+class BertPackInputs(keras.layers.Layer):
+    """Keras layer around `pack_segments`.
+
+    Call with a list of 1 or 2 ragged int32 tensors [batch, (tokens)] (or
+    [batch, (words), (pieces)]); returns a dict of int32 [batch, seq_length]
+    `input_word_ids`, `input_mask`, `input_type_ids`. `seq_length` given at
+    call time overrides the configured one; `seq_length="longest"` packs to the
+    longest row of the batch, capped at the configured `seq_length`.
+    """
+
+    def __init__(self, seq_length: int, start_of_sequence_id: int, end_of_segment_id: int,
+                 padding_id: int, packing: str = "bert", special_tokens_dict: Optional[dict] = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if special_tokens_dict is not None:  # tf-models style construction
+            start_of_sequence_id = special_tokens_dict["start_of_sequence_id"]
+            end_of_segment_id = special_tokens_dict["end_of_segment_id"]
+            padding_id = special_tokens_dict["padding_id"]
+        if packing not in PACKING_PATTERNS:
+            raise ValueError(f"packing must be one of {PACKING_PATTERNS}, got {packing!r}")
+        if seq_length < num_special_tokens(2, packing):
+            raise ValueError(f"seq_length={seq_length} leaves no room for two segments' special tokens")
+        self.seq_length = int(seq_length)
+        self.start_of_sequence_id = int(start_of_sequence_id)
+        self.end_of_segment_id = int(end_of_segment_id)
+        self.padding_id = int(padding_id)
+        self.packing = packing
+
+    def call(self, inputs: List[tf.RaggedTensor], seq_length=None):
+        if not isinstance(inputs, (list, tuple)):
+            inputs = [inputs]
+        if seq_length is None:
+            seq_length = self.seq_length
+        elif isinstance(seq_length, str):
+            if seq_length != "longest":
+                raise ValueError(f"seq_length must be an int or 'longest', got {seq_length!r}")
+            seq_length = longest_packed_length(inputs, self.packing, self.seq_length)
+        return pack_segments(inputs, seq_length, self.start_of_sequence_id, self.end_of_segment_id,
+                             self.padding_id, self.packing)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(seq_length=self.seq_length, start_of_sequence_id=self.start_of_sequence_id,
+                      end_of_segment_id=self.end_of_segment_id, padding_id=self.padding_id,
+                      packing=self.packing)
+        return config

