@@ -99,7 +99,13 @@ def build_preprocess_module(preprocessor: Preprocessor):
     module.__call__ = call
     module.tokenize = tokenize
     module.bert_pack_inputs = bert_pack_inputs
-    module.special_tokens_dict = {k: tf.constant(v, tf.int32) for k, v in special.items()}
+
+    # Plain constants in a dict attribute are not saved; a function is.
+    @tf.function(input_signature=[])
+    def get_special_tokens_dict():
+        return {k: tf.constant(v, tf.int32) for k, v in special.items()}
+
+    module.get_special_tokens_dict = get_special_tokens_dict
     return module, {"serving_default": call}
 
 

@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny SentencePiece vocabulary and random 2-layer models.
+
+Everything is built here from sentences the tests generate themselves, so the
+core suite needs neither network nor ../shared/data.
+"""
+
+import os
+import pathlib
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def data_dir():
+    """../shared/data (or TFKOSENT_DATA_DIR), or None when absent."""
+    path = os.environ.get("TFKOSENT_DATA_DIR") or str(REPO.parent / "shared" / "data")
+    return path if os.path.isdir(path) else None
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir():
+    path = data_dir()
+    if path is None:
+        pytest.skip("../shared/data is not available")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from tfkosent import testing
+    return testing.write_tiny_model(str(tmp_path_factory.mktemp("models") / "tiny_bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_model_dir(tmp_path_factory):
+    from tfkosent import testing
+    return testing.write_tiny_model(str(tmp_path_factory.mktemp("models") / "tiny_roberta"),
+                                    packing="roberta", pooling="cls_dense_tanh")
+
+
+@pytest.fixture(scope="session")
+def tiny_export_dir(tiny_model_dir, tmp_path_factory):
+    from tfkosent.export import export_model
+    return export_model(tiny_model_dir, str(tmp_path_factory.mktemp("exports") / "tiny"))

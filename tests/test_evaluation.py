@@ -1,0 +1,241 @@
+"""Tests of tfkosent.evaluation.sts: statistics vs scipy, the protocol, outputs."""
+
+import json
+import math
+import warnings
+import zlib
+
+import numpy as np
+import pytest
+
+from tfkosent.data import DATASETS, STSExample, find_local_data_dir
+from tfkosent.data.datasets import DatasetCountWarning
+from tfkosent.evaluation import (METRIC_KEYS, compute_similarities, cosine_to_score, evaluate_scores,
+                                 evaluate_sts, f1_binary, format_markdown_table, pair_similarities,
+                                 pearson, plot_scatter, rankdata, run_tasks, spearman, write_json)
+
+stats = pytest.importorskip("scipy.stats")
+
+
+def hashed_encoder(dim=8):
+    """Deterministic fake encoder: a pseudo-random vector per sentence (float32 [n, dim])."""
+    def encode(sentences):
+        return np.stack([np.random.default_rng(zlib.crc32(s.encode("utf-8"))).normal(size=dim)
+                         for s in sentences]).astype(np.float32)
+    return encode
+
+
+def angle_encoder(angles):
+    """Maps each sentence to the 2-D unit vector at angles[sentence] radians."""
+    def encode(sentences):
+        return np.array([[math.cos(angles[s]), math.sin(angles[s])] for s in sentences], np.float32)
+    return encode
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_rankdata_matches_scipy_average_ranks():
+    rng = np.random.default_rng(0)
+    for x in (rng.integers(0, 5, size=40), rng.normal(size=25), np.array([3.0, 3.0, 3.0]),
+              np.array([2.0, 1.0])):
+        np.testing.assert_allclose(rankdata(x), stats.rankdata(x, method="average"))
+
+
+def test_pearson_and_spearman_match_scipy_with_ties():
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        x = np.round(rng.normal(size=60), 1)          # many ties
+        y = np.round(x + rng.normal(scale=0.7, size=60), 1)
+        assert pearson(x, y) == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-12)
+        assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-12)
+    assert math.isnan(pearson([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError):
+        pearson([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_f1_against_hand_counts():
+    gold = [1, 1, 1, 0, 0, 0, 1, 0]
+    pred = [1, 0, 1, 1, 0, 0, 1, 1]     # TP = 3, FP = 2, FN = 1
+    precision, recall = 3 / 5, 3 / 4
+    assert f1_binary(gold, pred) == pytest.approx(2 * precision * recall / (precision + recall))
+    assert f1_binary([1, 0], [0, 0]) == 0.0           # no true positive
+    assert f1_binary([1, 1], [1, 1]) == 1.0
+
+
+def test_similarity_sign_conventions():
+    sims = pair_similarities(np.array([[1.0, 0.0], [1.0, 0.0], [3.0, 4.0]]),
+                             np.array([[0.0, 2.0], [1.0, 0.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(sims["cosine"], [0.0, 1.0, 0.0])         # zero vector -> 0
+    np.testing.assert_allclose(sims["dot"], [0.0, 1.0, 0.0])
+    np.testing.assert_allclose(sims["euclidean"], [-math.sqrt(5), 0.0, -5.0])
+    np.testing.assert_allclose(sims["manhattan"], [-3.0, 0.0, -7.0])
+    # identical vectors are the most similar under every measure
+    assert all(np.argmax(v[:2]) == 1 for v in sims.values())
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+def _examples():
+    pairs = [("a", "b", 4.0), ("a", "c", 1.0), ("b", "c", 2.5), ("d", "a", 5.0), ("e", "f", 0.0),
+             ("c", "d", 3.0), ("f", "b", 2.0)]
+    return [STSExample(s1, s2, score, None) for s1, s2, score in pairs]
+
+
+def test_evaluate_sts_protocol_and_unique_encoding():
+    examples = _examples()
+    encode = hashed_encoder()
+    calls = []
+
+    def counting(sentences):
+        calls.append(list(sentences))
+        return encode(sentences)
+
+    result = evaluate_sts(counting, examples, batch_size=4)
+    encoded = [s for batch in calls for s in batch]
+    assert sorted(encoded) == ["a", "b", "c", "d", "e", "f"]          # each unique sentence once
+    assert max(len(b) for b in calls) <= 4
+
+    emb = {s: v for s, v in zip("abcdef", encode(list("abcdef")))}
+    u = np.array([emb[e.sentence1] for e in examples], np.float64)
+    v = np.array([emb[e.sentence2] for e in examples], np.float64)
+    gold = [e.score for e in examples]
+    expected = {
+        "cosine": (u * v).sum(1) / np.linalg.norm(u, axis=1) / np.linalg.norm(v, axis=1),
+        "euclidean": -np.linalg.norm(u - v, axis=1),
+        "manhattan": -np.abs(u - v).sum(1),
+        "dot": (u * v).sum(1),
+    }
+    for sim, values in expected.items():
+        assert result[f"{sim}_pearson"] == pytest.approx(100 * stats.pearsonr(values, gold)[0], abs=1e-6)
+        assert result[f"{sim}_spearman"] == pytest.approx(100 * stats.spearmanr(values, gold)[0], abs=1e-6)
+    assert result["avg"] == pytest.approx(np.mean([result[k] for k in METRIC_KEYS]))
+    assert len(METRIC_KEYS) == 8 and result["n"] == len(examples)
+    assert "f1" not in result and "pearson" not in result              # KorSTS: no binary labels
+
+
+def test_perfect_encoder_scores_100():
+    gold = [0.0, 1.0, 2.5, 4.0, 5.0]
+    angles = {"x": 0.0}
+    examples = []
+    for i, score in enumerate(gold):
+        angles[f"y{i}"] = math.acos(score / 5)                          # cosine = score / 5
+        examples.append(STSExample("x", f"y{i}", score, None))
+    result = evaluate_sts(angle_encoder(angles), examples)
+    assert result["cosine_pearson"] == pytest.approx(100.0)
+    assert result["cosine_spearman"] == pytest.approx(100.0)
+    assert result["euclidean_spearman"] == pytest.approx(100.0)
+    assert result["manhattan_spearman"] == pytest.approx(100.0)
+
+
+def test_klue_metrics_mapping_and_f1():
+    cosines = [0.95, 0.7, 0.55, 0.61, -0.2, 0.1, 0.8]
+    gold = [4.8, 2.0, 3.5, 3.0, 0.0, 0.5, 4.0]
+    binary = [int(g >= 3) for g in gold]                 # 1, 0, 1, 1, 0, 0, 1
+    angles = {"x": 0.0}
+    angles.update({f"y{i}": math.acos(c) for i, c in enumerate(cosines)})
+    examples = [STSExample("x", f"y{i}", g, b) for i, (g, b) in enumerate(zip(gold, binary))]
+    result = evaluate_sts(angle_encoder(angles), examples)
+    predicted = [5 * min(max(c, 0.0), 1.0) for c in cosines]
+    np.testing.assert_allclose(cosine_to_score(cosines), predicted)
+    # predicted >= 3  <=>  cosine >= 0.6: 1, 1, 0, 1, 0, 0, 1  -> TP 3, FP 1, FN 1
+    assert result["f1"] == pytest.approx(100 * 2 * 3 / (2 * 3 + 1 + 1), abs=1e-4)
+    assert result["pearson"] == pytest.approx(100 * stats.pearsonr(predicted, gold)[0], abs=1e-4)
+
+
+def test_evaluate_scores_for_cross_encoders():
+    examples = [STSExample(f"a{i}", f"b{i}", g, int(g >= 3)) for i, g in enumerate([0.5, 3.5, 4.0, 2.0])]
+    scores = [1.0, 2.9, 4.5, 3.1]
+    result = evaluate_scores(scores, examples)
+    gold = [e.score for e in examples]
+    assert result["pearson"] == pytest.approx(100 * stats.pearsonr(scores, gold)[0])
+    assert result["spearman"] == pytest.approx(100 * stats.spearmanr(scores, gold)[0])
+    assert result["f1"] == pytest.approx(100 * 2 * 1 / (2 + 1 + 1))   # TP 1 (4.5), FP 1 (3.1), FN 1 (2.9)
+    assert evaluate_scores([0.2, 0.7, 0.9, 0.5], examples, threshold=0.6)["f1"] == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="3 scores for 4 examples"):
+        evaluate_scores([1.0, 2.0, 3.0], examples)
+
+
+def test_bad_encoder_output_is_rejected():
+    with pytest.raises(ValueError, match="expected"):
+        evaluate_sts(lambda s: np.zeros((len(s) + 1, 4)), _examples())
+    with pytest.raises(ValueError, match="non-finite"):
+        evaluate_sts(lambda s: np.full((len(s), 4), np.nan), _examples())
+
+
+def test_compute_similarities_aligns_pairs():
+    examples = _examples()
+    sims = compute_similarities(hashed_encoder(), examples, batch_size=2)
+    assert set(sims) == {"cosine", "euclidean", "manhattan", "dot"}
+    assert all(v.shape == (len(examples),) for v in sims.values())
+
+
+# --------------------------------------------------------------------------- tasks and outputs
+
+
+def _write_tiny_korsts(tmp_path, name):
+    path = tmp_path / DATASETS[name].path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = ["genre\tfilename\tyear\tid\tscore\tsentence1\tsentence2"]
+    rows += [f"g\tf\t2012\t{i:04d}\t{e.score:.3f}\t{e.sentence1}\t{e.sentence2}"
+             for i, e in enumerate(_examples())]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def test_run_tasks_on_a_tiny_data_dir(tmp_path):
+    _write_tiny_korsts(tmp_path, "korsts-dev")
+    with pytest.warns(DatasetCountWarning):
+        results = run_tasks(hashed_encoder(), ["korsts-dev"], data_dir=tmp_path,
+                            plot_dir=tmp_path / "plots")
+    assert list(results) == ["korsts-dev"] and results["korsts-dev"]["n"] == 7
+    assert (tmp_path / "plots" / "korsts-dev.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="unknown task"):
+        run_tasks(hashed_encoder(), ["korsts-valid"], data_dir=tmp_path)
+
+
+def test_run_tasks_on_real_data():
+    local = find_local_data_dir()
+    if local is None or not (local / DATASETS["klue-sts-dev"].path).is_file():
+        pytest.skip("no local KLUE-STS dev")
+    results = run_tasks(hashed_encoder(16), ["klue-sts-dev"], data_dir=local, batch_size=128)
+    metrics = results["klue-sts-dev"]
+    assert metrics["n"] == 519 and {"pearson", "f1", "avg"} <= set(metrics)
+    assert abs(metrics["cosine_spearman"]) < 20        # random embeddings: no correlation
+
+
+def test_format_markdown_table():
+    korsts = {k: 80.0 + i for i, k in enumerate(METRIC_KEYS)}
+    korsts["avg"] = 83.5
+    klue = dict(korsts, pearson=85.123, f1=float("nan"))
+    table = format_markdown_table({"korsts-test": korsts, "klue-sts-dev": klue})
+    lines = table.strip().split("\n")
+    assert lines[0] == ("| Task | Cosine Pearson | Cosine Spearman | Euclidean Pearson | "
+                        "Euclidean Spearman | Manhattan Pearson | Manhattan Spearman | Dot Pearson | "
+                        "Dot Spearman | AVG | Pearson | F1 |")
+    assert lines[1] == "|---|" + "---:|" * 11
+    assert lines[2] == ("| korsts-test | 80.00 | 81.00 | 82.00 | 83.00 | 84.00 | 85.00 | 86.00 | "
+                        "87.00 | 83.50 | - | - |")
+    assert lines[3].endswith("| 83.50 | 85.12 | - |")
+    only_korsts = format_markdown_table({"korsts-test": korsts})
+    assert "F1" not in only_korsts and only_korsts.count("\n") == 3
+    cross = format_markdown_table({"korsts-test": {"pearson": 1.0, "spearman": 2.0, "n": 5}})
+    assert cross.split("\n")[0] == "| Task | Pearson | Spearman |"
+
+
+def test_write_json_is_atomic_and_strict(tmp_path):
+    results = {"korsts-dev": {"cosine_pearson": np.float32(81.25), "f1": float("nan"),
+                              "n": np.int64(1500), "note": "한국어"}}
+    path = write_json(results, tmp_path / "out" / "results.json")
+    assert json.loads(path.read_text(encoding="utf-8")) == {
+        "korsts-dev": {"cosine_pearson": 81.25, "f1": None, "n": 1500, "note": "한국어"}}
+    assert [p.name for p in path.parent.iterdir()] == ["results.json"]
+
+
+def test_plot_scatter_writes_png(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = plot_scatter([0.0, 2.5, 5.0], [0.1, 0.5, 0.9], tmp_path / "s.png", title="KorSTS 테스트")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="differ"):
+        plot_scatter([0.0], [0.1, 0.2], tmp_path / "t.png")

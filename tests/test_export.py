@@ -1,0 +1,216 @@
+"""TF Hub-style export: preprocess/, encoder/, sentence_encoder/1/ and their consumers."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+
+from tfkosent.export import SERVING_INPUT, SERVING_OUTPUT, export_model
+from tfkosent.sentence_encoder import SentenceEncoder
+
+KOREAN_PAIRS = [("나는 밥을 먹는다.", "나는 사과를 먹는다."), ("고양이가 책을 읽는다", "강아지가 책을 본다"),
+                ("우리는 공원에서 축구를 한다", "아이들이 공원에서 축구를 한다"), ("엄마가 커피를 마신다", "친구가 노래를 부른다")]
+BAD_INPUTS = ["", "   \t ", "가나다 " * 4000, "😀🎉 emoji와 English, 漢字, Ελληνικά 섞인 문장"]
+
+
+def test_export_layout(tiny_export_dir):
+    for sub in ("preprocess", "encoder", os.path.join("sentence_encoder", "1")):
+        assert os.path.isfile(os.path.join(tiny_export_dir, sub, "saved_model.pb"))
+    assert os.path.isfile(os.path.join(tiny_export_dir, "sentence_encoder", "1", "assets.extra",
+                                       "tf_serving_warmup_requests"))
+    info = json.load(open(os.path.join(tiny_export_dir, "tfkosent_export.json")))
+    assert info["hidden_size"] == 32 and info["serving"]["input"] == SERVING_INPUT
+    # The SentencePiece model is inside the graph: no asset file travels.
+    assert not os.listdir(os.path.join(tiny_export_dir, "preprocess", "assets")) \
+        if os.path.isdir(os.path.join(tiny_export_dir, "preprocess", "assets")) else True
+
+
+def test_exported_and_in_memory_agree(tiny_model_dir, tiny_export_dir):
+    sentences = [s for pair in KOREAN_PAIRS for s in pair] + BAD_INPUTS
+    in_memory = SentenceEncoder.load(tiny_model_dir).encode(sentences, batch_size=3)
+    exported = SentenceEncoder.load(tiny_export_dir).encode(sentences, batch_size=5)
+    serving = tf.saved_model.load(os.path.join(tiny_export_dir, "sentence_encoder", "1"))
+    served = serving.signatures["serving_default"](**{SERVING_INPUT: tf.constant(sentences)})
+    np.testing.assert_allclose(exported, in_memory, atol=1e-5)
+    np.testing.assert_allclose(served[SERVING_OUTPUT].numpy(), in_memory, atol=1e-5)
+
+
+def _hub_string_model(export_dir, trainable=True):
+    import tensorflow_hub as hub
+    import tf_keras
+
+    preprocess = hub.KerasLayer(os.path.join(export_dir, "preprocess"), name="preprocess")
+    encoder = hub.KerasLayer(os.path.join(export_dir, "encoder"), trainable=trainable, name="encoder")
+    text = tf_keras.Input(shape=(), dtype=tf.string)
+    pooled = encoder(preprocess(text))["pooled_output"]
+    embedding = tf_keras.layers.Lambda(lambda x: tf.nn.l2_normalize(x, axis=-1))(pooled)
+    return tf_keras.Model(text, embedding), encoder
+
+
+def test_hub_keras_layer_fine_tunes_one_step(tiny_export_dir):
+    import tf_keras
+
+    model, encoder = _hub_string_model(tiny_export_dir)
+    assert len(encoder.trainable_weights) > 0
+    a = tf_keras.Input(shape=(), dtype=tf.string)
+    b = tf_keras.Input(shape=(), dtype=tf.string)
+    cosine = tf_keras.layers.Dot(axes=-1)([model(a), model(b)])
+    pair_model = tf_keras.Model([a, b], cosine)
+    pair_model.compile(optimizer=tf_keras.optimizers.Adam(1e-2), loss="mse")
+    before = [w.numpy().copy() for w in encoder.trainable_weights]
+    x = [tf.constant([p[0] for p in KOREAN_PAIRS]), tf.constant([p[1] for p in KOREAN_PAIRS])]
+    y = tf.constant([[1.0], [0.6], [0.8], [0.0]])
+    pair_model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    changed = sum(not np.allclose(b0, w.numpy()) for b0, w in zip(before, encoder.trainable_weights))
+    assert changed >= len(before) - 2 * 2  # all but the key biases (zero gradient) of 2 layers
+
+
+def test_hub_dropout_only_with_training(tiny_export_dir):
+    model, _ = _hub_string_model(tiny_export_dir)
+    x = tf.constant(["나는 밥을 먹는다.", "고양이가 책을 읽는다"])
+    np.testing.assert_array_equal(model(x, training=False), model(x, training=False))
+    assert not np.allclose(model(x, training=True), model(x, training=True))
+
+
+def test_hub_pair_path_tokenize_then_pack(tiny_export_dir):
+    import tensorflow_hub as hub
+    import tf_keras
+
+    preprocessor = hub.load(os.path.join(tiny_export_dir, "preprocess"))
+    tokenize = hub.KerasLayer(preprocessor.tokenize)
+    pack = hub.KerasLayer(preprocessor.bert_pack_inputs, arguments=dict(seq_length=32))
+    a = tf_keras.Input(shape=(), dtype=tf.string)
+    b = tf_keras.Input(shape=(), dtype=tf.string)
+    model = tf_keras.Model([a, b], pack([tokenize(a), tokenize(b)]))
+    out = model([tf.constant(["나는 밥을 먹는다", "고양이가"]), tf.constant(["우리는", "책을 읽는다 " * 30])])
+    special = {k: int(v) for k, v in preprocessor.get_special_tokens_dict().items()}
+    ids, types, mask = (out[k].numpy() for k in ("input_word_ids", "input_type_ids", "input_mask"))
+    assert ids.shape == types.shape == mask.shape == (2, 32)
+    for row, trow, mrow in zip(ids, types, mask):
+        n = int(mrow.sum())
+        seps = np.flatnonzero(row[:n] == special["end_of_segment_id"])
+        assert row[0] == special["start_of_sequence_id"] and len(seps) == 2 and seps[-1] == n - 1
+        np.testing.assert_array_equal(trow[:seps[0] + 1], 0)
+        np.testing.assert_array_equal(trow[seps[0] + 1:n], 1)
+        np.testing.assert_array_equal(row[n:], special["padding_id"])
+
+
+def test_keras3_tfsmlayer_inference_and_fine_tuning(tiny_export_dir):
+    import keras
+
+    preprocess = keras.layers.TFSMLayer(os.path.join(tiny_export_dir, "preprocess"),
+                                        call_endpoint="serving_default")
+    encoder = keras.layers.TFSMLayer(os.path.join(tiny_export_dir, "encoder"), call_endpoint="serve",
+                                     call_training_endpoint="serve_training", trainable=True)
+    text = keras.Input(shape=(), dtype="string")
+    pooled = encoder(preprocess(text))["pooled_output"]
+    model = keras.Model(text, keras.layers.Lambda(lambda x: tf.math.l2_normalize(x, -1))(pooled))
+    a = tf.constant([p[0] for p in KOREAN_PAIRS])
+    b = tf.constant([p[1] for p in KOREAN_PAIRS])
+    reference = SentenceEncoder.load(tiny_export_dir).encode([p[0] for p in KOREAN_PAIRS])
+    np.testing.assert_allclose(model(a).numpy(), reference, atol=1e-5)
+    weights = model.trainable_weights
+    before = [w.numpy().copy() for w in weights]
+    with tf.GradientTape() as tape:
+        loss = -tf.reduce_mean(tf.reduce_sum(model(a, training=True) * model(b, training=True), -1))
+    grads = tape.gradient(loss, weights)
+    keras.optimizers.Adam(1e-2).apply_gradients(zip(grads, weights))
+    assert sum(not np.allclose(b0, w.numpy()) for b0, w in zip(before, weights)) >= len(weights) - 4
+
+
+SERVING_SCRIPT = textwrap.dedent("""
+    import sys, json
+    import tensorflow as tf
+    import tensorflow_text  # registers the SentencePiece ops, nothing else of ours
+    m = tf.saved_model.load(sys.argv[1])
+    f = m.signatures["serving_default"]
+    batches = [
+        [s.encode() for s in ["한국어 문장입니다.", "", "   ", "가나다 " * 4000, "😀 emoji 漢字 섞인 문장"]],
+        [b"\\xff\\xfe\\xfa broken utf-8", "정상 문장".encode()],
+        [],
+    ]
+    out = []
+    for batch in batches:
+        emb = f(sentences=tf.constant(batch, dtype=tf.string))["embeddings"].numpy()
+        out.append({"shape": list(emb.shape), "finite": bool((emb == emb).all()),
+                    "norms": [float((e ** 2).sum() ** 0.5) for e in emb]})
+    # TF Serving replays these at load time; replay them the same way.
+    from tensorflow.core.framework import tensor_pb2  # noqa: F401
+    n = 0
+    for raw in tf.data.TFRecordDataset(sys.argv[1] + "/assets.extra/tf_serving_warmup_requests"):
+        n += 1
+    out.append({"warmup_records": n})
+    # tensorflow itself pulls in keras; what must not be needed is our own code or TF Hub.
+    mods = sorted(k for k in sys.modules if k.split(".")[0] in ("tfkosent", "tensorflow_hub"))
+    out.append({"foreign_modules": mods})
+    print(json.dumps(out))
+""")
+
+
+def test_serving_signature_in_fresh_process_with_bad_inputs(tiny_export_dir):
+    serving_dir = os.path.join(tiny_export_dir, "sentence_encoder", "1")
+    proc = subprocess.run([sys.executable, "-c", SERVING_SCRIPT, serving_dir], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert results[0]["shape"] == [5, 32] and results[0]["finite"]
+    np.testing.assert_allclose(results[0]["norms"], 1.0, atol=1e-5)
+    assert results[1]["shape"] == [2, 32] and results[1]["finite"]
+    assert results[2]["shape"] == [0, 32]
+    assert results[3]["warmup_records"] == 1
+    assert results[4]["foreign_modules"] == []
+
+
+def test_warmup_records_replay_against_signature(tiny_export_dir):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    serving_dir = os.path.join(tiny_export_dir, "sentence_encoder", "1")
+    signature = tf.saved_model.load(serving_dir).signatures["serving_default"]
+    records = list(tf.data.TFRecordDataset(
+        os.path.join(serving_dir, "assets.extra", "tf_serving_warmup_requests")))
+    assert records
+    for raw in records:
+        log = prediction_log_pb2.PredictionLog.FromString(raw.numpy())
+        request = log.predict_log.request
+        assert request.model_spec.signature_name == "serving_default"
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        assert set(inputs) == {SERVING_INPUT}
+        out = signature(**{k: tf.constant(v) for k, v in inputs.items()})
+        assert out[SERVING_OUTPUT].shape == (len(inputs[SERVING_INPUT]), 32)
+
+
+def test_saved_model_cli_shows_and_runs_signature(tiny_export_dir):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    if not os.path.exists(cli):
+        pytest.skip("saved_model_cli not installed next to this python")
+    serving_dir = os.path.join(tiny_export_dir, "sentence_encoder", "1")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    show = subprocess.run([cli, "show", "--dir", serving_dir, "--all"], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert show.returncode == 0, show.stderr[-2000:]
+    assert "signature_def['serving_default']" in show.stdout
+    assert "inputs['sentences'] tensor_info" in show.stdout and "DT_STRING" in show.stdout
+    assert "outputs['embeddings'] tensor_info" in show.stdout
+
+
+def test_export_is_atomic_and_refuses_to_overwrite(tiny_model_dir, tmp_path):
+    target = tmp_path / "exp"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        export_model(tiny_model_dir, str(target))
+    assert (target / "keep.txt").read_text() == "mine"
+    broken = tmp_path / "broken_model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    (broken / "weights.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match="config.json"):
+        export_model(str(broken), str(tmp_path / "never"))
+    assert not (tmp_path / "never").exists()
+    assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]

@@ -1,0 +1,91 @@
+"""The Python API: SentenceEncoder.load / encode / similarity, and its input checks."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tfkosent import SentenceEncoder
+from tfkosent.config import ConfigError
+from tfkosent.model_dir import load_model_dir
+
+SENTENCES = ["나는 밥을 먹는다.", "고양이가 책을 읽는다", "우리는 공원에서 축구를 한다 " * 20, "", "엄마가 커피를 마신다"]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return SentenceEncoder.load(tiny_model_dir)
+
+
+def test_encode_shapes_and_normalization(model):
+    emb = model.encode(SENTENCES)
+    assert emb.shape == (5, 32) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    raw = model.encode(SENTENCES, normalize_embeddings=False)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    single = model.encode(SENTENCES[0])
+    assert single.shape == (32,)
+    np.testing.assert_allclose(single, emb[0], atol=1e-6)
+
+
+def test_encode_is_independent_of_batching_and_order(model):
+    full = model.encode(SENTENCES, batch_size=64)
+    one_by_one = np.stack([model.encode([s])[0] for s in SENTENCES])
+    reversed_ = model.encode(SENTENCES[::-1], batch_size=2)[::-1]
+    np.testing.assert_allclose(one_by_one, full, atol=1e-5)
+    np.testing.assert_allclose(reversed_, full, atol=1e-5)
+
+
+def test_long_input_is_truncated_not_rejected(model):
+    ids = model.tokenize(["가나다 " * 10000])[0]
+    assert len(ids) > model.max_seq_length
+    assert model.encode(["가나다 " * 10000]).shape == (1, 32)
+
+
+def test_similarity_matrix(model):
+    sim = model.similarity(SENTENCES[:3], SENTENCES[:2])
+    assert sim.shape == (3, 2)
+    np.testing.assert_allclose(np.diag(sim[:2, :2]), 1.0, atol=1e-5)
+    np.testing.assert_allclose(model.similarity(SENTENCES[:2]), model.similarity(SENTENCES[:2]).T, atol=1e-6)
+
+
+def test_empty_batch(model):
+    out = model.encode([])
+    assert out.shape == (0, 32) and out.dtype == np.float32
+
+
+@pytest.mark.parametrize("bad, error, fragment", [
+    (None, TypeError, "got None"),
+    (["ok", None], TypeError, r"sentences\[1\]"),
+    (["ok", "ok", 3], TypeError, r"sentences\[2\] must be a str, got int"),
+    ([b"\xff\xfe"], ValueError, r"sentences\[0\] is not valid UTF-8"),
+    (42, TypeError, "got int"),
+])
+def test_bad_python_inputs_name_the_index(model, bad, error, fragment):
+    with pytest.raises(error, match=fragment):
+        model.encode(bad)
+
+
+def test_bad_batch_size(model):
+    with pytest.raises(ValueError, match="batch_size"):
+        model.encode(["a"], batch_size=0)
+
+
+def test_load_errors(tmp_path, tiny_model_dir):
+    with pytest.raises(FileNotFoundError):
+        SentenceEncoder.load(str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match="neither"):
+        SentenceEncoder.load(str(tmp_path))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    cfg = json.load(open(os.path.join(tiny_model_dir, "config.json")))
+    cfg["encoder"]["hidden_size"] = 48
+    (bad / "config.json").write_text(json.dumps(cfg))
+    for name in ("weights.npz", "tokenizer.model"):
+        (bad / name).write_bytes(open(os.path.join(tiny_model_dir, name), "rb").read())
+    with pytest.raises(ValueError, match="weights.npz.*expects"):
+        SentenceEncoder.load(str(bad))
+    (bad / "weights.npz").write_bytes(b"PK\x03\x04truncated")
+    with pytest.raises(ConfigError, match="weights.npz"):
+        load_model_dir(str(bad))

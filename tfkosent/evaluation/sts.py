@@ -1,0 +1,387 @@
+"""STS evaluation with the published protocol of the Korean sentence-embedding tables.
+
+Protocol (as in the KoSentenceBERT / KoSimCSE result tables, i.e. sentence-transformers'
+EmbeddingSimilarityEvaluator): embed sentence1 and sentence2 of every pair, compute four
+similarities per pair
+
+    cosine      u.v / (|u| |v|)
+    euclidean   -|u - v|_2       (negated distance: larger = more similar)
+    manhattan   -|u - v|_1       (negated distance)
+    dot         u.v
+
+and correlate each with the gold scores over the whole set with Pearson and Spearman
+(average ranks for ties).  All metrics are reported x100; "avg" is the mean of the
+8 numbers.
+
+KLUE-STS additionally gets the official KLUE metrics (only for examples that carry
+`binary_label`, i.e. klue-sts-*):
+
+    predicted score  = 5 * clip(cosine, 0, 1)            (`cosine_to_score`, 0-5 like the labels)
+    "pearson"        = Pearson(predicted score, real-label) x100
+    "f1"             = F1 of the positive class x100, predicted positive iff
+                       predicted score >= 3 (i.e. cosine >= 0.6), gold = binary-label
+                       (= real-label >= 3)
+
+Metric keys of a result dict: cosine_pearson, cosine_spearman, euclidean_pearson,
+euclidean_spearman, manhattan_pearson, manhattan_spearman, dot_pearson, dot_spearman,
+avg, n (number of pairs) [, pearson, f1].  Cross-encoders use `evaluate_scores`
+(keys pearson, spearman, n [, f1]).
+
+The core needs numpy only; tqdm (progress bar) and matplotlib (`plot_scatter`) are
+imported when used.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from tfkosent.data.datasets import STSExample, atomic_write_bytes, load_sts
+
+EncodeFn = Callable[[List[str]], np.ndarray]
+PathLike = Union[str, "os.PathLike[str]"]
+
+SIMILARITIES = ("cosine", "euclidean", "manhattan", "dot")
+CORRELATIONS = ("pearson", "spearman")
+METRIC_KEYS = tuple(f"{s}_{c}" for s in SIMILARITIES for c in CORRELATIONS)
+
+BINARY_THRESHOLD = 3.0  # on the 0-5 scale: gold binary-label = real-label >= 3, same for predictions
+MAX_SCORE = 5.0
+
+# task name -> registry dataset name
+TASKS: Dict[str, str] = {
+    "korsts-dev": "korsts-dev",
+    "korsts-test": "korsts-test",
+    "klue-sts-dev": "klue-sts-dev",
+    "korsts-train": "korsts-train",
+    "klue-sts-train": "klue-sts-train",
+}
+DEFAULT_TASKS = ("korsts-dev", "korsts-test", "klue-sts-dev")
+
+# (result key, column title) of `format_markdown_table`, in order
+TABLE_COLUMNS = (
+    ("cosine_pearson", "Cosine Pearson"), ("cosine_spearman", "Cosine Spearman"),
+    ("euclidean_pearson", "Euclidean Pearson"), ("euclidean_spearman", "Euclidean Spearman"),
+    ("manhattan_pearson", "Manhattan Pearson"), ("manhattan_spearman", "Manhattan Spearman"),
+    ("dot_pearson", "Dot Pearson"), ("dot_spearman", "Dot Spearman"), ("avg", "AVG"),
+    ("pearson", "Pearson"), ("spearman", "Spearman"), ("f1", "F1"),
+)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _as_1d(x, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    return a
+
+
+def _paired(x, y):
+    x, y = _as_1d(x, "x"), _as_1d(y, "y")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y differ in length: {x.shape[0]} vs {y.shape[0]}")
+    if x.size < 2:
+        raise ValueError(f"need at least 2 pairs for a correlation, got {x.size}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("x and y must be finite")
+    return x, y
+
+
+def rankdata(x) -> np.ndarray:
+    """Ranks 1..n of a 1-D array, ties get the average of their ranks (float64 [n])."""
+    a = _as_1d(x, "x")
+    order = np.argsort(a, kind="mergesort")
+    sorted_a = a[order]
+    # boundaries of runs of equal values
+    starts = np.flatnonzero(np.r_[True, sorted_a[1:] != sorted_a[:-1]])
+    ends = np.r_[starts[1:], a.size]
+    avg_rank = (starts + ends + 1) / 2.0  # mean of ranks start+1 .. end
+    ranks = np.empty(a.size, dtype=np.float64)
+    ranks[order] = np.repeat(avg_rank, ends - starts)
+    return ranks
+
+
+def pearson(x, y) -> float:
+    """Pearson correlation of two equal-length 1-D arrays (nan if either is constant)."""
+    x, y = _paired(x, y)
+    dx, dy = x - x.mean(), y - y.mean()
+    denom = math.sqrt(float(dx @ dx) * float(dy @ dy))
+    if denom == 0.0:
+        return float("nan")
+    return float(np.clip((dx @ dy) / denom, -1.0, 1.0))
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation (Pearson of average ranks) of two 1-D arrays."""
+    x, y = _paired(x, y)
+    return pearson(rankdata(x), rankdata(y))
+
+
+def f1_binary(gold: Sequence[int], predicted: Sequence[int]) -> float:
+    """F1 of the positive class (label 1) from TP/FP/FN counts; 0.0 when TP = 0."""
+    g = np.asarray(gold).astype(bool)
+    p = np.asarray(predicted).astype(bool)
+    if g.shape != p.shape:
+        raise ValueError(f"gold and predicted differ in shape: {g.shape} vs {p.shape}")
+    tp = int(np.sum(g & p))
+    fp = int(np.sum(~g & p))
+    fn = int(np.sum(g & ~p))
+    return 0.0 if tp == 0 else 2.0 * tp / (2.0 * tp + fp + fn)
+
+
+def cosine_to_score(cosine) -> np.ndarray:
+    """Predicted KLUE-STS score on the 0-5 label scale: 5 * clip(cosine, 0, 1) (float64)."""
+    return MAX_SCORE * np.clip(np.asarray(cosine, dtype=np.float64), 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def encode_unique(encode_fn: EncodeFn, sentences: Sequence[str], batch_size: int = 64,
+                  show_progress_bar: bool = False) -> np.ndarray:
+    """Embeddings float32 [len(sentences), dim] of `sentences`, in their order.
+
+    `encode_fn(list[str]) -> array [len(list), dim]` is called on batches of at most
+    `batch_size` sentences, taken in order of length so that batches pad little; each
+    call's output is checked for shape and finiteness.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    order = sorted(range(len(sentences)), key=lambda i: (len(sentences[i]), i))
+    starts = range(0, len(order), batch_size)
+    if show_progress_bar:
+        from tqdm.auto import tqdm
+        starts = tqdm(starts, desc="encode", unit="batch")
+    out: Optional[np.ndarray] = None
+    for start in starts:
+        idx = order[start:start + batch_size]
+        emb = np.asarray(encode_fn([sentences[i] for i in idx]), dtype=np.float32)
+        if emb.ndim != 2 or emb.shape[0] != len(idx):
+            raise ValueError(f"encode_fn returned shape {emb.shape} for {len(idx)} sentences; "
+                             f"expected [{len(idx)}, dim]")
+        if not np.isfinite(emb).all():
+            raise ValueError("encode_fn returned non-finite values")
+        if out is None:
+            out = np.empty((len(sentences), emb.shape[1]), dtype=np.float32)
+        elif emb.shape[1] != out.shape[1]:
+            raise ValueError(f"encode_fn changed its output dim from {out.shape[1]} to {emb.shape[1]}")
+        out[idx] = emb
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+def pair_similarities(emb1, emb2) -> Dict[str, np.ndarray]:
+    """The four similarities of row-aligned embeddings [n, dim] -> {name: float64 [n]}.
+
+    cosine = u.v/(|u||v|) (0 where a vector is zero), euclidean = -|u-v|_2,
+    manhattan = -|u-v|_1, dot = u.v.
+    """
+    a = np.asarray(emb1, dtype=np.float64)
+    b = np.asarray(emb2, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"embeddings must both be [n, dim], got {a.shape} and {b.shape}")
+    dot = np.einsum("ij,ij->i", a, b)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    cosine = np.divide(dot, norms, out=np.zeros_like(dot), where=norms > 0)
+    diff = a - b
+    return {
+        "cosine": cosine,
+        "euclidean": -np.sqrt(np.einsum("ij,ij->i", diff, diff)),
+        "manhattan": -np.abs(diff).sum(axis=1),
+        "dot": dot,
+    }
+
+
+def compute_similarities(encode_fn: EncodeFn, examples: Sequence[STSExample], batch_size: int = 64,
+                         show_progress_bar: bool = False) -> Dict[str, np.ndarray]:
+    """`pair_similarities` of the examples' sentence pairs, each unique sentence encoded once."""
+    if not examples:
+        raise ValueError("no examples to evaluate")
+    index: Dict[str, int] = {}
+    for ex in examples:
+        index.setdefault(ex.sentence1, len(index))
+        index.setdefault(ex.sentence2, len(index))
+    emb = encode_unique(encode_fn, list(index), batch_size, show_progress_bar)
+    i1 = np.fromiter((index[ex.sentence1] for ex in examples), dtype=np.int64, count=len(examples))
+    i2 = np.fromiter((index[ex.sentence2] for ex in examples), dtype=np.int64, count=len(examples))
+    return pair_similarities(emb[i1], emb[i2])
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _gold(examples: Sequence[STSExample]) -> np.ndarray:
+    return np.asarray([ex.score for ex in examples], dtype=np.float64)
+
+
+def _binary_gold(examples: Sequence[STSExample]) -> Optional[np.ndarray]:
+    if examples and all(ex.binary_label is not None for ex in examples):
+        return np.asarray([ex.binary_label for ex in examples], dtype=np.int64)
+    return None
+
+
+def sts_metrics(similarities: Mapping[str, np.ndarray], examples: Sequence[STSExample]) -> Dict[str, float]:
+    """Protocol metrics (x100) of precomputed `pair_similarities` against the examples' gold."""
+    gold = _gold(examples)
+    result: Dict[str, float] = {}
+    for sim in SIMILARITIES:
+        result[f"{sim}_pearson"] = 100.0 * pearson(similarities[sim], gold)
+        result[f"{sim}_spearman"] = 100.0 * spearman(similarities[sim], gold)
+    result["avg"] = float(np.mean([result[k] for k in METRIC_KEYS]))
+    binary = _binary_gold(examples)
+    if binary is not None:
+        predicted = cosine_to_score(similarities["cosine"])
+        result["pearson"] = 100.0 * pearson(predicted, gold)
+        result["f1"] = 100.0 * f1_binary(binary, predicted >= BINARY_THRESHOLD)
+    result["n"] = len(examples)
+    return result
+
+
+def evaluate_sts(encode_fn: EncodeFn, examples: Sequence[STSExample], batch_size: int = 64,
+                 show_progress_bar: bool = False) -> Dict[str, float]:
+    """Evaluates a bi-encoder on STS pairs with the published protocol (see module doc).
+
+    encode_fn: list[str] -> float array [len(list), dim]; each unique sentence of
+    `examples` is encoded exactly once.  Returns the metric dict (x100, plus "n").
+    """
+    return sts_metrics(compute_similarities(encode_fn, examples, batch_size, show_progress_bar),
+                       examples)
+
+
+def evaluate_scores(pred_scores, examples: Sequence[STSExample],
+                    threshold: float = BINARY_THRESHOLD) -> Dict[str, float]:
+    """Evaluates predicted pair scores (e.g. a cross-encoder's), float [n] aligned with `examples`.
+
+    Returns {"pearson", "spearman"} x100 against the gold scores, "n", and for examples
+    with binary labels "f1" x100 with positive iff score >= `threshold` (default 3 on the
+    0-5 scale; pass e.g. 0.6 for scores on a 0-1 scale).
+    """
+    pred = _as_1d(pred_scores, "pred_scores")
+    if pred.size != len(examples):
+        raise ValueError(f"{pred.size} scores for {len(examples)} examples")
+    gold = _gold(examples)
+    result: Dict[str, float] = {"pearson": 100.0 * pearson(pred, gold),
+                                "spearman": 100.0 * spearman(pred, gold)}
+    binary = _binary_gold(examples)
+    if binary is not None:
+        result["f1"] = 100.0 * f1_binary(binary, pred >= threshold)
+    result["n"] = len(examples)
+    return result
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+def run_tasks(encode_fn: EncodeFn, tasks: Sequence[str] = DEFAULT_TASKS,
+              data_dir: Optional[PathLike] = None, batch_size: int = 64,
+              show_progress_bar: bool = False,
+              plot_dir: Optional[PathLike] = None) -> Dict[str, Dict[str, float]]:
+    """Evaluates `encode_fn` on each task ("korsts-dev", "korsts-test", "klue-sts-dev",
+    "korsts-train", "klue-sts-train"); returns {task: metric dict} in task order.
+
+    With `plot_dir`, also writes ``<plot_dir>/<task>.png``: gold score vs cosine.
+    """
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
+    results: Dict[str, Dict[str, float]] = {}
+    for task in tasks:
+        examples = load_sts(TASKS[task], data_dir=data_dir)
+        sims = compute_similarities(encode_fn, examples, batch_size, show_progress_bar)
+        results[task] = sts_metrics(sims, examples)
+        if plot_dir is not None:
+            plot_scatter(_gold(examples), sims["cosine"], Path(plot_dir) / f"{task}.png",
+                         f"{task}: cosine Spearman {results[task]['cosine_spearman']:.2f}")
+    return results
+
+
+# --------------------------------------------------------------------------- output
+
+
+def format_markdown_table(results: Mapping[str, Mapping[str, float]], digits: int = 2) -> str:
+    """Markdown table, one row per task, columns in the seed tables' order.
+
+    Columns: Cosine/Euclidean/Manhattan/Dot Pearson and Spearman, AVG, then Pearson,
+    Spearman, F1 — each column only if some task has it; missing cells are "-".
+    """
+    columns = [(key, title) for key, title in TABLE_COLUMNS
+               if any(key in metrics for metrics in results.values())]
+    lines = ["| Task | " + " | ".join(title for _, title in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for task, metrics in results.items():
+        cells = []
+        for key, _ in columns:
+            value = metrics.get(key)
+            cells.append("-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _jsonable(obj):
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(results, path: PathLike) -> Path:
+    """Writes `results` as UTF-8 JSON (numpy scalars converted, NaN -> null), atomically."""
+    text = json.dumps(_jsonable(results), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+_KOREAN_FONTS = ("NanumGothic", "Noto Sans CJK KR", "Noto Sans KR", "Malgun Gothic",
+                 "AppleGothic", "UnDotum")
+
+
+def _korean_font() -> Optional[str]:
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in _KOREAN_FONTS if name in installed), None)
+
+
+def plot_scatter(gold, cosine, path: PathLike, title: str = "") -> Path:
+    """Writes a PNG scatter plot of gold score (x, float [n]) vs cosine similarity (y, [n]).
+
+    Uses matplotlib's Agg canvas directly (no pyplot, no global backend change).  A title
+    with Hangul uses an installed Korean font if there is one; otherwise the missing glyphs
+    are drawn as boxes, without warnings.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    gold, cosine = _as_1d(gold, "gold"), _as_1d(cosine, "cosine")
+    if gold.shape != cosine.shape:
+        raise ValueError(f"gold and cosine differ in length: {gold.size} vs {cosine.size}")
+    fig = Figure(figsize=(5, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.scatter(gold, cosine, s=6, alpha=0.4, linewidths=0)
+    ax.set_xlabel("gold score")
+    ax.set_ylabel("cosine similarity")
+    ax.grid(True, alpha=0.3)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        if title:
+            font = _korean_font() if not title.isascii() else None
+            ax.set_title(title, fontsize=10, **({"fontfamily": font} if font else {}))
+        fig.tight_layout()
+        fig.savefig(buffer, format="png")
+    return atomic_write_bytes(path, buffer.getvalue())
