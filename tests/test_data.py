@@ -157,6 +157,8 @@ def test_download_verifies_sha256_and_writes_atomically(monkeypatch, tmp_path, l
 def test_klue_nli_conversion_reproduces_the_local_file(local_dir):
     """The DACON source is train rows + dev rows as pandas CSV with an index column;
     the converter must give the local TSV byte for byte (hence its sha256)."""
+    _local_file(local_dir, "klue-nli-train")
+    _local_file(local_dir, "klue-nli-dev")
     train = data.load_nli("klue-nli-train", data_dir=local_dir)
     dev = data.load_nli("klue-nli-dev", data_dir=local_dir)
     buf = io.StringIO(newline="")

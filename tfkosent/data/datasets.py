@@ -476,7 +476,9 @@ def _iter_csv(path: Path, columns: Sequence[str]) -> Iterator[Tuple[int, List[st
 
 def _text(value: str, path: Path, line: Optional[int], column: str,
           record: Optional[int] = None) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
+        raise DatasetFormatError(path, line, f"{column!r} is not a string: {value!r}", record)
+    if not value.strip():
         raise DatasetFormatError(path, line, f"empty {column!r} field", record)
     return value
 

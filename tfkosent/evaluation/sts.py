@@ -36,17 +36,15 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from tfkosent.data.datasets import STSExample, atomic_write_bytes, load_sts
+from tfkosent.data.datasets import PathLike, STSExample, atomic_write_bytes, load_sts
 
 EncodeFn = Callable[[List[str]], np.ndarray]
-PathLike = Union[str, "os.PathLike[str]"]
 
 SIMILARITIES = ("cosine", "euclidean", "manhattan", "dot")
 CORRELATIONS = ("pearson", "spearman")
@@ -283,11 +281,14 @@ def evaluate_scores(pred_scores, examples: Sequence[STSExample],
 def run_tasks(encode_fn: EncodeFn, tasks: Sequence[str] = DEFAULT_TASKS,
               data_dir: Optional[PathLike] = None, batch_size: int = 64,
               show_progress_bar: bool = False,
-              plot_dir: Optional[PathLike] = None) -> Dict[str, Dict[str, float]]:
+              plot_dir: Optional[PathLike] = None,
+              limit: Optional[int] = None) -> Dict[str, Dict[str, float]]:
     """Evaluates `encode_fn` on each task ("korsts-dev", "korsts-test", "klue-sts-dev",
     "korsts-train", "klue-sts-train"); returns {task: metric dict} in task order.
 
     With `plot_dir`, also writes ``<plot_dir>/<task>.png``: gold score vs cosine.
+    With `limit`, only the first `limit` pairs of each task are used (smoke checks;
+    published numbers always use whole sets).
     """
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
@@ -295,6 +296,8 @@ def run_tasks(encode_fn: EncodeFn, tasks: Sequence[str] = DEFAULT_TASKS,
     results: Dict[str, Dict[str, float]] = {}
     for task in tasks:
         examples = load_sts(TASKS[task], data_dir=data_dir)
+        if limit is not None:
+            examples = examples[:limit]
         sims = compute_similarities(encode_fn, examples, batch_size, show_progress_bar)
         results[task] = sts_metrics(sims, examples)
         if plot_dir is not None:

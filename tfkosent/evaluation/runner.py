@@ -1,0 +1,57 @@
+"""`tfkosent evaluate`: the published STS table for any model or export.
+
+Bi-encoders are scored through `SentenceEncoder.encode` (embeddings are
+L2-normalized there; the dot-product columns therefore equal cosine for them).
+Cross-encoders (`--cross-encoder`) are scored on their predicted pair scores.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from tfkosent.evaluation.sts import format_markdown_table, run_tasks, write_json
+
+
+def _split_tasks(tasks: str):
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    if not names:
+        raise ValueError("--tasks is empty")
+    return names
+
+
+def evaluate_model_cli(args) -> int:
+    tasks = _split_tasks(args.tasks)
+    start = time.time()
+    if getattr(args, "cross_encoder", False):
+        from tfkosent.cross_encoder import evaluate_cross_encoder_cli
+        results = evaluate_cross_encoder_cli(args.model, tasks, args.data_dir, args.batch_size,
+                                             args.limit)
+    else:
+        from tfkosent.cli import resolve_model_dir
+        from tfkosent.sentence_encoder import SentenceEncoder
+
+        model = SentenceEncoder.load(resolve_model_dir(args.model))
+        if model.config is not None and model.config.metadata.get("trained") is False:
+            print("WARNING: this model is untrained (random weights); its scores mean nothing.",
+                  file=sys.stderr)
+        show = sys.stderr.isatty()
+
+        def encode_fn(sentences):
+            return model.encode(sentences, batch_size=args.batch_size, show_progress_bar=show)
+
+        # One encode_fn call per task: SentenceEncoder.encode does its own length-sorted
+        # batching and progress bar.
+        results = run_tasks(encode_fn, tasks, data_dir=args.data_dir, batch_size=10**9,
+                            show_progress_bar=False, plot_dir=args.plot, limit=args.limit)
+    print(f"model: {os.path.abspath(args.model) if args.model != 'default' else 'default'}"
+          f"{' (first %d pairs per task)' % args.limit if args.limit else ''}")
+    print(format_markdown_table(results))
+    print(f"({time.time() - start:.0f} s)")
+    if args.json:
+        write_json({"model": args.model, "limit": args.limit, "results": results}, args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        print(f"wrote scatter plots to {args.plot}/")
+    return 0
