@@ -133,6 +133,9 @@ class SentenceEncoder:
         path = os.path.abspath(os.path.expanduser(path))
         if is_model_dir(path):
             files = load_model_dir(path)
+            if files.config.metadata.get("task") == "cross-encoder":
+                raise ValueError(f"{path} is a cross-encoder (pair scorer), not a sentence "
+                                 f"encoder: load it with tfkosent.cross_encoder.CrossEncoder")
             return cls(_InMemoryBackend(files), path, files.config)
         if os.path.isfile(os.path.join(path, "tfkosent_export.json")):
             return cls(_ExportedBackend(path), path)

@@ -70,6 +70,7 @@ TABLE_COLUMNS = (
     ("manhattan_pearson", "Manhattan Pearson"), ("manhattan_spearman", "Manhattan Spearman"),
     ("dot_pearson", "Dot Pearson"), ("dot_spearman", "Dot Spearman"), ("avg", "AVG"),
     ("pearson", "Pearson"), ("spearman", "Spearman"), ("f1", "F1"),
+    ("spearman_ab", "Spearman (a,b)"), ("spearman_ba", "Spearman (b,a)"),
 )
 
 

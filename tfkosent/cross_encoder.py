@@ -1,0 +1,227 @@
+"""`CrossEncoder`: a tfkosent encoder reading both sentences at once, with a score head.
+
+A cross-encoder packs a pair as one sequence (`bert_pack_inputs` with two
+segments: `[CLS] a [SEP] b [SEP]` or `<s> a </s></s> b </s>`), so attention
+sees both sentences together; it is several points stronger on STS than a
+bi-encoder but needs one forward pass per pair, which is why it is used to
+label pairs (Augmented SBERT, Thakur et al. 2021) and to rerank, not to embed.
+
+Score: `sigmoid(w . pooled + b)` in [0, 1]; gold STS scores (0-5) are divided
+by 5 for training. `predict` returns [0, 1] scores; multiply by 5 for the STS
+scale.
+
+Pair order: the model is not symmetric by construction. `predict(pairs,
+symmetric=True)` (the default) scores (a, b) and (b, a) and returns their
+mean; `symmetric=False` scores the given order only. `tfkosent evaluate
+--cross-encoder` reports both orders and the mean.
+
+Model directory: the usual config.json / tokenizer / weights.npz, with
+`metadata["task"] == "cross-encoder"` and two extra weights in weights.npz:
+`head/kernel` [hidden, 1] and `head/bias` [1].
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tfkosent.sentence_encoder import validate_sentences
+
+HEAD_WEIGHTS = ("head/kernel", "head/bias")
+TASK = "cross-encoder"
+
+
+def _split_head(weights: Dict[str, np.ndarray]):
+    encoder = {k: v for k, v in weights.items() if k not in HEAD_WEIGHTS}
+    head = {k: weights[k] for k in HEAD_WEIGHTS if k in weights}
+    return encoder, head
+
+
+class CrossEncoder:
+    """Pair scorer: (sentence1, sentence2) -> similarity in [0, 1]."""
+
+    def __init__(self, config, preprocessor, encoder, head_weights=None):
+        import keras
+        import tensorflow as tf
+
+        self.config = config
+        self.preprocessor = preprocessor
+        self.encoder = encoder
+        self.head = keras.layers.Dense(1, name="head")
+        self.head.build((None, config.encoder.hidden_size))
+        if head_weights:
+            self.head.kernel.assign(np.asarray(head_weights["head/kernel"], np.float32))
+            self.head.bias.assign(np.asarray(head_weights["head/bias"], np.float32))
+        spec = {k: tf.TensorSpec([None, None], tf.int32) for k in
+                ("input_word_ids", "input_mask", "input_type_ids")}
+        self._logits = tf.function(lambda x: self.logits(x, training=False), input_signature=[spec])
+
+    # --- construction -------------------------------------------------------------
+
+    @classmethod
+    def from_model_dir(cls, path: str, seq_length: Optional[int] = None) -> "CrossEncoder":
+        """Loads a cross-encoder directory, or starts one from any tfkosent model (new head)."""
+        from tfkosent.layers.preprocessor import Preprocessor
+        from tfkosent.layers.transformer import TransformerEncoder
+        from tfkosent.model_dir import load_model_dir
+
+        files = load_model_dir(path)
+        config = files.config
+        seq_length = min(seq_length or config.preprocess.seq_length, config.encoder.max_seq_length)
+        preprocessor = Preprocessor.from_config_and_vocab(
+            config.preprocess, files.sentencepiece_proto, files.wordpiece_vocab, seq_length=seq_length)
+        encoder_weights, head = _split_head(files.weights)
+        if config.metadata.get("task") == TASK and len(head) != 2:
+            raise ValueError(f"{path}/weights.npz: cross-encoder without {HEAD_WEIGHTS}")
+        encoder = TransformerEncoder(config.encoder, name="transformer_encoder")
+        encoder.build()
+        encoder.set_weight_dict(encoder_weights, source=os.path.join(path, "weights.npz"))
+        return cls(config, preprocessor, encoder, head or None)
+
+    def save(self, out_dir: str, dtype: str = "float32", metadata: Optional[dict] = None) -> str:
+        import dataclasses
+        from tfkosent.model_dir import save_model_dir
+
+        weights = self.encoder.get_weight_dict()
+        weights["head/kernel"] = self.head.kernel.numpy()
+        weights["head/bias"] = self.head.bias.numpy()
+        meta = dict(self.config.metadata)
+        meta.update(metadata or {})
+        meta["task"] = TASK
+        config = dataclasses.replace(self.config, metadata=meta)
+        tok = self.preprocessor.tokenizer
+        return save_model_dir(out_dir, config, weights,
+                              sentencepiece_proto=getattr(tok, "model_serialized_proto", None),
+                              wordpiece_vocab=getattr(tok, "vocab", None), dtype=dtype)
+
+    # --- forward ------------------------------------------------------------------
+
+    @property
+    def trainable_variables(self):
+        return list(self.encoder.trainable_variables) + list(self.head.trainable_variables)
+
+    def pack(self, sentences1, sentences2, seq_length=None):
+        """Two string batches -> packed int32 [batch, seq_length] inputs (pads to the longest pair)."""
+        import tensorflow as tf
+        from tfkosent.layers.packing import longest_packed_length
+
+        a = self.preprocessor.tokenize(tf.constant(sentences1, tf.string))
+        b = self.preprocessor.tokenize(tf.constant(sentences2, tf.string))
+        if seq_length is None:
+            seq_length = longest_packed_length([a, b], self.preprocessor.packing,
+                                               self.preprocessor.seq_length)
+        return self.preprocessor.bert_pack_inputs([a, b], seq_length=seq_length)
+
+    def logits(self, inputs, training=False):
+        """float32 [batch] logits of packed pairs."""
+        import tensorflow as tf
+        pooled = self.encoder(inputs, training=training)["pooled_output"]
+        return tf.squeeze(self.head(pooled), -1)
+
+    def predict(self, pairs: Sequence[Tuple[str, str]], batch_size: int = 32,
+                symmetric: bool = True, show_progress_bar: bool = False) -> np.ndarray:
+        """Scores in [0, 1], float32 [len(pairs)]; see the module docstring for `symmetric`."""
+        pairs = list(pairs)
+        for i, p in enumerate(pairs):
+            if not isinstance(p, (tuple, list)) or len(p) != 2:
+                raise TypeError(f"pairs[{i}] must be a (sentence1, sentence2) pair, got {p!r}")
+        first = validate_sentences([p[0] for p in pairs], "pairs[*][0]")
+        second = validate_sentences([p[1] for p in pairs], "pairs[*][1]")
+        scores = self._score(first, second, batch_size, show_progress_bar)
+        if symmetric:
+            scores = (scores + self._score(second, first, batch_size, show_progress_bar)) / 2
+        return scores
+
+    def _score(self, first: List[str], second: List[str], batch_size: int, show_progress_bar: bool):
+        import tensorflow as tf
+
+        n = len(first)
+        out = np.zeros(n, np.float32)
+        if n == 0:
+            return out
+        # Sort by combined length so each batch pads little.
+        lengths = np.array([len(a) + len(b) for a, b in zip(first, second)])
+        order = np.argsort(-lengths, kind="stable")
+        starts = range(0, n, batch_size)
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+            starts = tqdm(starts, desc="Scoring pairs", unit="batch")
+        for start in starts:
+            idx = order[start:start + batch_size]
+            inputs = self.pack([first[i] for i in idx], [second[i] for i in idx])
+            out[idx] = tf.sigmoid(self._logits(inputs)).numpy()
+        return out
+
+    def rerank(self, query: str, candidates: Sequence[str], top_k: Optional[int] = None,
+               batch_size: int = 32) -> List[Tuple[int, str, float]]:
+        """Candidates sorted by score: [(index, candidate, score)], best first."""
+        query = validate_sentences([query], "query")[0]
+        candidates = validate_sentences(candidates, "candidates")
+        scores = self.predict([(query, c) for c in candidates], batch_size=batch_size)
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        return [(int(i), candidates[i], float(scores[i])) for i in order]
+
+    # --- export -------------------------------------------------------------------
+
+    def export(self, out_dir: str, overwrite: bool = False) -> str:
+        """Writes a SavedModel whose `serving_default` takes `sentences1`, `sentences2`
+        (tf.string [batch]) and returns `scores` float32 [batch] in [0, 1] (given order).
+        Written atomically and checked against `predict` before the rename."""
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401
+        from tfkosent.export import _trackable, _tf_variables
+        from tfkosent.layers.packing import longest_packed_length
+        from tfkosent.model_dir import atomic_directory
+
+        module = _trackable()
+        module.preprocessor = self.preprocessor
+        module.encoder = self.encoder
+        module.head = self.head
+        module.variables = _tf_variables(self.encoder) + [self.head.kernel.value, self.head.bias.value]
+        pre = self.preprocessor
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences1"),
+                                      tf.TensorSpec([None], tf.string, name="sentences2")])
+        def serve(sentences1, sentences2):
+            a, b = pre.tokenize(sentences1), pre.tokenize(sentences2)
+            seq_length = longest_packed_length([a, b], pre.packing, pre.seq_length)
+            inputs = pre.bert_pack_inputs([a, b], seq_length=seq_length)
+            return {"scores": tf.sigmoid(self.logits(inputs, training=False))}
+
+        module.serve = serve
+        probe1 = ["오늘 날씨가 좋다.", "", "한 남자가 음식을 먹는다."]
+        probe2 = ["날씨가 맑다.", "빈 문장", "가" * 2000]
+        expected = self.predict(list(zip(probe1, probe2)), symmetric=False)
+        with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+            tf.saved_model.save(module, tmp, signatures={"serving_default": serve})
+            got = tf.saved_model.load(tmp).signatures["serving_default"](
+                sentences1=tf.constant(probe1), sentences2=tf.constant(probe2))["scores"].numpy()
+            diff = float(np.max(np.abs(got - expected)))
+            if diff > 1e-5:
+                raise RuntimeError(f"cross-encoder export check failed: scores differ by {diff:.2e}")
+        return os.path.abspath(out_dir)
+
+
+def evaluate_cross_encoder_cli(model_path: str, tasks: Sequence[str], data_dir, batch_size: int,
+                               limit: Optional[int]) -> Dict[str, Dict[str, float]]:
+    """Scores each task's pairs in both orders; metrics on the mean (plus per-order Spearman)."""
+    from tfkosent.data import load_sts
+    from tfkosent.evaluation.sts import TASKS, evaluate_scores
+
+    model = CrossEncoder.from_model_dir(model_path)
+    results = {}
+    for task in tasks:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+        examples = load_sts(TASKS[task], data_dir=data_dir)[:limit]
+        first = [e.sentence1 for e in examples]
+        second = [e.sentence2 for e in examples]
+        ab = model._score(first, second, batch_size, show_progress_bar=False)
+        ba = model._score(second, first, batch_size, show_progress_bar=False)
+        metrics = evaluate_scores(5.0 * (ab + ba) / 2, examples)
+        metrics["spearman_ab"] = evaluate_scores(5.0 * ab, examples)["spearman"]
+        metrics["spearman_ba"] = evaluate_scores(5.0 * ba, examples)["spearman"]
+        results[task] = metrics
+    return results
