@@ -1,0 +1,9 @@
+"""Keras 3 layers (TensorFlow backend), each with `get_config`."""
+
+from tfkosent.layers.packing import BertPackInputs
+from tfkosent.layers.preprocessor import Preprocessor
+from tfkosent.layers.tokenizer import SentencepieceTokenizer, WordpieceTokenizer
+from tfkosent.layers.transformer import TransformerEncoder
+
+__all__ = ["BertPackInputs", "Preprocessor", "SentencepieceTokenizer", "TransformerEncoder",
+           "WordpieceTokenizer"]
