@@ -1,0 +1,212 @@
+"""Bulk embedding with Apache Beam (tfkosent.beam), and the serving signature via saved_model_cli.
+
+The Beam tests are marked `beam` and skip when apache_beam is not installed;
+the saved_model_cli test runs without Beam.
+"""
+
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfkosent.testing import korean_sentences
+
+N_SENTENCES = 2000
+N_IN_A = 1200
+# (1-based line in a.txt, raw bytes, reason): planted among the 1,200 good lines of a.txt.
+PLANTED = [(7, b"\xed\xa0\x80\xff \xea\xb0\x80 broken", "invalid_utf8"),
+           (500, b"", "empty"),
+           (1203, " \t\u3000 ".encode("utf-8"), "whitespace_only")]
+
+
+@pytest.fixture
+def apache_beam():
+    return pytest.importorskip("apache_beam")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """corpus/a.txt (LF, 3 bad lines planted) and corpus/sub/b.txt.gz (CRLF, gzip).
+
+    Returns (directory, {id: sentence} of the valid lines, {id: (line, reason)}).
+    """
+    root = tmp_path_factory.mktemp("beam_corpus")
+    sentences = korean_sentences(N_SENTENCES, seed=7)
+    # Make every sentence distinct so the id -> sentence mapping is checkable.
+    sentences = [f"{s} {i}번" for i, s in enumerate(sentences)]
+    expected, planted = {}, {}
+    lines_a, good = [], iter(sentences[:N_IN_A])
+    bad = {line: (raw, reason) for line, raw, reason in PLANTED}
+    number = 0
+    while True:
+        number += 1
+        if number in bad:
+            raw, reason = bad[number]
+            lines_a.append(raw)
+            planted[f"a.txt:{number}"] = (number, reason)
+            continue
+        s = next(good, None)
+        if s is None:
+            break
+        lines_a.append(s.encode("utf-8"))
+        expected[f"a.txt:{number}"] = s
+    assert len(planted) == len(PLANTED), "a planted line number is past the end of a.txt"
+    (root / "a.txt").write_bytes(b"\n".join(lines_a) + b"\n")
+    (root / "sub").mkdir()
+    b_sentences = sentences[N_IN_A:]
+    with gzip.open(root / "sub" / "b.txt.gz", "wb") as f:
+        f.write(b"".join(s.encode("utf-8") + b"\r\n" for s in b_sentences))
+    expected.update({f"sub/b.txt.gz:{i}": s for i, s in enumerate(b_sentences, start=1)})
+    assert len(expected) == N_SENTENCES
+    return str(root), expected, planted
+
+
+@pytest.mark.beam
+def test_direct_runner_two_workers_matches_encode(apache_beam, corpus, tiny_export_dir, tmp_path):
+    from tfkosent.beam import read_dead_letters, read_embeddings, read_manifest
+    from tfkosent.beam.embed_corpus import run
+    from tfkosent.sentence_encoder import SentenceEncoder
+
+    root, expected, planted = corpus
+    out = str(tmp_path / "out")
+    result = run(root, out, tiny_export_dir, batch_size=32, num_shards=3,
+                 pipeline_options=["--direct_num_workers", "2",
+                                   "--direct_running_mode", "multi_processing",
+                                   "--default_sdk_harness_log_level=ERROR"])
+    c = result.counts
+    assert c["files"] == 2
+    assert c["read"] == N_SENTENCES + len(PLANTED)
+    assert c["valid"] == c["embedded"] == c["written_tfrecord"] == N_SENTENCES
+    assert c["dead_lettered"] == len(PLANTED)
+
+    ids, emb = read_embeddings(out)
+    # Every valid input id exactly once, nothing else.
+    assert len(ids) == len(set(ids)) == N_SENTENCES
+    assert set(ids) == set(expected)
+    assert emb.shape == (N_SENTENCES, 32) and emb.dtype == np.float32
+    reference = SentenceEncoder.load(tiny_export_dir).encode([expected[i] for i in ids], batch_size=64)
+    np.testing.assert_allclose(emb, reference, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+    dead = read_dead_letters(out)
+    assert [(d["id"], d["line"], d["reason"]) for d in dead] == \
+        [(i, line, reason) for i, (line, reason) in sorted(planted.items(), key=lambda kv: kv[1][0])]
+    assert all(d["file"].endswith("a.txt") for d in dead)
+    manifest = read_manifest(out)
+    assert manifest["hidden_size"] == 32 and len(manifest["files"]["tfrecord"]) == 3
+    assert manifest["counts"]["embedded"] == N_SENTENCES
+
+
+@pytest.mark.beam
+def test_cli_tsv_column_parquet_and_overwrite(apache_beam, tiny_export_dir, tmp_path, capsys):
+    from tfkosent import cli
+    from tfkosent.beam import read_dead_letters, read_embeddings
+    from tfkosent.sentence_encoder import SentenceEncoder
+
+    rows = ["id\tdocument\tlabel", "1\t정말 재미있는 영화였다\t1", "2\t\t0", "3",
+            "4\t   \t1", "5\t배우들의 연기가 좋았다\t1"]
+    corpus = tmp_path / "ratings.tsv"
+    corpus.write_text("\n".join(rows), encoding="utf-8")  # no final newline: line 6 still counts
+    out = tmp_path / "out"
+    argv = ["embed-corpus", str(corpus), str(out), "--model", tiny_export_dir, "--column", "1",
+            "--batch-size", "2", "--format", "both", "--skip-header-lines", "1"]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"^read:\s+5$", printed, re.M), printed
+    assert re.search(r"^embedded:\s+2$", printed, re.M), printed
+    assert re.search(r"^dead-lettered:\s+3\b", printed, re.M), printed
+
+    expected = {"ratings.tsv:2": "정말 재미있는 영화였다", "ratings.tsv:6": "배우들의 연기가 좋았다"}
+    reference = SentenceEncoder.load(tiny_export_dir).encode(list(expected.values()))
+    for fmt in ("tfrecord", "parquet"):
+        ids, emb = read_embeddings(str(out), fmt=fmt)
+        assert ids == list(expected)
+        np.testing.assert_allclose(emb, reference, atol=1e-5)
+    assert [(d["line"], d["reason"]) for d in read_dead_letters(str(out))] == \
+        [(3, "empty"), (4, "missing_column"), (5, "whitespace_only")]
+
+    # An earlier run's output is never mixed with a new one.
+    assert cli.main(argv) == 2
+    assert "already holds embed-corpus output" in capsys.readouterr().err
+    assert cli.main(argv + ["--overwrite", "--format", "tfrecord"]) == 0
+    capsys.readouterr()
+    assert sorted(p for p in os.listdir(out) if p.startswith("embeddings-") and p.endswith(".parquet")) == []
+
+
+@pytest.mark.beam
+def test_line_checks_and_ids(apache_beam):
+    from tfkosent.beam.embed_corpus import check_line, pattern_base_dir, relative_name
+
+    assert check_line("한국어 문장".encode()) == ("한국어 문장", None)
+    assert check_line(b"\xff")[1][0] == "invalid_utf8"
+    assert check_line(b"")[1][0] == "empty"
+    assert check_line("\u3000 \t".encode())[1][0] == "whitespace_only"
+    assert check_line("a\t문장\tb".encode(), column=1) == ("문장", None)
+    assert check_line(b"a", column=1)[1][0] == "missing_column"
+    assert pattern_base_dir("/data/corpus/*.txt") == "/data/corpus"
+    assert pattern_base_dir("/data/corpus/part-*/x.txt") == "/data/corpus"
+    assert pattern_base_dir("/data/corpus/a.txt") == "/data/corpus"
+    assert pattern_base_dir("gs://bucket/c/*.txt") == "gs://bucket/c"
+    assert relative_name("/data/corpus/sub/a.txt", ["/data/corpus"]) == "sub/a.txt"
+    assert relative_name("gs://bucket/c/a.txt", ["gs://bucket/c"]) == "a.txt"
+
+
+def test_beam_package_is_import_light():
+    code = "import sys, tfkosent.beam; print([m for m in ('apache_beam', 'tensorflow') if m in sys.modules])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
+# saved_model_cli is what TF Serving users reach for to check a SavedModel, and
+# `run` executes the serving signature the way the server does (TF1 session,
+# signature tensors). Its binary does not load the tensorflow_text ops, so the
+# plain command fails on SentencepieceOp; running its main() after
+# `import tensorflow_text` works (docs/serving.md).
+SMCLI_WITH_TF_TEXT = ("import sys, tensorflow_text; "
+                      "from tensorflow.python.tools.saved_model_cli import main; "
+                      "sys.argv[0] = 'saved_model_cli'; sys.exit(main())")
+SMCLI_SENTENCES = ["나는 밥을 먹는다.", "고양이가 공원에서 책을 읽는다", "", "😀 emoji와 漢字 섞인 문장",
+                   "한국어 문장 임베딩 " * 40]
+
+
+def _parse_smcli_output(stdout: str, key: str = "embeddings") -> np.ndarray:
+    """The array printed after 'Result for output key KEY:' (numpy's repr)."""
+    head = f"Result for output key {key}:"
+    assert head in stdout, stdout[-2000:]
+    text = stdout.split(head, 1)[1]
+    text = text[:text.rindex("]]") + 2]
+    rows = re.findall(r"\[([^\[\]]+)\]", text)
+    return np.array([[float(v) for v in row.split()] for row in rows], np.float32)
+
+
+def test_saved_model_cli_runs_serving_signature(tiny_export_dir):
+    bin_dir = os.path.dirname(sys.executable)
+    if not os.path.exists(os.path.join(bin_dir, "saved_model_cli")):
+        pytest.skip("saved_model_cli not installed next to this python")
+    serving_dir = os.path.join(tiny_export_dir, "sentence_encoder", "1")
+    exprs = "sentences=" + json.dumps(SMCLI_SENTENCES, ensure_ascii=False)
+    args = ["run", "--dir", serving_dir, "--tag_set", "serve", "--signature_def", "serving_default",
+            "--input_exprs", exprs]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    plain = subprocess.run([os.path.join(bin_dir, "saved_model_cli")] + args, capture_output=True,
+                           text=True, timeout=300, env=env)
+    if plain.returncode != 0:  # the documented reason, not some other failure
+        assert "SentencepieceOp" in plain.stderr, plain.stderr[-3000:]
+
+    proc = subprocess.run([sys.executable, "-c", SMCLI_WITH_TF_TEXT] + args, capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    emb = _parse_smcli_output(proc.stdout)
+    assert emb.shape == (len(SMCLI_SENTENCES), 32)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+    from tfkosent.sentence_encoder import SentenceEncoder
+    reference = SentenceEncoder.load(tiny_export_dir).encode(SMCLI_SENTENCES)
+    np.testing.assert_allclose(emb, reference, atol=1e-5)  # printed with 8 significant digits

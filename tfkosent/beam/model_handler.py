@@ -1,0 +1,177 @@
+"""A RunInference ModelHandler over the exported `sentence_encoder/1` SavedModel.
+
+    from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+    handler = SentenceEncoderModelHandler("export/sentence_encoder/1", inference_batch_size=64)
+    keyed = pairs | RunInference(KeyedModelHandler(handler))   # (id, PredictionResult)
+
+It calls exactly what TF Serving calls: the `serving_default` signature,
+`sentences` tf.string [None] -> `embeddings` float32 [None, hidden]
+(L2-normalized).
+
+Why not `apache_beam.ml.inference.tensorflow_inference.TFModelHandlerTensor`
+with a custom `inference_fn`: its loader is `tf.keras.models.load_model`,
+which under Keras 3 (what TF 2.21 ships) refuses a plain SavedModel
+directory, and the module imports `tensorflow_hub` at import time (which
+itself needs `pkg_resources`). Loading with `tf.saved_model.load` after
+`import tensorflow_text` (the SentencePiece op) is all a string-in,
+embedding-out model needs, so this is a small ModelHandler subclass with the
+same batching knobs (min/max batch size) as Beam's TensorFlow handlers.
+
+Batching: Beam's BatchElements forms batches of `min_batch_size` ..
+`max_batch_size` sentences. Each such batch is sorted by length and sent to
+the signature `inference_batch_size` sentences at a time, so each call is
+padded only to its own longest sentence (the signature pads to the longest
+in the call, capped at seq_length).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+from typing import Any, Dict, Iterable, Optional, Sequence
+
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+_LOGGER = logging.getLogger(__name__)
+
+SIGNATURE = "serving_default"
+INPUT_KEY = "sentences"
+OUTPUT_KEY = "embeddings"
+
+
+def _join(*parts: str) -> str:
+    return posixpath.join(*parts) if "://" in parts[0] else os.path.join(*parts)
+
+
+def _has_saved_model(path: str) -> bool:
+    return FileSystems.exists(_join(path, "saved_model.pb"))
+
+
+def resolve_serving_dir(model: str) -> str:
+    """The SavedModel directory to serve from `model`.
+
+    Accepts an export directory (uses `sentence_encoder/<highest version>`), a
+    TF Serving base path (`.../sentence_encoder`, highest numeric version
+    inside, as TF Serving's default version policy does), or a SavedModel
+    directory itself (`.../sentence_encoder/1`).
+    """
+    model = model.rstrip("/") if "://" in model else os.path.abspath(os.path.expanduser(model))
+    if _has_saved_model(model):
+        return model
+    for base in (_join(model, "sentence_encoder"), model):
+        versions = []
+        for result in FileSystems.match([_join(base, "*", "saved_model.pb")]):
+            for meta in result.metadata_list:
+                version = posixpath.basename(posixpath.dirname(meta.path.replace("\\", "/")))
+                if version.isdigit():
+                    versions.append((int(version), _join(base, version)))
+        if versions:
+            return max(versions)[1]
+    if FileSystems.exists(_join(model, "config.json")):
+        raise ValueError(f"{model} is a tfkosent model directory, not an export: run "
+                         f"`tfkosent export --model {model} --out EXPORT_DIR` and pass EXPORT_DIR")
+    raise FileNotFoundError(f"{model}: no sentence_encoder/<version>/saved_model.pb "
+                            f"(pass a directory written by `tfkosent export`)")
+
+
+def export_info(serving_dir: str) -> Dict[str, Any]:
+    """`tfkosent_export.json` of the export holding `serving_dir` ({} when absent)."""
+    export_dir = posixpath.dirname(posixpath.dirname(serving_dir.replace("\\", "/")))
+    path = _join(export_dir, "tfkosent_export.json")
+    if not FileSystems.exists(path):
+        return {}
+    with FileSystems.open(path) as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+class _LoadedEncoder:
+    """Keeps the loaded SavedModel alive next to its signature function."""
+
+    def __init__(self, saved_model, signature):
+        self.saved_model = saved_model
+        self.signature = signature
+
+
+class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEncoder]):
+    """str -> PredictionResult(example=str, inference=float32 [hidden])."""
+
+    def __init__(self, saved_model_dir: str, *, inference_batch_size: int = 64,
+                 min_batch_size: Optional[int] = None, max_batch_size: Optional[int] = None,
+                 signature: str = SIGNATURE, input_key: str = INPUT_KEY,
+                 output_key: str = OUTPUT_KEY, intra_op_threads: Optional[int] = None,
+                 inter_op_threads: Optional[int] = None, **kwargs):
+        """
+        Args:
+          saved_model_dir: `.../sentence_encoder/1` (see `resolve_serving_dir`).
+          inference_batch_size: sentences per signature call.
+          min_batch_size, max_batch_size: Beam batching (BatchElements);
+            default `inference_batch_size` and `8 * inference_batch_size`.
+          intra_op_threads, inter_op_threads: TF thread pools of each worker
+            process (set before TF initializes; ignored with a warning after).
+          kwargs: passed to ModelHandler (e.g. `large_model`, `model_copies`).
+        """
+        if not isinstance(inference_batch_size, int) or inference_batch_size < 1:
+            raise ValueError(f"inference_batch_size must be a positive int, got {inference_batch_size!r}")
+        min_batch_size = inference_batch_size if min_batch_size is None else min_batch_size
+        max_batch_size = 8 * inference_batch_size if max_batch_size is None else max_batch_size
+        if not 1 <= min_batch_size <= max_batch_size:
+            raise ValueError(f"need 1 <= min_batch_size <= max_batch_size, "
+                             f"got {min_batch_size}, {max_batch_size}")
+        super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size, **kwargs)
+        self._saved_model_dir = saved_model_dir
+        self._inference_batch_size = inference_batch_size
+        self._signature = signature
+        self._input_key = input_key
+        self._output_key = output_key
+        self._intra_op_threads = intra_op_threads
+        self._inter_op_threads = inter_op_threads
+
+    def load_model(self) -> _LoadedEncoder:
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
+
+        for setter, value in ((tf.config.threading.set_intra_op_parallelism_threads, self._intra_op_threads),
+                              (tf.config.threading.set_inter_op_parallelism_threads, self._inter_op_threads)):
+            if value:
+                try:
+                    setter(value)
+                except RuntimeError as e:  # TF already initialized in this process
+                    _LOGGER.warning("cannot set TF threads to %s: %s", value, e)
+        saved_model = tf.saved_model.load(self._saved_model_dir)
+        if self._signature not in saved_model.signatures:
+            raise ValueError(f"{self._saved_model_dir}: no signature {self._signature!r} "
+                             f"(has {sorted(saved_model.signatures)})")
+        return _LoadedEncoder(saved_model, saved_model.signatures[self._signature])
+
+    def run_inference(self, batch: Sequence[str], model: _LoadedEncoder,
+                      inference_args: Optional[Dict[str, Any]] = None) -> Iterable[PredictionResult]:
+        import tensorflow as tf
+
+        sentences = list(batch)
+        if not sentences:
+            return []
+        # Similar lengths share a call: less padding (UTF-8 length ~ token count).
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].encode("utf-8")))
+        out: Optional[np.ndarray] = None
+        for start in range(0, len(order), self._inference_batch_size):
+            idx = order[start:start + self._inference_batch_size]
+            inputs = tf.constant([sentences[i] for i in idx], dtype=tf.string)
+            emb = model.signature(**{self._input_key: inputs})[self._output_key].numpy()
+            if out is None:
+                out = np.empty((len(sentences), emb.shape[-1]), np.float32)
+            out[idx] = emb
+        return [PredictionResult(s, e) for s, e in zip(sentences, out)]
+
+    def validate_inference_args(self, inference_args: Optional[Dict[str, Any]]):
+        if inference_args:
+            raise ValueError(f"SentenceEncoderModelHandler takes no inference_args, got {inference_args}")
+
+    def get_num_bytes(self, batch: Sequence[str]) -> int:
+        return sum(len(s.encode("utf-8")) for s in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return "tfkosent.RunInference"
