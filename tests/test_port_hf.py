@@ -458,10 +458,6 @@ def test_bad_inputs_have_clear_errors(hf_models, tmp_path):
     with open(os.path.join(d, "vocab.txt"), "a", encoding="utf-8") as f:
         f.write("추가토큰\n")
     _assert_fails(d, out, "vocab.txt", "pytorch_model.bin", "vocab_size")
-    # A lower-casing BertTokenizer strips accents (and decomposes Hangul): not expressible yet.
-    d = _copy(klue, tmp_path / "uncased")
-    _edit_json(os.path.join(d, "tokenizer_config.json"), do_lower_case=True)
-    _assert_fails(d, out, "tokenizer_config.json", "strip_accents")
     # Byte-level BPE (English RoBERTa) is refused by name.
     d = _copy(klue, tmp_path / "bpe")
     _edit_json(os.path.join(d, "tokenizer_config.json"), tokenizer_class="RobertaTokenizer")
@@ -474,6 +470,22 @@ def test_bad_inputs_have_clear_errors(hf_models, tmp_path):
     out.mkdir()
     with pytest.raises(FileExistsError):
         convert_hf(klue, str(out))
+
+
+def test_uncased_wordpiece_lower_cases_and_strips_accents_like_hf(hf_models, tmp_path):
+    """do_lower_case=True: HF lower-cases and strips accents (NFD, marks removed)."""
+    import transformers
+
+    d = _copy(hf_models["klue_roberta"].path, tmp_path / "uncased")
+    _edit_json(os.path.join(d, "tokenizer_config.json"), do_lower_case=True)
+    model_dir = convert_hf(d, str(tmp_path / "out"))
+    config, pre, _ = _tf_model(model_dir)
+    assert config.preprocess.lower_case and config.preprocess.strip_accents
+    hf = transformers.BertTokenizer.from_pretrained(d)
+    texts = ["Café RÉSUMÉ naïve", "ÀÉÎÕÜ àéîõü", "한국어 ABC 문장", "Ἑλλάς 漢字 😀"] + TEXTS[:6]
+    ours = pre.tokenize(tf.constant(texts)).to_list()
+    for text, got in zip(texts, ours):
+        assert got == hf(text, add_special_tokens=False)["input_ids"], text
 
 
 def test_wordpiece_splitting_matches_hf_on_every_bmp_character():

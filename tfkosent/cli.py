@@ -85,7 +85,7 @@ def cmd_convert(args) -> int:
                            data_dir=getattr(args, "data_dir", None))
         else:
             from tfkosent.convert.hf import convert_hf
-            convert_hf(args.model_dir, model_dir)
+            convert_hf(args.model_dir, model_dir, pooling=args.pooling)
         export_model(model_dir, os.path.join(tmp, "export"))
         # The export's recorded source must name the final location, not the temp dir.
         _relocate_export_source(os.path.join(tmp, "export"), os.path.join(out, "model"))
@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = conv.add_parser("hf", help="a local Hugging Face BERT/RoBERTa/XLM-R/DistilBERT directory")
     c.add_argument("model_dir")
     c.add_argument("--out", required=True)
+    c.add_argument("--pooling", choices=["cls", "mean", "cls_dense_tanh"], default=None,
+                   help="sentence pooling (default: the checkpoint's pooler if any, else cls; "
+                        "KoSimCSE checkpoints want cls)")
     c.add_argument("--overwrite", action="store_true")
     c.set_defaults(func=cmd_convert)
 

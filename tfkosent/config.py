@@ -125,6 +125,8 @@ class PreprocessConfig:
 
     packing: "bert" gives `[CLS] a [SEP] b [SEP]` with type ids 0/1;
       "roberta" gives `<s> a </s></s> b </s>` with all type ids 0.
+    strip_accents: WordPiece only: NFD, then combining marks removed (BERT's
+      uncased models; note that it decomposes Hangul syllables into jamo).
     text_prefix: prepended to every segment before tokenization (multilingual-e5
       needs "query: " or "passage: ").
     seq_length: default packed length of the preprocess module's default call and
@@ -139,6 +141,7 @@ class PreprocessConfig:
     mask_token: str = "[MASK]"
     packing: str = "bert"
     lower_case: bool = False
+    strip_accents: bool = False
     normalize_nfkc: bool = False
     text_prefix: str = ""
     seq_length: int = 128
@@ -149,6 +152,8 @@ class PreprocessConfig:
                 f"preprocess.tokenizer_type: {self.tokenizer_type!r} is not one of {TOKENIZER_TYPES}")
         if self.packing not in PACKING_PATTERNS:
             raise ConfigError(f"preprocess.packing: {self.packing!r} is not one of {PACKING_PATTERNS}")
+        if self.strip_accents and self.tokenizer_type != "wordpiece":
+            raise ConfigError("preprocess.strip_accents is only supported with tokenizer_type wordpiece")
         if self.seq_length < 3:
             raise ConfigError(f"preprocess.seq_length: must be >= 3, got {self.seq_length}")
 

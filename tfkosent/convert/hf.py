@@ -75,10 +75,7 @@ an error.
 
 Known limitations: byte-level BPE tokenizers (English roberta-base's
 vocab.json + merges.txt) are not supported; special-token strings typed inside
-the text ("[MASK]", "<mask>") are not treated as special tokens; lower-casing
-BERT vocabularies that also strip accents (HF's default for do_lower_case=True)
-need a `strip_accents` field in PreprocessConfig (the WordpieceTokenizer layer
-supports it) and are refused until then; XLNet-style KoBERT tokenizers strip
+the text ("[MASK]", "<mask>") are not treated as special tokens; XLNet-style KoBERT tokenizers strip
 accents (keep_accents=False) and re-split "digit," pieces in Python, which a
 SentencePiece model does not: Korean text is unaffected, accented Latin
 letters may tokenize differently.
@@ -633,14 +630,6 @@ def _wordpiece_tokenizer(files: _TokenizerFiles, packing: Optional[Tuple[str, st
         if files.config.get("tokenize_chinese_chars", True) is False:
             raise HFConversionError(f"{files.config_path}: tokenize_chinese_chars=false is not supported")
         unk = files.special("unk_token", "[UNK]")
-    if strip:
-        fields = {f.name for f in dataclasses.fields(PreprocessConfig)}
-        if "strip_accents" not in fields:
-            raise HFConversionError(
-                f"{source if files.json is not None else files.config_path}: this tokenizer strips "
-                "accents (do_lower_case=true with strip_accents unset/true); a tfkosent model "
-                "directory cannot express accent stripping yet (PreprocessConfig has no "
-                "strip_accents field), so its ids would differ on accented and Hangul text")
     pack, cls, sep = packing or ("bert", files.special("cls_token", "[CLS]"),
                                  files.special("sep_token", "[SEP]"))
     tokens = dict(cls_token=cls, sep_token=sep, pad_token=files.special("pad_token", "[PAD]"),
@@ -654,11 +643,8 @@ def _wordpiece_tokenizer(files: _TokenizerFiles, packing: Optional[Tuple[str, st
                 tokens[key] = unk
                 continue
             raise HFConversionError(f"{source}: special token {token!r} ({key}) is not in the vocabulary")
-    extra = {}
-    if strip:
-        extra["strip_accents"] = True
     preprocess = PreprocessConfig(tokenizer_type="wordpiece", packing=pack, lower_case=lower,
-                                  **tokens, **extra)
+                                  strip_accents=strip, **tokens)
     return ConvertedTokenizer(preprocess, len(vocab), source, wordpiece_vocab=vocab, notes=notes)
 
 

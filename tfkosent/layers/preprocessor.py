@@ -31,7 +31,8 @@ def build_tokenizer(config: PreprocessConfig, sentencepiece_proto: Optional[byte
         return SentencepieceTokenizer(sentencepiece_proto, name="tokenizer", **common)
     if wordpiece_vocab is None:
         raise ValueError("preprocess.tokenizer_type is wordpiece but no vocabulary given")
-    return WordpieceTokenizer(wordpiece_vocab, name="tokenizer", **common)
+    return WordpieceTokenizer(wordpiece_vocab, name="tokenizer", strip_accents=config.strip_accents,
+                              **common)
 
 
 @keras.saving.register_keras_serializable(package="tfkosent")
