@@ -44,6 +44,11 @@ class _AtomicDirectory:
         parent = os.path.dirname(self.out_dir)
         os.makedirs(parent, exist_ok=True)
         self.tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.out_dir)}.tmp-", dir=parent)
+        # mkdtemp creates mode 0700; the result must be as readable as any new directory
+        # (a TF Serving process often runs as another user).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o777 & ~umask)
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):

@@ -1,0 +1,147 @@
+"""Recipe schema (tfkosent.training.config): shipped recipes parse, bad ones fail clearly."""
+
+import glob
+import json
+import os
+import textwrap
+
+import pytest
+
+from tfkosent.training.config import (RecipeError, TrainConfig, format_key_path, load_config,
+                                      parse_config)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = sorted(glob.glob(os.path.join(REPO, "tfkosent", "configs", "*.yaml")))
+
+MINIMAL = """\
+model: /models/tiny
+output_dir: /runs/tiny
+tasks:
+  - loss: cosent
+    data: [korsts-train]
+"""
+
+
+def write(tmp_path, text, name="recipe.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return str(path)
+
+
+def error_of(tmp_path, text, name="recipe.yaml"):
+    path = write(tmp_path, text, name)
+    with pytest.raises(RecipeError) as info:
+        load_config(path)
+    return str(info.value), path
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=os.path.basename)
+def test_shipped_recipes_parse(path):
+    config = load_config(path)
+    assert isinstance(config, TrainConfig) and config.tasks
+    assert config.eval is None or config.eval.dataset.name == "korsts-dev"
+
+
+def test_expected_recipes_are_shipped():
+    names = {os.path.basename(p) for p in SHIPPED}
+    assert {"cosent_e5_korsts.yaml", "simcse_nli.yaml", "distill_student.yaml"} <= names
+    cosent = load_config(os.path.join(REPO, "tfkosent", "configs", "cosent_e5_korsts.yaml"))
+    (task,) = cosent.tasks
+    assert (task.loss.type, task.batch_size, cosent.epochs) == ("cosent", 32, 1)
+    assert [s.name for s in task.data] == ["korsts-train", "klue-sts-train"]
+    assert cosent.optimizer.learning_rate == 2e-5 and cosent.eval.dataset.name == "korsts-dev"
+
+
+def test_defaults_and_shorthands(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL))
+    (task,) = config.tasks
+    assert task.name == "cosent" and task.loss.params == {}
+    assert task.data[0].name == "korsts-train" and task.data[0].path is None
+    assert config.eval.dataset.name == "korsts-dev" and config.strategy == "auto"
+    json.dumps(config.to_dict())  # JSON-serializable (recipe.json)
+
+
+def test_json_recipe_and_file_sources(tmp_path):
+    recipe = {"model": "/m", "output_dir": "/o", "schedule": "round_robin", "epochs": 2,
+              "tasks": [{"loss": {"type": "simcse_supervised", "temperature": 0.1},
+                         "data": ["klue-nli-train", {"path": "extra.tsv", "format": "triplets"}]},
+                        {"loss": "cosent", "data": ["my/sts.tsv"]},
+                        {"loss": "cosent", "data": ["korsts-train"]}]}
+    config = load_config(write(tmp_path, json.dumps(recipe, indent=1), "recipe.json"))
+    assert [t.name for t in config.tasks] == ["simcse_supervised", "cosent", "cosent_2"]
+    assert config.tasks[0].loss.params == {"temperature": 0.1}
+    assert config.tasks[0].data[1].format == "triplets"
+    assert config.tasks[1].data[0].path == "my/sts.tsv"
+
+
+def test_unknown_key_names_key_path_file_and_line(tmp_path):
+    message, path = error_of(tmp_path, MINIMAL + "optimizer:\n  lerning_rate: 0.1\n")
+    assert message.startswith(f"{path}:7: optimizer.lerning_rate: unknown key 'lerning_rate'")
+    assert "learning_rate" in message  # the known keys are listed
+    message, _ = error_of(tmp_path, MINIMAL.replace("loss: cosent", "loss: {type: cosent, scael: 20}"))
+    assert ":4: tasks[0].loss.scael: unknown key 'scael'" in message
+    message, _ = error_of(tmp_path, MINIMAL + "epocs: 2\n")
+    assert ":6: epocs: unknown key" in message
+
+
+def test_wrong_type_names_field_and_expected_type(tmp_path):
+    message, path = error_of(tmp_path, MINIMAL + "    batch_size: '32'\n")
+    assert message == f"{path}:6: tasks[0].batch_size: expected int, got str ('32')"
+    message, _ = error_of(tmp_path, MINIMAL + "optimizer: {learning_rate: fast}\n")
+    assert "optimizer.learning_rate: expected float, got str ('fast')" in message
+    message, _ = error_of(tmp_path, MINIMAL + "deterministic: 1\n")
+    assert "deterministic: expected bool, got int" in message
+    message, _ = error_of(tmp_path, MINIMAL.replace("[korsts-train]", "korsts-train"))
+    assert "tasks[0].data: expected list of mapping, got str" in message
+    message, _ = error_of(tmp_path, MINIMAL + "strategy: gpu\n")
+    assert "strategy: expected one of 'auto', 'mirrored', 'tpu', 'default', got 'gpu'" in message
+
+
+def test_semantic_errors(tmp_path):
+    cases = {
+        MINIMAL.replace("loss: cosent", "loss: cosnet"): "tasks[0].loss.type: unknown loss 'cosnet'",
+        MINIMAL.replace("korsts-train", "korsts-trian.tsv") + "eval: {dataset: korsts-test}\n":
+            "eval.dataset: 'korsts-test' is a reported evaluation set",
+        MINIMAL + "eval: {dataset: klue-sts-dev}\n": "eval.dataset: 'klue-sts-dev' is a reported evaluation set",
+        MINIMAL + "    epochs: 2\nschedule: round_robin\n": "tasks[0].epochs: only applies to schedule: sequential",
+        MINIMAL + "    batch_size: 0\n": "tasks[0].batch_size: must be positive, got 0",
+        MINIMAL.replace("loss: cosent", "loss: distill_mse"): "tasks[0].teacher: loss 'distill_mse' needs a teacher",
+        MINIMAL.replace("model: /models/tiny\n", ""): "<top>: give exactly one of 'model'",
+        MINIMAL.replace("tasks:", "tasks: []\nx:").split("x:")[0]: "tasks: needs at least one task",
+        MINIMAL + "student: {teacher: /t, num_layers: 1}\n": "<top>: give exactly one of 'model'",
+        MINIMAL.replace("[korsts-train]", "[{name: korsts-train, path: a.tsv}]"):
+            "tasks[0].data[0]: give exactly one of 'name'",
+        MINIMAL.replace("[korsts-train]", "[{name: korsts-tain}]"): "tasks[0].data[0].name: unknown dataset",
+        MINIMAL.replace("[korsts-train]", "[korsts-train, korsts-dev]"):
+            "tasks[0].data[1]: 'korsts-dev' is an evaluation set; keep it out of training",
+    }
+    for text, expected in cases.items():
+        message, _ = error_of(tmp_path, text)
+        assert expected in message, (expected, message)
+
+
+def test_missing_required_and_bad_yaml(tmp_path):
+    message, _ = error_of(tmp_path, "model: /m\ntasks: []\n")
+    assert "missing required key 'output_dir'" in message
+    message, path = error_of(tmp_path, "model: /m\n  output_dir: [\n")
+    assert message.startswith(f"{path}:") and "not valid YAML" in message
+    message, _ = error_of(tmp_path, MINIMAL + "seed: 1\nseed: 2\n")
+    assert ":7: seed: duplicate key" in message
+    message, path = error_of(tmp_path, '{"model": 1,', "recipe.json")
+    assert "not valid JSON" in message
+    with pytest.raises(FileNotFoundError, match="no such recipe file"):
+        load_config(str(tmp_path / "missing.yaml"))
+
+
+def test_student_teacher_defaults_for_distillation():
+    config = parse_config({"student": {"teacher": "/t", "layers": [3, 7, 11]}, "output_dir": "/o",
+                           "tasks": [{"loss": "distill_mse", "data": ["3i4k"]}]})
+    assert config.tasks[0].teacher == "/t"
+    with pytest.raises(RecipeError, match=r"student: give 'layers'"):
+        parse_config({"student": {"teacher": "/t"}, "output_dir": "/o",
+                      "tasks": [{"loss": "distill_mse", "data": ["3i4k"]}]})
+
+
+def test_format_key_path():
+    assert format_key_path(("tasks", 0, "loss", "scale")) == "tasks[0].loss.scale"
+    assert format_key_path(()) == "<top>"

@@ -1,0 +1,154 @@
+"""Interrupted runs lose nothing: SIGKILL after a checkpoint, then SIGTERM mid-run, then finish.
+
+`tfkosent train` runs in subprocesses.  The chain
+
+    run 1   killed with SIGKILL once a checkpoint exists   (steps after it are lost)
+    run 2   --resume; stopped with SIGTERM                  (saves a checkpoint, exit 143)
+    run 3   --resume; finishes
+
+must consume exactly the batches of an uninterrupted run with the same seed, in
+the same order, and end with bit-identical weights.  Bit-exactness holds on
+CPU because everything a step depends on is restored: weights, AdamW moments
+and iteration count (the learning-rate schedule), the data position (the data
+order is a pure function of seed and epoch) and the dropout RNG states (Keras
+SeedGenerator variables); CPU kernels are deterministic for equal inputs and
+thread counts, and `deterministic: true` enables TF's op determinism on top.
+(On GPUs, non-deterministic kernels can make resumed runs drift slightly.)
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tfkosent import testing
+from tfkosent.training import synthetic
+from tfkosent.training.reporting import read_batch_log, read_metrics
+
+EVERY = 10
+RECIPE = """\
+model: {model}
+output_dir: {out}
+seed: 7
+deterministic: true
+epochs: 2
+tasks:
+  - loss: cosent
+    data: [korsts-train]
+    batch_size: 8
+optimizer: {{learning_rate: 1.0e-3}}
+eval: {{every_steps: 25}}
+checkpoint: {{every_steps: {every}}}
+log_every: 1
+log_batches: true
+progress_bar: false
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    data = synthetic.write_data_dir(str(root / "data"), datasets=["korsts-train", "korsts-dev"])
+    model = testing.write_tiny_model(str(root / "model"), sentences=synthetic.vocabulary_sentences())
+    return root, data, model
+
+
+def write_recipe(root, name, model):
+    path = root / f"{name}.yaml"
+    path.write_text(RECIPE.format(model=model, out=root / name, every=EVERY), encoding="utf-8")
+    return str(path), root / name
+
+
+def start(recipe, data_dir, log_path, *extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    return subprocess.Popen([sys.executable, "-m", "tfkosent.cli", "train", recipe, "--data-dir", data_dir,
+                             *extra], stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=env)
+
+
+def wait_for(condition, process, timeout=180.0, what=""):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended (rc {process.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def latest_step(out):
+    path = out / "checkpoints" / "checkpoint"
+    if not path.exists():
+        return -1
+    first = path.read_text().splitlines()[0]          # model_checkpoint_path: "ckpt-N"
+    return int(first.split("ckpt-")[1].rstrip('"'))
+
+
+def raw_batch_log(out):
+    path = out / "batches.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def steps_after_last_resume(out):
+    records = raw_batch_log(out)
+    resumes = [i for i, r in enumerate(records) if r.get("event", "").startswith("resume")]
+    return [r for r in records[resumes[-1] + 1:] if "step" in r and "event" not in r] if resumes else []
+
+
+def test_killed_and_terminated_runs_resume_exactly(setup):
+    root, data, model = setup
+    ref_recipe, ref_out = write_recipe(root, "reference", model)
+    recipe, out = write_recipe(root, "interrupted", model)
+    reference = start(ref_recipe, data, root / "reference.log")  # runs alongside the chain
+
+    # run 1: SIGKILL once the second checkpoint exists
+    run = start(recipe, data, root / "run1.log")
+    wait_for(lambda: latest_step(out) >= 2 * EVERY, run, what="checkpoint 20")
+    run.send_signal(signal.SIGKILL)
+    assert run.wait() == -signal.SIGKILL
+    killed_at = latest_step(out)
+    logged = [r["step"] for r in raw_batch_log(out) if "event" not in r]
+    assert logged == list(range(1, len(logged) + 1)) and logged[-1] >= killed_at
+
+    # run 2: resume, then SIGTERM: a checkpoint at the interrupted step, exit 128 + 15
+    run = start(recipe, data, root / "run2.log", "--resume")
+    wait_for(lambda: len(steps_after_last_resume(out)) >= 3, run, what="steps after resuming")
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=120) == 128 + signal.SIGTERM
+    err = (root / "run2.log").read_text()
+    assert "stopped by SIGTERM at step" in err and "continue with --resume" in err
+    resumed = steps_after_last_resume(out)
+    assert resumed[0]["step"] == killed_at + 1          # continues right after the checkpoint
+    terminated_at = latest_step(out)
+    assert terminated_at == resumed[-1]["step"]        # the running step finished, then saved
+    assert f"resumed from {out / 'checkpoints' / f'ckpt-{killed_at}'}" in err
+
+    # run 3: resume to the end
+    run = start(recipe, data, root / "run3.log", "--resume")
+    assert run.wait(timeout=300) == 0, (root / "run3.log").read_text()[-2000:]
+    assert steps_after_last_resume(out)[0]["step"] == terminated_at + 1
+    assert reference.wait(timeout=300) == 0, (root / "reference.log").read_text()[-2000:]
+
+    # no batch repeated or skipped: the effective order is the reference's
+    effective, expected = read_batch_log(out / "batches.jsonl"), read_batch_log(ref_out / "batches.jsonl")
+    assert [r["step"] for r in effective] == list(range(1, 101))
+    assert [(r["epoch"], r["position"], r["examples"]) for r in effective] == \
+        [(r["epoch"], r["position"], r["examples"]) for r in expected]
+    # same losses step by step, same dev scores, bit-identical final weights
+    losses = lambda d: [(r["step"], r["loss"]) for r in read_metrics(str(d / "metrics.jsonl"), "train")]
+    assert losses(out) == losses(ref_out)
+    spearman = lambda d: [(r["step"], r["cosine_spearman"]) for r in read_metrics(str(d / "metrics.jsonl"), "eval")]
+    assert spearman(out) == spearman(ref_out)
+    with np.load(out / "model" / "weights.npz") as a, np.load(ref_out / "model" / "weights.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for name in a.files:
+            assert np.array_equal(a[name], b[name]), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 100 and summary["resumed_from"] == terminated_at

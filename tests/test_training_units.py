@@ -1,0 +1,294 @@
+"""Building blocks of tfkosent.training: losses, data order, sources, schedules, student, teacher cache."""
+
+import gzip
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from tfkosent.config import ConfigError
+from tfkosent.training import data as train_data
+from tfkosent.training import multitask
+from tfkosent.training.config import DataSource, LossSpec, OptimizerConfig
+from tfkosent.training.losses import LOSSES, get_loss_class
+from tfkosent.training.losses.core import in_batch_softmax_loss
+from tfkosent.training.optimization import WarmupLinearDecay, create_schedule
+from tfkosent.training.student import default_student_layers, init_student
+from tfkosent.training.teacher_cache import TeacherCache, TeacherCacheError
+
+RNG = np.random.default_rng(0)
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def softmax_ce(logits, target):
+    logits = logits - logits.max()
+    return float(np.log(np.exp(logits).sum()) - logits[target])
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def test_registry_builds_every_loss():
+    for name in LOSSES:
+        loss = LossSpec(name).build()
+        assert loss.input_kind in train_data.KINDS
+        assert set(loss.views) <= set(train_data.KINDS[loss.input_kind])
+    with pytest.raises(ValueError, match="unknown loss 'nope'"):
+        get_loss_class("nope")
+
+
+def test_in_batch_softmax_matches_numpy():
+    a, p, n = (RNG.normal(size=(5, 8)).astype(np.float32) for _ in range(3))
+    groups = np.array([0, 1, 1, 2, 3], np.int32)
+    got = float(in_batch_softmax_loss(a, p, n, scale=20.0, groups=groups))
+    expected = []
+    for i in range(5):
+        logits = 20.0 * np.concatenate([unit(p) @ unit(a[i]), unit(n) @ unit(a[i])])
+        for j in range(5):
+            if j != i and groups[j] == groups[i]:
+                logits[j] = -np.inf  # a paraphrase of the anchor is no negative
+        expected.append(softmax_ce(logits, i))
+    assert got == pytest.approx(np.mean(expected), rel=1e-5)
+
+
+def test_simcse_and_ranking_losses_use_their_views():
+    emb = RNG.normal(size=(4, 3, 8)).astype(np.float32)
+    groups = {"group": np.arange(4, dtype=np.int32)}
+    unsup = get_loss_class("simcse_unsupervised")()
+    sup = get_loss_class("simcse_supervised")()
+    mnrl = get_loss_class("multiple_negatives_ranking")(scale=20.0)
+    assert unsup.views == ("text", "text") and sup.views == ("anchor", "positive", "negative")
+    assert float(unsup(emb[:, :2], groups)) == pytest.approx(
+        float(in_batch_softmax_loss(emb[:, 0], emb[:, 1], scale=20.0)), rel=1e-6)
+    assert float(sup(emb, groups)) == pytest.approx(
+        float(in_batch_softmax_loss(emb[:, 0], emb[:, 1], emb[:, 2], scale=20.0)), rel=1e-6)
+    assert float(mnrl(emb[:, :2], groups)) == pytest.approx(float(unsup(emb[:, :2], groups)), rel=1e-6)
+    # identical views and distinct sentences: the loss is near its minimum
+    same = np.stack([np.eye(4, 8, dtype=np.float32)] * 2, axis=1)
+    assert float(unsup(same, groups)) < 1e-6
+
+
+def test_cosent_matches_formula():
+    emb = RNG.normal(size=(6, 2, 8)).astype(np.float32)
+    score = np.array([0.0, 5.0, 2.5, 2.5, 1.0, 4.0], np.float32)
+    got = float(get_loss_class("cosent")()(emb, {"score": score}))
+    cos = 20.0 * np.sum(unit(emb[:, 0]) * unit(emb[:, 1]), axis=-1)
+    terms = [cos[j] - cos[i] for i in range(6) for j in range(6) if score[i] > score[j]]
+    assert got == pytest.approx(math.log(1 + np.exp(terms).sum()), rel=1e-5)
+    # cosines in the order of the gold scores cost (almost) nothing, the reverse order a lot
+    c = score / 5.0
+    pairs = np.stack([np.stack([np.ones(6), np.zeros(6)], 1),
+                      np.stack([c, np.sqrt(1 - c ** 2)], 1)], axis=1).astype(np.float32)
+    right = float(get_loss_class("cosent")()(pairs, {"score": score}))
+    wrong = float(get_loss_class("cosent")()(pairs, {"score": -score}))
+    assert right < 0.1 < 10 < wrong
+
+
+def test_cosine_mse_and_distillation():
+    emb = RNG.normal(size=(4, 2, 8)).astype(np.float32)
+    score = np.array([0, 1.25, 2.5, 5], np.float32)
+    cos = np.sum(unit(emb[:, 0]) * unit(emb[:, 1]), axis=-1)
+    assert float(get_loss_class("cosine_mse")()(emb, {"score": score})) == \
+        pytest.approx(np.mean((cos - score / 5) ** 2), rel=1e-5)
+    teacher = RNG.normal(size=(4, 8)).astype(np.float32)
+    loss = get_loss_class("distill_mse")()
+    assert loss.requires_teacher
+    assert float(loss(emb[:, :1], {"teacher": teacher})) == \
+        pytest.approx(np.mean((emb[:, 0] - teacher) ** 2), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- data order
+
+
+def test_epoch_batches_is_a_pure_function_of_seed_and_epoch():
+    lengths = RNG.integers(1, 60, size=103)
+    a = train_data.epoch_batches(103, 8, seed=3, epoch=1, lengths=lengths, bucket_batches=4)
+    b = train_data.epoch_batches(103, 8, seed=3, epoch=1, lengths=lengths, bucket_batches=4)
+    c = train_data.epoch_batches(103, 8, seed=3, epoch=2, lengths=lengths, bucket_batches=4)
+    assert a.shape == (12, 8) and np.array_equal(a, b) and not np.array_equal(a, c)
+    assert len(set(a.ravel().tolist())) == 96  # no example twice; the remainder dropped
+    # length bucketing: much less padding than random batches
+    unbucketed = train_data.epoch_batches(103, 8, seed=3, epoch=1)
+    padding = lambda bs: int((lengths[bs].max(axis=1, keepdims=True) - lengths[bs]).sum())
+    assert padding(a) < padding(unbucketed) / 2
+    with pytest.raises(train_data.DataError, match="fewer than one batch"):
+        train_data.epoch_batches(3, 8, seed=0, epoch=0)
+
+
+def test_batch_seq_lengths_round_up_and_cap():
+    batches = np.array([[0, 1], [2, 3]])
+    lengths = np.array([3, 9, 20, 1])
+    got = train_data.batch_seq_lengths(batches, lengths, num_special=2, multiple=8, cap=16)
+    assert got.tolist() == [16, 16]
+    got = train_data.batch_seq_lengths(batches, lengths, num_special=2, multiple=4, cap=64)
+    assert got.tolist() == [12, 24]
+
+
+def test_schedules():
+    assert multitask.interleave({0: 3, 1: 1}) == [(0, 0), (1, 0), (0, 1), (0, 2)]
+    assert multitask.interleave({2: 2}) == [(2, 0), (2, 1)]
+    seq = multitask.plan_epochs("sequential", [1, 2])
+    assert [e.task_epochs for e in seq] == [{0: 0}, {1: 0}, {1: 1}]
+    rr = multitask.plan_epochs("round_robin", [2, 2])
+    assert [e.task_epochs for e in rr] == [{0: 0, 1: 0}, {0: 1, 1: 1}]
+    order = multitask.interleave({0: 3, 1: 1})
+    assert multitask.batches_consumed(order, 3) == {0: 2, 1: 1}
+
+
+def test_warmup_linear_decay():
+    schedule = create_schedule(OptimizerConfig(learning_rate=1.0, warmup_ratio=0.1), total_steps=100)
+    values = [float(schedule(s)) for s in (0, 5, 10, 55, 100, 120)]
+    assert values == pytest.approx([0.0, 0.5, 1.0, 0.5, 0.0, 0.0])
+    assert float(WarmupLinearDecay(2.0, 0, 10)(0)) == 2.0
+    assert WarmupLinearDecay.from_config(schedule.get_config()).total_steps == 100
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def write_lines(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def load(kind, path, fmt=None, limit=None):
+    return train_data.load_task_data(kind, [DataSource(path=str(path), format=fmt, limit=limit)],
+                                     where="tasks[0].data", loss_name="x")
+
+
+def test_file_sources_in_every_format(tmp_path):
+    sts = write_lines(tmp_path / "sts.tsv", ["sentence1\tsentence2\tscore", "가\t나\t4.5", "다\t라\t0"])
+    data = load("scored_pairs", sts)
+    assert data.texts["sentence1"] == ["가", "다"] and data.labels["score"].tolist() == [4.5, 0.0]
+    assert load("sentences", sts).texts["text"] == ["가", "나", "다", "라"]
+    nli = write_lines(tmp_path / "nli.tsv", ["premise\thypothesis\tlabel", "p\te\tentailment",
+                                             "p\tc\tcontradiction", "q\tn\tneutral"])
+    assert load("triplets", nli).texts == {"anchor": ["p"], "positive": ["e"], "negative": ["c"]}
+    assert load("pairs", nli).texts == {"anchor": ["p"], "positive": ["e"]}
+    groups = write_lines(tmp_path / "g.tsv", ["group\tsentence", "a\tx1", "a\tx2", "a\tx3", "b\ty1", "b\ty2"])
+    pairs = load("pairs", groups)
+    assert pairs.texts["anchor"] == ["x1", "x2", "y1"] and pairs.labels["group"].tolist() == [0, 0, 1]
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"anchor": a, "positive": b, "negative": c})
+                               for a, b, c in [("a", "b", "c"), ("d", "e", "f")]) + "\n", encoding="utf-8")
+    assert load("triplets", jsonl, limit=1).texts["negative"] == ["c"]
+    txt = tmp_path / "raw.txt.gz"
+    with gzip.open(txt, "wt", encoding="utf-8") as f:
+        f.write("하나\n\n둘\n하나\n")
+    assert load("sentences", txt).texts["text"] == ["하나", "둘"]
+
+
+def test_source_errors_name_the_source_and_file(tmp_path):
+    with pytest.raises(train_data.DataError, match=r"tasks\[0\].data\[0\] \(.*nope.tsv\): data file .*nope.tsv does not exist"):
+        load("scored_pairs", tmp_path / "nope.tsv")
+    empty = write_lines(tmp_path / "empty.tsv", ["sentence1\tsentence2\tscore"])
+    with pytest.raises(train_data.DataError, match="empty.tsv.*the dataset is empty"):
+        load("scored_pairs", empty)
+    bad = write_lines(tmp_path / "bad.tsv", ["sentence1\tsentence2\tscore", "가\t나"])
+    with pytest.raises(train_data.DataError, match=r"bad.tsv:2: expected 3 tab-separated columns"):
+        load("scored_pairs", bad)
+    nli = write_lines(tmp_path / "nli.tsv", ["premise\thypothesis\tlabel", "p\th\tneutral"])
+    with pytest.raises(train_data.DataError, match="nli data cannot feed loss 'x', which trains on scored_pairs"):
+        load("scored_pairs", nli)
+    with pytest.raises(train_data.DataError, match="yields no triplets examples"):
+        load("triplets", nli)
+    with pytest.raises(train_data.DataError, match=r"data\[0\] \(korsts-train\): dataset 'korsts-train': .*sts-train.tsv does not exist"):
+        train_data.load_task_data("scored_pairs", [DataSource(name="korsts-train")], str(tmp_path), where="tasks[0].data")
+
+
+def test_tokenized_task_and_dataset_pack_to_the_batch_length(tiny_model_dir):
+    from tfkosent.layers.preprocessor import Preprocessor
+    from tfkosent.model_dir import load_model_dir
+
+    files = load_model_dir(tiny_model_dir)
+    pre = Preprocessor.from_config_and_vocab(files.config.preprocess, files.sentencepiece_proto)
+    data = train_data.TaskData("sentences", {"text": ["나는 밥을 먹는다", "고양이", "우리는 책을 읽는다", "가"]},
+                               {"group": np.arange(4, dtype=np.int32)})
+    tokens = train_data.TokenizedTask(data, ("text", "text"), pre.tokenize)
+    element = tokens.element_fn(("group",), pre.get_special_tokens_dict(), "bert")
+    batches = np.array([[0, 1], [2, 3]])
+    ds = train_data.make_dataset(element, batches, np.array([8, 16], np.int32))
+    first, second = list(ds)
+    assert first["inputs"]["input_word_ids"].shape == (2, 2, 8)
+    assert second["inputs"]["input_mask"].shape == (2, 2, 16)
+    ids = first["inputs"]["input_word_ids"].numpy()
+    assert np.array_equal(ids[:, 0], ids[:, 1]) and (ids[:, :, 0] == 2).all()  # [CLS], both views
+    assert first["labels"]["group"].numpy().tolist() == [0, 1]
+    # per-replica slices, replica by replica
+    sliced = list(train_data.make_dataset(element, batches, np.array([8, 8], np.int32), num_replicas=2))
+    assert [s["labels"]["group"].numpy().tolist() for s in sliced] == [[0], [1], [2], [3]]
+
+
+# --------------------------------------------------------------------------- student
+
+
+def test_default_student_layers():
+    assert default_student_layers(12, 3) == [3, 7, 11]
+    assert default_student_layers(12, 6) == [1, 3, 5, 7, 9, 11]
+    assert default_student_layers(2, 1) == [1]
+    with pytest.raises(ValueError):
+        default_student_layers(2, 3)
+
+
+def test_init_student_copies_embeddings_and_chosen_layers(tiny_model_dir, tmp_path):
+    from tfkosent import SentenceEncoder
+    from tfkosent.model_dir import load_model_dir
+
+    teacher = load_model_dir(tiny_model_dir)
+    path = init_student(tiny_model_dir, str(tmp_path / "student"), layers=[1])
+    student = load_model_dir(path)
+    assert student.config.encoder.num_layers == 1 and student.config.metadata["teacher_layers"] == [1]
+    assert np.array_equal(student.weights["layer_0/output/kernel"], teacher.weights["layer_1/output/kernel"])
+    assert np.array_equal(student.weights["embeddings/word_embeddings"],
+                          teacher.weights["embeddings/word_embeddings"])
+    full = init_student(tiny_model_dir, str(tmp_path / "full"), num_layers=2)
+    sentences = ["나는 밥을 먹는다.", "고양이가 책을 읽는다"]
+    np.testing.assert_allclose(SentenceEncoder.load(full).encode(sentences),
+                               SentenceEncoder.load(tiny_model_dir).encode(sentences), atol=1e-6)
+    with pytest.raises(ValueError, match="teacher layer index 5 is out of range"):
+        init_student(tiny_model_dir, str(tmp_path / "bad"), layers=[5])
+
+
+# --------------------------------------------------------------------------- teacher cache
+
+
+def test_teacher_cache_resumes_a_killed_build(tmp_path):
+    sentences = [f"문장 {i}" for i in range(23)]
+    calls = []
+
+    def encode(batch):
+        calls.append(len(batch))
+        return np.stack([[len(s), i] for i, s in enumerate(batch)]).astype(np.float32) + len(calls)
+
+    class Killed(Exception):
+        pass
+
+    def encode_then_die(batch):
+        if len(calls) == 2:
+            raise Killed
+        return encode(batch)
+
+    cache = TeacherCache(str(tmp_path / "cache"), sentences, {"teacher": "x"}, shard_size=5)
+    with pytest.raises(Killed):
+        cache.build(encode_then_die, batch_size=5)
+    assert cache.missing_shards() == [2, 3, 4]
+    assert not [f for f in os.listdir(tmp_path / "cache") if f.endswith(".tmp")]
+    done = len(calls)
+    result = TeacherCache(str(tmp_path / "cache"), sentences, {"teacher": "x"}, 5).build(encode, 5)
+    assert len(calls) - done == 3 and result.shape == (23, 2)  # only the 3 missing shards
+    assert np.array_equal(result, cache.load())
+    with pytest.raises(TeacherCacheError, match="sentences_sha256"):
+        TeacherCache(str(tmp_path / "cache"), sentences[:-1], {"teacher": "x"}, 5).load()
+    with pytest.raises(TeacherCacheError, match="teacher"):
+        TeacherCache(str(tmp_path / "cache"), sentences, {"teacher": "y"}, 5).load()
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(train_data.DataError, ValueError) and issubclass(TeacherCacheError, ValueError)
+    assert issubclass(__import__("tfkosent.training.config", fromlist=["RecipeError"]).RecipeError,
+                      ConfigError)

@@ -1,0 +1,68 @@
+"""`tfkosent train CONFIG [--resume] [--data-dir DIR]`: run a training recipe.
+
+Exit status: 0 done; 2 bad recipe, data or output directory (the message names
+the file, line and key); 3 non-finite loss (the last good checkpoint is kept);
+128 + signal number when SIGTERM / SIGINT stopped the run after a checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+EXIT_ERROR = 2
+EXIT_NON_FINITE = 3
+
+
+def _configure_logging() -> None:
+    logger = logging.getLogger("tfkosent.training")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def train_cli(args) -> int:
+    """Entry point of `tfkosent train`; `args` has .config, .resume, .data_dir."""
+    from tfkosent.config import ConfigError
+    from tfkosent.training.config import load_config
+    from tfkosent.training.data import DataError
+    from tfkosent.training.teacher_cache import TeacherCacheError
+
+    from tfkosent.training.trainer import NonFiniteLossError, TrainingInterrupted, train
+
+    _configure_logging()
+    prog = "tfkosent train"
+    try:
+        result = train(load_config(args.config), data_dir=getattr(args, "data_dir", None),
+                       resume=bool(getattr(args, "resume", False)))
+    except (ConfigError, DataError, TeacherCacheError, FileNotFoundError, FileExistsError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except NonFiniteLossError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_NON_FINITE
+    except TrainingInterrupted as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 128 + int(e.signum)
+    best = (f"; best dev cosine Spearman {result.best_score:.2f} at step {result.best_step}"
+            if result.best_score is not None else "")
+    print(f"trained {result.steps} steps; model: {result.model_dir}{best}"
+          + (f"; export: {result.export_dir}" if result.export_dir else ""))
+    return 0
+
+
+def main(argv=None) -> int:
+    """`python -m tfkosent.training.cli CONFIG [--resume] [--data-dir DIR]`."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="tfkosent train")
+    parser.add_argument("config")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--data-dir", default=None)
+    return train_cli(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,480 @@
+"""Training data: sources -> examples of one kind -> token ids -> deterministic tf.data epochs.
+
+Example kinds (what a loss trains on) and their text columns:
+
+    sentences      text                          (unsupervised SimCSE, distillation)
+    pairs          anchor, positive              (MultipleNegativesRanking)
+    triplets       anchor, positive, negative    (supervised SimCSE)
+    scored_pairs   sentence1, sentence2 + score  (CoSENT, cosine-MSE)
+
+Every example also carries an int32 label "group": examples with equal groups
+are paraphrases of each other (a paraphrase group, one NLI premise, one
+sentence text), which in-batch-negative losses must not treat as negatives.
+
+Sources are registry datasets of `tfkosent.data` (converted to the kind the
+loss needs: STS -> scored pairs or sentences, NLI -> triplets, pairs or
+sentences, paraphrase groups -> adjacent pairs or sentences, raw -> sentences)
+or files:
+
+    .txt / .txt.gz    one sentence per line                      (format sentences)
+    .jsonl            one JSON object per line, keys as below
+    other (TSV)       a header row naming the columns, '\\t'-separated, no quoting
+
+    format      columns
+    sts         sentence1, sentence2, score
+    nli         premise, hypothesis, label (entailment | neutral | contradiction)
+    triplets    anchor, positive, negative
+    pairs       anchor, positive
+    groups      group, sentence
+    sentences   text
+
+Data order.  `epoch_batches` makes the batches of one epoch of one task as a
+pure function of (seed, task index, epoch): permute, drop the remainder, sort
+chunks of `bucket_batches` batches by token length (length bucketing: a batch
+holds similar lengths and is packed to its longest), shuffle the batches.  The
+position (epoch, batch index) therefore pins the data exactly; resuming builds
+the same epochs and skips the consumed batches without reading them.
+
+Tokenization happens once, up front, with the model's own Preprocessor; each
+tf.data element gathers token ids from that table and packs them with
+`tfkosent.layers.packing.pack_segments`, so the pipeline is pure TensorFlow
+(TPU hosts included).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tfkosent.data import datasets as registry
+from tfkosent.data.datasets import DatasetFormatError, NLI_LABELS, STSExample, NLIExample
+
+KINDS: Dict[str, Tuple[str, ...]] = {
+    "sentences": ("text",),
+    "pairs": ("anchor", "positive"),
+    "triplets": ("anchor", "positive", "negative"),
+    "scored_pairs": ("sentence1", "sentence2"),
+}
+
+FILE_FORMATS: Dict[str, Tuple[str, ...]] = {
+    "triplets": ("anchor", "positive", "negative"),  # before "pairs": a superset of its columns
+    "sts": ("sentence1", "sentence2", "score"),
+    "nli": ("premise", "hypothesis", "label"),
+    "pairs": ("anchor", "positive"),
+    "groups": ("group", "sentence"),
+    "sentences": ("text",),
+}
+
+# registry kind -> record kind of this module
+_REGISTRY_KINDS = {"sts": "sts", "nli": "nli", "paraphrase_groups": "groups", "pairs": "pairs",
+                   "raw": "sentences"}
+
+
+class DataError(ValueError):
+    """A data source is missing, malformed, empty or cannot feed the loss."""
+
+
+@dataclasses.dataclass
+class TaskData:
+    """The examples of one task.
+
+    texts:  {column: list of str}, all columns of `KINDS[kind]`, equal lengths.
+    labels: {"group": int32 [n], "score": float32 [n] (scored_pairs),
+             "teacher": float32 [n, hidden] (attached for distillation)}.
+    """
+
+    kind: str
+    texts: Dict[str, List[str]]
+    labels: Dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.texts[KINDS[self.kind][0]])
+
+    def head(self, n: int) -> "TaskData":
+        return TaskData(self.kind, {k: v[:n] for k, v in self.texts.items()},
+                        {k: v[:n] for k, v in self.labels.items()})
+
+
+# --------------------------------------------------------------------------- reading sources
+
+
+def _read_table(path: Path, fmt: Optional[str]) -> Tuple[str, List[Dict[str, Any]]]:
+    """The file's format and its rows as dicts (header-TSV or JSONL), each field validated."""
+    rows: List[Tuple[int, Dict[str, Any]]] = []
+    if path.suffix == ".jsonl":
+        with open(path, encoding="utf-8-sig") as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DatasetFormatError(path, line_no, f"invalid JSON: {e.msg}") from None
+                if not isinstance(record, dict):
+                    raise DatasetFormatError(path, line_no, "expected a JSON object")
+                rows.append((line_no, record))
+        header = list(rows[0][1]) if rows else []
+    else:
+        with open(path, encoding="utf-8-sig") as f:
+            lines = [(i, ln.rstrip("\n").rstrip("\r")) for i, ln in enumerate(f, 1)]
+        lines = [(i, ln) for i, ln in lines if ln.strip()]
+        if not lines:
+            return fmt or "sentences", []
+        header = lines[0][1].split("\t")
+        for line_no, line in lines[1:]:
+            fields = line.split("\t")
+            if len(fields) != len(header):
+                raise DatasetFormatError(path, line_no, f"expected {len(header)} tab-separated "
+                                         f"columns ({', '.join(header)}), got {len(fields)}")
+            rows.append((line_no, dict(zip(header, fields))))
+    if fmt is None:
+        fmt = next((f for f, cols in FILE_FORMATS.items() if set(cols) <= set(header)), None)
+        if fmt is None:
+            raise DatasetFormatError(path, 1, f"cannot tell the format from the columns {header}; "
+                                     f"expected one of " + "; ".join(
+                                         f"{f}: {', '.join(c)}" for f, c in FILE_FORMATS.items()))
+    missing = [c for c in FILE_FORMATS[fmt] if c not in header]
+    if missing and rows:
+        raise DatasetFormatError(path, 1, f"format {fmt!r} needs column(s) {missing}, got {header}")
+    for line_no, row in rows:
+        for column in FILE_FORMATS[fmt]:
+            value = row.get(column)
+            if column == "score":
+                try:
+                    ok = math.isfinite(float(value))
+                except (TypeError, ValueError):
+                    ok = False
+                if not ok:
+                    raise DatasetFormatError(path, line_no, f"non-numeric score {value!r}")
+            elif column == "group" and isinstance(value, int):
+                continue
+            elif not isinstance(value, str) or not value.strip():
+                raise DatasetFormatError(path, line_no, f"empty or non-text {column!r}")
+        if fmt == "nli" and row["label"] not in NLI_LABELS:
+            raise DatasetFormatError(path, line_no, f"label {row['label']!r} is not one of "
+                                     f"{list(NLI_LABELS)}")
+    return fmt, [row for _, row in rows]
+
+
+def _read_file(path: Path, fmt: Optional[str]) -> Tuple[str, list]:
+    """(record kind, records) of an explicit data file (formats in the module docstring)."""
+    name = path.name
+    if fmt in (None, "sentences") and (name.endswith(".txt") or name.endswith(".txt.gz")):
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            return "sentences", [line.strip() for line in f if line.strip()]
+    fmt, rows = _read_table(path, fmt)
+    if fmt == "sts":
+        return "sts", [STSExample(r["sentence1"], r["sentence2"], float(r["score"])) for r in rows]
+    if fmt == "nli":
+        return "nli", [NLIExample(r["premise"], r["hypothesis"], r["label"]) for r in rows]
+    if fmt == "groups":
+        groups: Dict[str, List[str]] = {}
+        for r in rows:
+            groups.setdefault(r["group"], []).append(r["sentence"])
+        return "groups", list(groups.values())
+    return fmt, [tuple(r[c] for c in FILE_FORMATS[fmt]) if fmt != "sentences" else r["text"]
+                 for r in rows]
+
+
+def read_source(source, data_dir: Optional[str] = None) -> Tuple[str, list]:
+    """(record kind, records) of a `config.DataSource`.
+
+    Record kinds: "sts" (STSExample), "nli" (NLIExample), "triplets" / "pairs"
+    (tuples of str), "groups" (lists of str), "sentences" (str).
+    """
+    if source.name is not None:
+        info = registry.get_dataset_info(source.name)
+        kind = _REGISTRY_KINDS[info.kind]
+        loaders = {"sts": registry.load_sts, "nli": registry.load_nli,
+                   "groups": registry.load_paraphrase_groups, "pairs": registry.load_pairs}
+        if kind == "sentences":
+            return kind, registry.load_raw_sentences(source.name, limit=source.limit, data_dir=data_dir)
+        return kind, loaders[kind](source.name, data_dir=data_dir)
+    path = Path(source.path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} does not exist")
+    return _read_file(path, source.format)
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _unique(texts) -> List[str]:
+    return list(dict.fromkeys(texts))
+
+
+def _ids(texts: Sequence[str]) -> np.ndarray:
+    """int32 id of each text's first occurrence (equal texts, equal ids)."""
+    index: Dict[str, int] = {}
+    return np.asarray([index.setdefault(t, len(index)) for t in texts], np.int32).reshape(-1)
+
+
+def _sentences_of(kind: str, records: list) -> List[str]:
+    if kind == "sts":
+        return _unique(s for r in records for s in (r.sentence1, r.sentence2))
+    if kind == "nli":
+        return _unique(s for r in records for s in (r.premise, r.hypothesis))
+    if kind == "groups":
+        return _unique(s for g in records for s in g)
+    if kind in ("pairs", "triplets"):
+        return _unique(s for r in records for s in r)
+    return _unique(records)
+
+
+def _pairs_of(kind: str, records: list) -> Tuple[List[Tuple[str, str]], np.ndarray]:
+    if kind == "groups":
+        pairs, groups = [], []
+        for g, members in enumerate(records):
+            for a, b in zip(members, members[1:]):
+                pairs.append((a, b))
+                groups.append(g)
+        return pairs, np.asarray(groups, np.int32).reshape(-1)
+    if kind == "nli":
+        pairs = [(r.premise, r.hypothesis) for r in records if r.label == "entailment"]
+        return pairs, _ids([p for p, _ in pairs])
+    if kind == "triplets":
+        pairs = [(a, p) for a, p, _ in records]
+        return pairs, _ids([a for a, _ in pairs])
+    if kind == "pairs":
+        return list(records), _ids([p for _, p in records])
+    raise KeyError(kind)
+
+
+def _convert(kind: str, source_kind: str, records: list) -> TaskData:
+    """Records of `source_kind` as TaskData of `kind`; KeyError if it cannot."""
+    columns = KINDS[kind]
+    if kind == "sentences":
+        texts = _sentences_of(source_kind, records)
+        return TaskData(kind, {"text": texts}, {"group": np.arange(len(texts), dtype=np.int32)})
+    if kind == "scored_pairs":
+        if source_kind != "sts":
+            raise KeyError(source_kind)
+        return TaskData(kind, {"sentence1": [r.sentence1 for r in records],
+                               "sentence2": [r.sentence2 for r in records]},
+                        {"score": np.asarray([r.score for r in records], np.float32).reshape(-1),
+                         "group": np.arange(len(records), dtype=np.int32)})
+    if kind == "triplets":
+        if source_kind == "nli":
+            records = registry.nli_triplets(records)
+        elif source_kind != "triplets":
+            raise KeyError(source_kind)
+        rows = list(records)
+        return TaskData(kind, {c: [r[i] for r in rows] for i, c in enumerate(columns)},
+                        {"group": _ids([r[0] for r in rows])})
+    pairs, groups = _pairs_of(source_kind, records)
+    return TaskData(kind, {c: [p[i] for p in pairs] for i, c in enumerate(columns)}, {"group": groups})
+
+
+_NEEDS = {"scored_pairs": "an STS dataset (e.g. korsts-train, klue-sts-train) or an sts file",
+          "triplets": "an NLI dataset (e.g. klue-nli-train) or a triplets file",
+          "pairs": "paraphrase groups (parakqc, stylekqc), pairs, NLI or triplets",
+          "sentences": "any dataset"}
+
+
+def concat(parts: Sequence[TaskData]) -> TaskData:
+    """Concatenates TaskData of one kind; group ids are offset to stay distinct."""
+    kind = parts[0].kind
+    texts = {c: [t for p in parts for t in p.texts[c]] for c in parts[0].texts}
+    labels, offset, groups = {}, 0, []
+    for p in parts:
+        groups.append(p.labels["group"] + offset)
+        offset += int(p.labels["group"].max()) + 1 if len(p) else 0
+    labels["group"] = np.concatenate(groups).astype(np.int32)
+    for key in parts[0].labels:
+        if key != "group":
+            labels[key] = np.concatenate([p.labels[key] for p in parts])
+    return TaskData(kind, texts, labels)
+
+
+def load_task_data(kind: str, sources: Sequence, data_dir: Optional[str] = None,
+                   where: str = "data", loss_name: str = "") -> TaskData:
+    """Reads and converts every source; errors name `where[i]`, the file and the problem."""
+    parts = []
+    for i, source in enumerate(sources):
+        label = f"{where}[{i}] ({source.label})"
+        try:
+            source_kind, records = read_source(source, data_dir)
+        except (FileNotFoundError, DatasetFormatError, registry.DownloadError) as e:
+            raise DataError(f"{label}: {e}") from e
+        if not records:
+            raise DataError(f"{label}: the dataset is empty")
+        try:
+            part = _convert(kind, source_kind, records)
+        except KeyError:
+            raise DataError(f"{label}: {source_kind} data cannot feed loss {loss_name!r}, which trains "
+                            f"on {kind} (needs {_NEEDS[kind]})") from None
+        if source.limit is not None:
+            part = part.head(source.limit)
+        if not len(part):
+            raise DataError(f"{label}: yields no {kind} examples (e.g. no premise has both an "
+                            f"entailment and a contradiction hypothesis)")
+        parts.append(part)
+    return concat(parts)
+
+
+def load_sts_examples(source, data_dir: Optional[str] = None, limit: Optional[int] = None,
+                      where: str = "eval.dataset") -> List[STSExample]:
+    """STS examples of a DataSource (registry STS dataset or sts file), for evaluation."""
+    try:
+        kind, records = read_source(source, data_dir)
+    except (FileNotFoundError, DatasetFormatError, registry.DownloadError) as e:
+        raise DataError(f"{where} ({source.label}): {e}") from e
+    if kind != "sts":
+        raise DataError(f"{where} ({source.label}): is {kind} data, evaluation needs STS pairs")
+    records = records[:limit] if limit else records
+    if len(records) < 2:
+        raise DataError(f"{where} ({source.label}): needs at least 2 pairs, got {len(records)}")
+    return records
+
+
+# --------------------------------------------------------------------------- tokenization
+
+
+@dataclasses.dataclass
+class TokenTable:
+    """Unique token sequences: int32 values and int64 row_splits of a ragged [n, (tokens)]."""
+
+    values: np.ndarray
+    row_splits: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.row_splits).astype(np.int32)
+
+    def ragged(self):
+        import tensorflow as tf
+        return tf.RaggedTensor.from_row_splits(tf.constant(self.values, tf.int32),
+                                               tf.constant(self.row_splits, tf.int64), validate=False)
+
+
+def tokenize_texts(texts: Sequence[str], tokenize: Callable, chunk_size: int = 4096) -> TokenTable:
+    """Token ids of `texts` with `tokenize(tf.string [n]) -> ragged int [n, (tokens)]`."""
+    import tensorflow as tf
+
+    values, lengths = [], []
+    for start in range(0, len(texts), chunk_size):
+        ids = tokenize(tf.constant(list(texts[start:start + chunk_size]), tf.string))
+        while ids.shape.rank > 2:
+            ids = ids.merge_dims(-2, -1)
+        values.append(ids.flat_values.numpy().astype(np.int32))
+        lengths.append(ids.row_lengths().numpy())
+    lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    return TokenTable(np.concatenate(values) if values else np.zeros(0, np.int32),
+                      np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+
+
+class TokenizedTask:
+    """A task's examples as indices into one table of unique token sequences.
+
+    views: the text columns a loss encodes per example (repeats allowed).
+    columns: {column: int32 [n]} row of each example's text in `table`.
+    example_lengths: int32 [n], longest view of each example in tokens.
+    """
+
+    def __init__(self, data: TaskData, views: Sequence[str], tokenize: Callable):
+        needed = list(dict.fromkeys(views))
+        unique = _unique(t for c in needed for t in data.texts[c])
+        index = {t: i for i, t in enumerate(unique)}
+        self.table = tokenize_texts(unique, tokenize)
+        self.columns = {c: np.asarray([index[t] for t in data.texts[c]], np.int32).reshape(-1)
+                        for c in needed}
+        lengths = self.table.lengths
+        self.example_lengths = np.max(np.stack([lengths[self.columns[c]] for c in needed]), axis=0)
+        self.views = tuple(views)
+        self.labels = data.labels
+        self.num_examples = len(data)
+
+    def num_batches(self, batch_size: int) -> int:
+        return self.num_examples // batch_size
+
+    def element_fn(self, label_keys: Sequence[str], special_ids: Dict[str, int], packing: str):
+        """(example ids int32 [b], seq_length int32 []) -> {"inputs", "labels"} of one batch.
+
+        inputs: {input_word_ids, input_mask, input_type_ids}: int32 [b, len(views), seq_length]
+        labels: {key: [b, ...]} for `label_keys`.
+        """
+        import tensorflow as tf
+        from tfkosent.layers.packing import pack_segments
+        from tfkosent.layers.transformer import ENCODER_INPUT_KEYS
+
+        table = self.table.ragged()
+        columns = {c: tf.constant(v) for c, v in self.columns.items()}
+        labels = {k: tf.constant(self.labels[k]) for k in label_keys}
+        views = self.views
+
+        def element(ids, seq_length):
+            packed = {c: pack_segments([tf.gather(table, tf.gather(column, ids))], seq_length,
+                                       special_ids["start_of_sequence_id"],
+                                       special_ids["end_of_segment_id"],
+                                       special_ids["padding_id"], packing)
+                      for c, column in columns.items()}
+            inputs = {k: tf.stack([packed[v][k] for v in views], axis=1) for k in ENCODER_INPUT_KEYS}
+            return {"inputs": inputs, "labels": {k: tf.gather(v, ids) for k, v in labels.items()}}
+
+        return tf.autograph.experimental.do_not_convert(element)
+
+
+# --------------------------------------------------------------------------- epochs
+
+
+def epoch_batches(num_examples: int, batch_size: int, seed: int, epoch: int, stream: int = 0,
+                  lengths: Optional[np.ndarray] = None, bucket_batches: int = 50) -> np.ndarray:
+    """Example ids of every batch of one epoch: int64 [num_examples // batch_size, batch_size].
+
+    A pure function of its arguments (numpy's PCG64 seeded with [seed, stream,
+    epoch]).  With `lengths`, chunks of `bucket_batches` batches are sorted by
+    length before batching and the batches shuffled afterwards.
+    """
+    rng = np.random.default_rng([seed, stream, epoch])
+    num_batches = num_examples // batch_size
+    if num_batches == 0:
+        raise DataError(f"{num_examples} examples are fewer than one batch of {batch_size}")
+    order = rng.permutation(num_examples)[:num_batches * batch_size]
+    if lengths is None or bucket_batches <= 1:
+        return order.reshape(num_batches, batch_size)
+    chunk = bucket_batches * batch_size
+    order = np.concatenate([c[np.argsort(lengths[c], kind="stable")]
+                            for c in np.split(order, range(chunk, order.size, chunk))])
+    return order.reshape(num_batches, batch_size)[rng.permutation(num_batches)]
+
+
+def batch_seq_lengths(batches: np.ndarray, example_lengths: np.ndarray, num_special: int,
+                      multiple: int, cap: int) -> np.ndarray:
+    """int32 [num_batches]: each batch's longest example plus special tokens,
+    rounded up to `multiple` and capped at `cap` (longer examples are truncated)."""
+    longest = example_lengths[batches].max(axis=1) + num_special
+    return np.minimum(-(-longest // multiple) * multiple, cap).astype(np.int32)
+
+
+def make_dataset(element_fn: Callable, batches: np.ndarray, seq_lengths: np.ndarray,
+                 num_replicas: int = 1, input_context=None):
+    """tf.data.Dataset of the per-replica batches of `batches` (example ids [n, batch_size]).
+
+    Each global batch is cut into `num_replicas` consecutive slices that follow
+    each other in the dataset (the order in which
+    `strategy.distribute_datasets_from_function` hands elements to replicas);
+    with several input pipelines (multi-worker), each keeps its replicas' slices.
+    """
+    import tensorflow as tf
+
+    num_batches, batch_size = batches.shape
+    per_replica = batch_size // num_replicas
+    slices = batches.reshape(num_batches, num_replicas, per_replica)
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        local = num_replicas // input_context.num_input_pipelines
+        first = input_context.input_pipeline_id * local
+        slices = slices[:, first:first + local]
+    replicas_here = slices.shape[1]
+    ids = slices.reshape(-1, per_replica).astype(np.int32)
+    lengths = np.repeat(seq_lengths, replicas_here).astype(np.int32)
+    options = tf.data.Options()
+    options.deterministic = True
+    ds = tf.data.Dataset.from_tensor_slices((ids, lengths)).with_options(options)
+    return ds.map(element_fn, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,156 @@
+"""What a run leaves behind besides checkpoints: metrics, TensorBoard, data-order log, plot.
+
+    metrics.jsonl   one JSON record per logged step and task ({"kind": "train", "step",
+                    "task", "loss", "learning_rate", "epoch"}) and per evaluation ({"kind":
+                    "eval", "step", "cosine_spearman", ...}); a resumed run appends, and
+                    readers keep the last record per (kind, step, task)
+    batches.jsonl   with `log_batches: true`: {"step", "epoch", "position", "task",
+                    "batch", "examples"} of every step, written before the step runs
+    logs/           TensorBoard scalars: train/<task>/loss, train/<task>/learning_rate, eval/*
+    loss_curve.png  training loss (and dev Spearman) against step, drawn at the end
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Dict, List, Optional
+
+METRICS_FILE = "metrics.jsonl"
+BATCHES_FILE = "batches.jsonl"
+LOSS_CURVE_FILE = "loss_curve.png"
+
+
+def _clean(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _scalar_metadata():
+    from tensorflow.core.framework import summary_pb2
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+
+class RunLog:
+    """Appends to metrics.jsonl / batches.jsonl and writes TensorBoard scalars."""
+
+    def __init__(self, output_dir: str, log_batches: bool = False, tensorboard: bool = True):
+        self.output_dir = output_dir
+        self._metrics = open(os.path.join(output_dir, METRICS_FILE), "a", encoding="utf-8")
+        self._batches = (open(os.path.join(output_dir, BATCHES_FILE), "a", encoding="utf-8")
+                         if log_batches else None)
+        self._writer = None
+        if tensorboard:
+            import tensorflow as tf
+            self._writer = tf.summary.create_file_writer(os.path.join(output_dir, "logs"))
+
+    def record(self, kind: str, step: int, **values) -> None:
+        line = {"kind": kind, "step": int(step), **{k: _clean(v) for k, v in values.items()}}
+        self._metrics.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self._metrics.flush()
+        if self._writer is not None:
+            import tensorflow as tf
+            with self._writer.as_default(step=int(step)):
+                prefix = f"{kind}/{values['task']}" if "task" in values else kind
+                for key, value in values.items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        # tf.summary.write with the scalars plugin's metadata: what
+                        # tf.summary.scalar writes, without needing the tensorboard package.
+                        tf.summary.write(f"{prefix}/{key}", tf.constant(float(value), tf.float32),
+                                         metadata=_scalar_metadata())
+
+    def note(self, step: int, message: str) -> None:
+        """A free-form event (start, resume, interruption) in metrics.jsonl and batches.jsonl."""
+        self.record("event", step, message=message)
+        if self._batches is not None:
+            self._batches.write(json.dumps({"event": message, "step": int(step)}) + "\n")
+            self._batches.flush()
+
+    def batch(self, **values) -> None:
+        if self._batches is not None:
+            self._batches.write(json.dumps(values) + "\n")
+            self._batches.flush()
+
+    def close(self) -> None:
+        self._metrics.close()
+        if self._batches is not None:
+            self._batches.close()
+        if self._writer is not None:
+            self._writer.flush()
+            self._writer.close()
+
+
+def _records(path: str) -> List[Dict]:
+    """The records of a .jsonl log written by the latest fresh start (a "start" event
+    begins a new run in the same directory; earlier records belong to a failed one)."""
+    records: List[Dict] = []
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    record = json.loads(line)
+                    if record.get("event", record.get("message")) == "start":
+                        records = []
+                    records.append(record)
+    return records
+
+
+def read_metrics(path: str, kind: Optional[str] = None) -> List[Dict]:
+    """Records of metrics.jsonl, the last one per (kind, step, task), sorted by step."""
+    latest: Dict = {}
+    for record in _records(path):
+        if kind is None or record["kind"] == kind:
+            latest[(record["kind"], record["step"], record.get("task"))] = record
+    return sorted(latest.values(), key=lambda r: r["step"])
+
+
+def read_batch_log(path: str) -> List[Dict]:
+    """The steps of batches.jsonl as a resumed run defines them: a step logged
+    again after a resume replaces the earlier (lost) one."""
+    steps: Dict[int, Dict] = {}
+    for record in _records(path):
+        if "event" in record:
+            if record["event"].startswith("resume"):
+                steps = {s: r for s, r in steps.items() if s <= record["step"]}
+            continue
+        steps[record["step"]] = record
+    return [steps[s] for s in sorted(steps)]
+
+
+def plot_loss_curve(metrics_path: str, png_path: str, title: str = "") -> Optional[str]:
+    """Training loss per task (and dev cosine Spearman, right axis) against step; PNG via Agg."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    train = read_metrics(metrics_path, "train")
+    evals = read_metrics(metrics_path, "eval")
+    if not train:
+        return None
+    fig = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for task in sorted({r["task"] for r in train}):
+        points = [(r["step"], r["loss"]) for r in train if r["task"] == task and r["loss"] is not None]
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=f"loss ({task})", lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.grid(True, alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if evals:
+        ax2 = ax.twinx()
+        ax2.plot([r["step"] for r in evals], [r["cosine_spearman"] for r in evals], "o-",
+                 color="tab:red", ms=3, lw=1, label="dev cosine Spearman")
+        ax2.set_ylabel("dev cosine Spearman (x100)")
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, fontsize=8, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    tmp = png_path + ".tmp"
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, png_path)
+    return png_path

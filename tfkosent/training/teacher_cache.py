@@ -1,0 +1,155 @@
+"""Teacher sentence embeddings, computed once and cached on disk in shards.
+
+Layout of a cache directory:
+
+    manifest.json        {"format": "tfkosent-teacher-cache", "fingerprint": {...},
+                          "num_sentences", "shard_size", "num_shards"}
+    shard-00000.npy      float32 [shard_size, hidden] embeddings of sentences 0 .. shard_size-1
+    shard-00001.npy      ...
+
+Every shard is written to a temporary file and renamed into place, so a shard
+either exists complete or not at all.  A killed build therefore continues where
+it stopped: `build` computes only the missing shards.  The fingerprint (the
+teacher's config and weights digest, the sentences' digest, the shard size)
+must match the manifest; a cache built for other sentences or another teacher
+is an error, never silently reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from tfkosent.data.datasets import atomic_write_bytes, sha256_file
+
+FORMAT = "tfkosent-teacher-cache"
+MANIFEST = "manifest.json"
+
+EncodeFn = Callable[[List[str]], np.ndarray]
+
+
+class TeacherCacheError(ValueError):
+    """The cache directory belongs to another teacher or other sentences."""
+
+
+def sentences_digest(sentences: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for s in sentences:
+        digest.update(s.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def teacher_fingerprint(teacher_dir: str) -> Dict[str, str]:
+    """Identifies a teacher model directory by the digests of its config and weights."""
+    from tfkosent.model_dir import CONFIG_FILE, WEIGHTS_FILE
+    return {"config_sha256": sha256_file(os.path.join(teacher_dir, CONFIG_FILE)),
+            "weights_sha256": sha256_file(os.path.join(teacher_dir, WEIGHTS_FILE))}
+
+
+class TeacherCache:
+    """Sharded embeddings of `sentences` under `directory`."""
+
+    def __init__(self, directory: str, sentences: Sequence[str], fingerprint: Dict[str, str],
+                 shard_size: int = 4096):
+        if shard_size <= 0:
+            raise ValueError(f"shard_size must be positive, got {shard_size}")
+        self.directory = os.path.abspath(directory)
+        self.sentences = list(sentences)
+        self.shard_size = shard_size
+        self.num_shards = -(-len(self.sentences) // shard_size)
+        self.fingerprint = dict(fingerprint, sentences_sha256=sentences_digest(self.sentences),
+                                shard_size=shard_size, num_sentences=len(self.sentences))
+
+    def shard_path(self, i: int) -> str:
+        return os.path.join(self.directory, f"shard-{i:05d}.npy")
+
+    def _shard_rows(self, i: int) -> int:
+        return min(self.shard_size, len(self.sentences) - i * self.shard_size)
+
+    def _check_manifest(self) -> None:
+        path = os.path.join(self.directory, MANIFEST)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                manifest = json.load(f)
+            old = manifest.get("fingerprint", {})
+            changed = sorted(k for k in set(old) | set(self.fingerprint)
+                             if old.get(k) != self.fingerprint.get(k))
+            if manifest.get("format") != FORMAT or changed:
+                raise TeacherCacheError(
+                    f"{self.directory} holds a teacher cache for other inputs ({', '.join(changed)} "
+                    f"differ); delete it or point teacher_cache at a new directory")
+            return
+        os.makedirs(self.directory, exist_ok=True)
+        manifest = {"format": FORMAT, "fingerprint": self.fingerprint,
+                    "num_sentences": len(self.sentences), "shard_size": self.shard_size,
+                    "num_shards": self.num_shards}
+        atomic_write_bytes(path, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+
+    def _read_shard(self, i: int) -> Optional[np.ndarray]:
+        try:
+            shard = np.load(self.shard_path(i))
+        except (FileNotFoundError, ValueError, OSError, EOFError):
+            return None
+        if shard.ndim != 2 or shard.shape[0] != self._shard_rows(i) or not np.isfinite(shard).all():
+            return None
+        return shard
+
+    def missing_shards(self) -> List[int]:
+        self._check_manifest()
+        return [i for i in range(self.num_shards) if self._read_shard(i) is None]
+
+    def build(self, encode_fn: EncodeFn, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """Computes the missing shards with `encode_fn(list[str]) -> float [n, hidden]`,
+        then returns all embeddings, float32 [num_sentences, hidden]."""
+        missing = self.missing_shards()
+        shards = missing
+        if progress and missing:
+            from tqdm.auto import tqdm
+            shards = tqdm(missing, desc="teacher embeddings", unit="shard")
+        for i in shards:
+            start = i * self.shard_size
+            chunk = self.sentences[start:start + self._shard_rows(i)]
+            parts = [np.asarray(encode_fn(chunk[j:j + batch_size]), np.float32)
+                     for j in range(0, len(chunk), batch_size)]
+            shard = np.concatenate(parts, axis=0)
+            if shard.shape[0] != len(chunk) or not np.isfinite(shard).all():
+                raise ValueError(f"teacher returned {shard.shape} (finite: {np.isfinite(shard).all()}) "
+                                 f"for {len(chunk)} sentences")
+            buffer = io.BytesIO()
+            np.save(buffer, shard)
+            atomic_write_bytes(self.shard_path(i), buffer.getvalue())
+        return self.load()
+
+    def load(self) -> np.ndarray:
+        """All embeddings; ValueError if a shard is missing (run `build`)."""
+        self._check_manifest()
+        shards = []
+        for i in range(self.num_shards):
+            shard = self._read_shard(i)
+            if shard is None:
+                raise ValueError(f"{self.shard_path(i)} is missing or incomplete; run build()")
+            shards.append(shard)
+        return np.concatenate(shards, axis=0) if shards else np.zeros((0, 0), np.float32)
+
+
+def teacher_embeddings(teacher_dir: str, sentences: Sequence[str], cache_dir: str,
+                       shard_size: int = 4096, batch_size: int = 64,
+                       progress: bool = False) -> np.ndarray:
+    """Pooled (not normalized) embeddings float32 [n, hidden] of a teacher model
+    directory, from the cache where present, computed and cached otherwise."""
+    cache = TeacherCache(cache_dir, sentences, teacher_fingerprint(teacher_dir), shard_size)
+    if not cache.missing_shards():
+        return cache.load()
+    from tfkosent.sentence_encoder import SentenceEncoder
+
+    teacher = SentenceEncoder.load(teacher_dir)
+    return cache.build(lambda batch: teacher.encode(batch, batch_size=batch_size,
+                                                    normalize_embeddings=False,
+                                                    show_progress_bar=False),
+                       batch_size=batch_size * 16, progress=progress)

@@ -1,0 +1,590 @@
+"""`Trainer`: a custom training loop for sentence-embedding recipes under any tf.distribute.Strategy.
+
+    >>> from tfkosent.training import Trainer, load_config
+    >>> result = Trainer(load_config("tfkosent/configs/cosent_e5_korsts.yaml"),
+    ...                  data_dir="../shared/data").fit()
+    >>> result.model_dir, result.best_score
+
+One run, in order:
+
+  1. data: every task's sources are read, converted to the loss's example kind
+     and tokenized once with the model's Preprocessor (errors before any
+     training); distillation tasks get cached teacher embeddings;
+  2. model: the encoder (or a student cut from a teacher) is built in the
+     strategy's scope, optionally under a mixed-precision policy;
+  3. loop: per step, one batch of one task (multitask schedules in
+     `multitask.py`), packed to its longest example (length-bucketed batches,
+     `data.py`), encoded with dropout, loss, AdamW update (warmup + linear
+     decay, global-norm clipping over the replica-summed gradient);
+  4. every `eval.every_steps`: STS dev evaluation; a better cosine Spearman
+     writes OUTPUT_DIR/best_model (a tfkosent model directory);
+  5. every `checkpoint.every_steps`, on SIGTERM / SIGINT, and at the end: a
+     checkpoint (`checkpointing.py`) with weights, optimizer, step, data
+     position and dropout RNG state; `resume=True` continues from the newest;
+  6. a non-finite loss (or weights) stops the run with `NonFiniteLossError`
+     and saves nothing, so the last checkpoint stays the last good one;
+  7. at the end: OUTPUT_DIR/model (the best model, or the last without
+     evaluation), optionally OUTPUT_DIR/export (`tfkosent.export`),
+     loss_curve.png, summary.json.
+
+Output directory:
+    recipe.json  checkpoints/  best_model/  model/  export/  logs/ (TensorBoard)
+    metrics.jsonl  batches.jsonl (log_batches)  loss_curve.png  summary.json
+    student_init/ (student recipes)  teacher_cache/ (distillation)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+from typing import Dict, List, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfkosent.config import ModelConfig
+from tfkosent.data.datasets import atomic_write_bytes
+from tfkosent.evaluation.sts import evaluate_sts
+from tfkosent.layers.packing import num_special_tokens
+from tfkosent.layers.preprocessor import Preprocessor
+from tfkosent.layers.transformer import ENCODER_INPUT_KEYS, TransformerEncoder
+from tfkosent.model_dir import WEIGHTS_FILE, is_model_dir, load_model_dir, save_model_dir
+from tfkosent.training import data as train_data
+from tfkosent.training import multitask
+from tfkosent.training.checkpointing import CHECKPOINT_DIR, StopSignals, TrainState
+from tfkosent.training.config import RecipeError, TrainConfig, resolve_path
+from tfkosent.training.optimization import create_optimizer, create_schedule
+from tfkosent.training.reporting import LOSS_CURVE_FILE, METRICS_FILE, RunLog, plot_loss_curve
+from tfkosent.training.strategy import create_strategy, is_tpu
+
+logger = logging.getLogger("tfkosent.training")
+
+RECIPE_FILE = "recipe.json"
+SUMMARY_FILE = "summary.json"
+BEST_MODEL_DIR = "best_model"
+MODEL_DIR = "model"
+EXPORT_DIR = "export"
+# Recipe keys that fix the data order and the initial model: a resumed run must keep them.
+RESUME_KEYS = ("model", "student", "tasks", "schedule", "epochs", "seed", "max_seq_length",
+               "pad_to_multiple_of", "bucket_batches")
+_POLICIES = {"none": None, "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+
+
+def _resume_view(recipe: dict) -> dict:
+    """The recipe with file paths cut to their base names: moving the data or the model
+    directory does not stop a resume, changing what is trained on does."""
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: (os.path.basename(v.rstrip("/")) if k in ("path", "model", "teacher")
+                        and isinstance(v, str) else strip(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+    return strip(recipe)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss (or the weights) became NaN/inf; nothing was saved after the last good checkpoint."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGTERM/SIGINT stopped the run after saving a checkpoint."""
+
+    def __init__(self, message: str, signum: int, step: int, checkpoint: str):
+        super().__init__(message)
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+
+
+@dataclasses.dataclass
+class TrainResult:
+    output_dir: str
+    model_dir: str
+    steps: int
+    final_loss: Optional[float]
+    best_score: Optional[float]       # dev cosine Spearman x100
+    best_step: Optional[int]
+    export_dir: Optional[str] = None
+    resumed_from: Optional[int] = None
+
+
+@dataclasses.dataclass
+class _Stream:
+    """A task's remaining batches (example ids, in order) and the iterator producing them."""
+
+    batches: np.ndarray
+    iterator: object
+    element_spec: object
+    cursor: int = 0
+
+    def next_batch(self):
+        examples = self.batches[self.cursor]
+        self.cursor += 1
+        return examples, next(self.iterator)
+
+
+@dataclasses.dataclass
+class _Task:
+    index: int
+    name: str
+    batch_size: int
+    loss: object
+    tokens: train_data.TokenizedTask
+    element_fn: object
+    step_fn: object = None
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: Optional[str]):
+    previous = keras.config.dtype_policy()
+    if name:
+        keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+class Trainer:
+    """Runs one recipe (`TrainConfig`); see the module docstring.
+
+    data_dir: where registry datasets live (default: $TFKOSENT_DATA_DIR, else
+      the download cache).
+    resume: continue from the newest checkpoint in OUTPUT_DIR/checkpoints
+      (without one: start fresh).  Without `resume`, an output directory that
+      already holds checkpoints is refused, so no run overwrites another.
+    strategy: a tf.distribute.Strategy overriding the recipe's `strategy`.
+    """
+
+    def __init__(self, config: TrainConfig, data_dir: Optional[str] = None, resume: bool = False,
+                 strategy: Optional[tf.distribute.Strategy] = None):
+        self.config = config
+        self.data_dir = data_dir
+        self.resume = resume
+        self.output_dir = resolve_path(config.output_dir)
+        self.strategy = strategy
+        self.resumed_from: Optional[int] = None
+
+    # ------------------------------------------------------------------ setup
+
+    def _check_output_dir(self) -> None:
+        """Refuses to overwrite a run, or to resume one whose data order the recipe changed."""
+        os.makedirs(self.output_dir, exist_ok=True)
+        has_checkpoint = tf.train.latest_checkpoint(os.path.join(self.output_dir, CHECKPOINT_DIR))
+        if has_checkpoint and not self.resume:
+            raise FileExistsError(f"{self.output_dir} already holds checkpoints of a run; pass "
+                                  f"--resume to continue it, or choose another output_dir")
+        recipe_path = os.path.join(self.output_dir, RECIPE_FILE)
+        if has_checkpoint and os.path.isfile(recipe_path):
+            with open(recipe_path, encoding="utf-8") as f:
+                saved = _resume_view(json.load(f))
+            current = _resume_view(self.config.to_dict())
+            changed = [k for k in RESUME_KEYS if saved.get(k) != current.get(k)]
+            if changed:
+                raise RecipeError(f"cannot resume {self.output_dir}: the recipe changed "
+                                  f"{', '.join(changed)} since the checkpoint (that would change "
+                                  f"the data order or the model); use a new output_dir")
+
+    def _write_recipe(self) -> None:
+        atomic_write_bytes(os.path.join(self.output_dir, RECIPE_FILE),
+                           (json.dumps(self.config.to_dict(), ensure_ascii=False, indent=2)
+                            + "\n").encode("utf-8"))
+
+    def _model_files(self):
+        c = self.config
+        if c.model is not None:
+            return load_model_dir(resolve_path(c.model))
+        from tfkosent.training.student import init_student
+        path = os.path.join(self.output_dir, "student_init")
+        if not (self.resume and is_model_dir(path)):  # a resumed run keeps its student's files
+            init_student(resolve_path(c.student.teacher), path, c.student.layers, c.student.num_layers,
+                         overwrite=True)
+        return load_model_dir(path)
+
+    def _load_tasks(self) -> List[_Task]:
+        special = self.preprocessor.get_special_tokens_dict()
+        replicas = self.strategy.num_replicas_in_sync
+        tasks = []
+        for i, tc in enumerate(self.config.tasks):
+            loss = tc.loss.build()
+            where = f"tasks[{i}]"
+            if tc.batch_size % replicas:
+                raise RecipeError(f"{where}.batch_size: {tc.batch_size} is not divisible by the "
+                                  f"{replicas} replicas of the strategy")
+            examples = train_data.load_task_data(loss.input_kind, tc.data, self.data_dir,
+                                                 where=f"{where}.data", loss_name=tc.loss.type)
+            if loss.requires_teacher:
+                examples.labels["teacher"] = self._teacher_embeddings(tc, examples.texts["text"], where)
+            if len(examples) < tc.batch_size:
+                raise train_data.DataError(f"{where}: {len(examples)} examples are fewer than one "
+                                           f"batch of {tc.batch_size}")
+            tokens = train_data.TokenizedTask(examples, loss.views, self._tokenize)
+            element_fn = tokens.element_fn(loss.label_keys, special, self.files.config.preprocess.packing)
+            tasks.append(_Task(i, tc.name, tc.batch_size, loss, tokens, element_fn))
+            logger.info("task %s: %s on %d examples (%s), %d batches of %d per epoch", tc.name,
+                        tc.loss.type, len(examples), ", ".join(s.label for s in tc.data),
+                        tokens.num_batches(tc.batch_size), tc.batch_size)
+        return tasks
+
+    def _teacher_embeddings(self, tc, sentences, where) -> np.ndarray:
+        from tfkosent.training.teacher_cache import teacher_embeddings
+        teacher = resolve_path(tc.teacher)
+        if not is_model_dir(teacher):
+            raise train_data.DataError(f"{where}.teacher: {teacher} is not a tfkosent model directory "
+                                       f"(config.json + weights.npz)")
+        cache = resolve_path(tc.teacher_cache) or os.path.join(self.output_dir, "teacher_cache", tc.name)
+        embeddings = teacher_embeddings(teacher, sentences, cache, tc.teacher_shard_size,
+                                        tc.teacher_batch_size, progress=self.config.progress_bar)
+        hidden = self.files.config.encoder.hidden_size
+        if embeddings.shape[1] != hidden:
+            raise RecipeError(f"{where}.teacher: the teacher's embeddings have {embeddings.shape[1]} "
+                              f"dimensions, the student's {hidden}; MSE distillation needs equal sizes")
+        return embeddings
+
+    def _build_model(self) -> None:
+        c = self.config
+        # The dropout RNG states (Keras SeedGenerators) are drawn from Python's `random`;
+        # seeded here (and the caller's state put back), they follow the recipe's seed.  Not
+        # keras.utils.set_random_seed: its tf.random.set_seed clears TF's kernel cache, which
+        # deletes the SentencePiece resource of every tokenizer alive in the process.
+        outside = random.getstate()
+        random.seed(c.seed)
+        try:
+            with self.strategy.scope(), _dtype_policy(_POLICIES[c.mixed_precision]):
+                self.encoder = TransformerEncoder(self.files.config.encoder, name="transformer_encoder")
+                self.encoder.build()
+        finally:
+            random.setstate(outside)
+        self.encoder.set_weight_dict(self.files.weights,
+                                     source=os.path.join(self.files.path, WEIGHTS_FILE))
+        with self.strategy.scope():
+            self.schedule = create_schedule(c.optimizer, self.total_steps)
+            self.optimizer = create_optimizer(c.optimizer, self.schedule,
+                                              loss_scaling=c.mixed_precision == "float16")
+            self.optimizer.build(self.encoder.trainable_variables)
+
+    def _plan(self) -> None:
+        c = self.config
+        self.epochs = multitask.plan_epochs(c.schedule, [c.task_epochs(t) for t in c.tasks])
+        self.orders = [multitask.interleave({t: self.tasks[t].tokens.num_batches(self.tasks[t].batch_size)
+                                             for t in e.task_epochs}) for e in self.epochs]
+        total = sum(len(o) for o in self.orders)
+        self.total_steps = min(total, c.max_steps) if c.max_steps else total
+
+    def _setup(self) -> None:
+        c = self.config
+        self._check_output_dir()
+        if c.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        if self.strategy is None:
+            self.strategy = create_strategy(c.strategy, c.tpu, c.devices)
+        logger.info("strategy %s with %d replica(s)", type(self.strategy).__name__,
+                    self.strategy.num_replicas_in_sync)
+        self.files = self._model_files()
+        enc = self.files.config.encoder
+        self.seq_cap = min(c.max_seq_length or self.files.config.preprocess.seq_length, enc.max_seq_length)
+        self.preprocessor = Preprocessor.from_config_and_vocab(
+            self.files.config.preprocess, self.files.sentencepiece_proto, self.files.wordpiece_vocab,
+            seq_length=self.seq_cap)
+        self._tokenize = tf.function(self.preprocessor.tokenize,
+                                     input_signature=[tf.TensorSpec([None], tf.string)])
+        self.tasks = self._load_tasks()
+        self.eval_examples = None
+        if c.eval is not None:
+            self.eval_examples = train_data.load_sts_examples(c.eval.dataset, self.data_dir, c.eval.limit)
+        self._plan()
+        self._build_model()
+        self.state = TrainState(os.path.join(self.output_dir, CHECKPOINT_DIR), self.encoder.variables,
+                                self.optimizer.variables, keep=c.checkpoint.keep)
+        if self.resume:
+            path = self.state.restore_latest()
+            if path is None:
+                logger.info("no checkpoint in %s: starting from scratch", self.output_dir)
+            else:
+                self.resumed_from = self.state.position[0]
+                logger.info("resumed from %s (step %d, epoch %d, batch %d)", path, *self.state.position)
+                self._adopt_best_model()
+        self._write_recipe()  # only once the recipe proved runnable
+        self.log = RunLog(self.output_dir, log_batches=c.log_batches)
+
+    def _adopt_best_model(self) -> None:
+        """A best model written after the newest checkpoint (killed in between) is kept."""
+        path = os.path.join(self.output_dir, BEST_MODEL_DIR)
+        if is_model_dir(path):
+            info = ModelConfig.load(os.path.join(path, "config.json")).metadata.get("training", {})
+            score = (info.get("dev") or {}).get("cosine_spearman")
+            if score is not None and score > float(self.state.best_score.numpy()):
+                self.state.best_score.assign(score)
+                self.state.best_step.assign(info.get("step", -1))
+
+    # ------------------------------------------------------------------ steps
+
+    def _embed_views(self, inputs: Dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        """int32 [b, views, seq] inputs -> float32 [b, views, hidden] pooled outputs."""
+        shape = tf.shape(inputs["input_word_ids"])
+        flat = {k: tf.reshape(inputs[k], [-1, shape[2]]) for k in ENCODER_INPUT_KEYS}
+        pooled = self.encoder(flat, training=training)["pooled_output"]
+        return tf.reshape(tf.cast(pooled, tf.float32),
+                          [shape[0], shape[1], self.files.config.encoder.hidden_size])
+
+    def _make_step_fn(self, task: _Task, element_spec):
+        strategy, optimizer = self.strategy, self.optimizer
+        replicas = strategy.num_replicas_in_sync
+        variables = self.encoder.trainable_variables
+        clip = self.config.optimizer.clip_norm
+        loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+        def replica_step(batch):
+            with tf.GradientTape() as tape:
+                loss = task.loss(self._embed_views(batch["inputs"], training=True), batch["labels"])
+                scaled = loss / replicas
+                if loss_scaling:
+                    scaled = optimizer.scale_loss(scaled)
+            grads = tape.gradient(scaled, variables)
+            if any(g is None for g in grads):
+                unused = [v.path for g, v in zip(grads, variables) if g is None]
+                raise ValueError(f"no gradient for {unused[:3]}: the loss does not use them")
+            if clip is not None:
+                # Keras clips before its cross-replica sum; clip the summed gradient instead.
+                grads = [tf.convert_to_tensor(g) for g in grads]
+                if replicas > 1:
+                    grads = tf.distribute.get_replica_context().all_reduce(
+                        tf.distribute.ReduceOp.SUM, grads)
+                scale = tf.cast(optimizer.dynamic_scale, tf.float32) if loss_scaling else 1.0
+                grads, _ = tf.clip_by_global_norm(grads, clip * scale)
+                if replicas > 1:
+                    grads = [g / replicas for g in grads]  # Keras sums them again
+            optimizer.apply_gradients(zip(grads, variables))
+            return loss
+
+        @tf.function(input_signature=[element_spec])
+        def step(batch):
+            per_replica = strategy.run(replica_step, args=(batch,))
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+
+        return step
+
+    def _epoch_plan(self, task: _Task, task_epoch: int):
+        """(example ids int64 [batches, batch_size], seq lengths int32 [batches]) of one epoch."""
+        c = self.config
+        batches = train_data.epoch_batches(task.tokens.num_examples, task.batch_size, c.seed, task_epoch,
+                                           stream=task.index, lengths=task.tokens.example_lengths,
+                                           bucket_batches=c.bucket_batches)
+        seq_lengths = train_data.batch_seq_lengths(
+            batches, task.tokens.example_lengths,
+            num_special_tokens(1, self.files.config.preprocess.packing), c.pad_to_multiple_of,
+            self.seq_cap)
+        return batches, seq_lengths
+
+    def _open_streams(self, epoch_index: int, position: int) -> Dict[int, _Stream]:
+        """Per task, one distributed iterator over all its batches from the data position on
+        (its remaining epochs back to back: one input pipeline, traced once, per run)."""
+        replicas = self.strategy.num_replicas_in_sync
+        streams = {}
+        for task in self.tasks:
+            plans = []
+            for epoch in self.epochs[epoch_index:]:
+                if task.index in epoch.task_epochs:
+                    skip = (multitask.batches_consumed(self.orders[epoch.index], position).get(task.index, 0)
+                            if epoch.index == epoch_index else 0)
+                    batches, seq_lengths = self._epoch_plan(task, epoch.task_epochs[task.index])
+                    plans.append((batches[skip:], seq_lengths[skip:]))
+            batches = np.concatenate([p[0] for p in plans]) if plans else np.zeros((0, 0))
+            if not len(batches):
+                continue
+            seq_lengths = np.concatenate([p[1] for p in plans])
+            dataset = self.strategy.distribute_datasets_from_function(
+                lambda ctx, b=batches, s=seq_lengths, fn=task.element_fn:
+                train_data.make_dataset(fn, b, s, replicas, ctx))
+            streams[task.index] = _Stream(batches, iter(dataset), dataset.element_spec)
+        return streams
+
+    # ------------------------------------------------------------------ eval / saving
+
+    def _make_encode_fn(self):
+        strategy, encoder = self.strategy, self.encoder
+        packing = self.files.config.preprocess.packing
+        specials = num_special_tokens(1, packing)
+        spec = {k: tf.TensorSpec([None, None], tf.int32) for k in ENCODER_INPUT_KEYS}
+        tpu = is_tpu(strategy)
+
+        @tf.function(input_signature=[spec])
+        def pooled(inputs):
+            if tpu:
+                return strategy.run(lambda x: encoder(x, training=False)["pooled_output"], args=(inputs,))
+            return encoder(inputs, training=False)["pooled_output"]
+
+        def encode(sentences: List[str]) -> np.ndarray:
+            tokens = self._tokenize(tf.constant(sentences, tf.string))
+            longest = int(tf.reduce_max(tokens.row_lengths())) if sentences else 0
+            inputs = self.preprocessor.bert_pack_inputs([tokens], min(longest + specials, self.seq_cap))
+            out = pooled(inputs)
+            if tpu:
+                out = strategy.experimental_local_results(out)[0]
+            return np.asarray(out, np.float32)
+
+        return encode
+
+    def _evaluate(self, step: int) -> Optional[float]:
+        if self.eval_examples is None:
+            return None
+        metrics = evaluate_sts(self._encode, self.eval_examples, batch_size=self.config.eval.batch_size)
+        score = metrics["cosine_spearman"]
+        self.log.record("eval", step, **{k: float(v) for k, v in metrics.items()})
+        self._last_eval = (step, score)
+        best = float(self.state.best_score.numpy())
+        logger.info("step %d: dev cosine Spearman %.2f (best %.2f)", step, score, max(best, score))
+        if score > best:
+            self.state.best_score.assign(score)
+            self.state.best_step.assign(step)
+            if self.config.save_best:
+                self._write_model(os.path.join(self.output_dir, BEST_MODEL_DIR),
+                                  self.encoder.get_weight_dict(), step, score)
+                self._save_checkpoint()  # the best model never runs ahead of the checkpoints
+        return score
+
+    def _write_model(self, path: str, weights, step: int, score: Optional[float]) -> str:
+        c = self.config
+        metadata = dict(self.files.config.metadata)
+        metadata.update(trained=True, training={
+            "base_model": self.files.path, "step": int(step),
+            "tasks": [{"name": t.name, "loss": t.loss.type, "data": [s.label for s in t.data]}
+                      for t in c.tasks],
+            "dev": ({"dataset": c.eval.dataset.label, "cosine_spearman": score}
+                    if c.eval is not None and score is not None else None)})
+        config = ModelConfig(self.files.config.encoder, self.files.config.preprocess, metadata)
+        return save_model_dir(path, config, weights, sentencepiece_proto=self.files.sentencepiece_proto,
+                              wordpiece_vocab=self.files.wordpiece_vocab)
+
+    def _weights_finite(self) -> bool:
+        return all(bool(np.isfinite(keras.ops.convert_to_numpy(v)).all())
+                   for v in self.encoder.trainable_variables)
+
+    def _save_checkpoint(self) -> str:
+        step = self.state.position[0]
+        if not self._weights_finite():
+            raise NonFiniteLossError(
+                f"the weights became non-finite by step {step}; stopped without saving. "
+                f"{self._last_good()} Lower optimizer.learning_rate (or keep optimizer.clip_norm).")
+        return self.state.save()
+
+    def _last_good(self) -> str:
+        latest = self.state.latest
+        if latest is None:
+            return "No checkpoint was saved before."
+        return f"The last good checkpoint is {latest}; `--resume` continues from it."
+
+    # ------------------------------------------------------------------ loop
+
+    def fit(self) -> TrainResult:
+        """Runs (or resumes) the recipe; returns where the model went and its dev score."""
+        self._setup()
+        try:
+            return self._fit()
+        finally:
+            self.log.close()
+
+    def _fit(self) -> TrainResult:
+        c = self.config
+        self._encode = self._make_encode_fn()
+        self._last_eval = (-1, None)
+        step, epoch_index, position = self.state.position
+        self.log.note(step, f"resume from step {step}" if self.resumed_from is not None else "start")
+        window: Dict[str, List[float]] = {}
+        last_loss = None
+        from tqdm.auto import tqdm
+        bar = tqdm(total=self.total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
+                   disable=not c.progress_bar, mininterval=0.5)
+        if c.eval is not None and c.eval.at_start and step == 0:
+            self._evaluate(0)
+        streams = self._open_streams(epoch_index, position)
+        with StopSignals() as stop, bar:
+            for epoch in self.epochs[epoch_index:]:
+                order = self.orders[epoch.index]
+                start = position if epoch.index == epoch_index else 0
+                for pos in range(start, len(order)):
+                    if step >= self.total_steps:
+                        break
+                    t, b = order[pos]
+                    task = self.tasks[t]
+                    if task.step_fn is None:  # traced on first use, once per task and run
+                        task.step_fn = self._make_step_fn(task, streams[t].element_spec)
+                    examples, batch = streams[t].next_batch()
+                    self.log.batch(step=step + 1, epoch=epoch.index, position=pos, task=task.name,
+                                   batch=b, examples=examples.tolist())
+                    loss = float(task.step_fn(batch))
+                    step += 1
+                    self.state.set_position(step, epoch.index, pos + 1)
+                    if not math.isfinite(loss):
+                        raise NonFiniteLossError(
+                            f"loss is {loss} at step {step} (task {task.name}, epoch {epoch.index}, "
+                            f"batch {b}); stopped without saving. {self._last_good()} Lower "
+                            f"optimizer.learning_rate (now {c.optimizer.learning_rate:g}) or check the data.")
+                    last_loss = loss
+                    window.setdefault(task.name, []).append(loss)
+                    bar.update(1)
+                    if step % c.log_every == 0 or step == self.total_steps:
+                        lr = float(self.schedule(step - 1))  # the rate this step used
+                        for name, losses in window.items():
+                            self.log.record("train", step, task=name, loss=float(np.mean(losses)),
+                                            learning_rate=lr, epoch=epoch.index)
+                        bar.set_postfix(loss=f"{np.mean(sum(window.values(), [])):.4f}", lr=f"{lr:.2e}")
+                        window = {}
+                    if c.eval is not None and c.eval.every_steps and step % c.eval.every_steps == 0:
+                        self._evaluate(step)
+                    if step % c.checkpoint.every_steps == 0:
+                        self._save_checkpoint()
+                    if stop.received:
+                        path = self._save_checkpoint()
+                        self.log.note(step, f"stopped by {stop.name}")
+                        raise TrainingInterrupted(
+                            f"stopped by {stop.name} at step {step}/{self.total_steps}; checkpoint "
+                            f"{path} saved; continue with --resume", stop.received, step, path)
+                else:
+                    self.state.set_position(step, epoch.index + 1, 0)
+                    if c.eval is not None and not c.eval.every_steps and self._last_eval[0] != step:
+                        self._evaluate(step)
+                    continue
+                break
+            if c.eval is not None and self._last_eval[0] != step:
+                self._evaluate(step)
+            self._save_checkpoint()
+        return self._finish(step, last_loss)
+
+    def _finish(self, step: int, last_loss: Optional[float]) -> TrainResult:
+        c = self.config
+        best_step = int(self.state.best_step.numpy())
+        best_score = float(self.state.best_score.numpy()) if best_step >= 0 else None
+        best_dir = os.path.join(self.output_dir, BEST_MODEL_DIR)
+        if c.save_best and best_step >= 0 and is_model_dir(best_dir):
+            weights, at, score = load_model_dir(best_dir).weights, best_step, best_score
+        else:
+            weights, at = self.encoder.get_weight_dict(), step
+            score = self._last_eval[1] if self._last_eval[0] == step else None
+        model_dir = self._write_model(os.path.join(self.output_dir, MODEL_DIR), weights, at, score)
+        export_dir = None
+        if c.export:
+            from tfkosent.export import export_model
+            export_dir = export_model(model_dir, os.path.join(self.output_dir, EXPORT_DIR), overwrite=True)
+        plot_loss_curve(os.path.join(self.output_dir, METRICS_FILE),
+                        os.path.join(self.output_dir, LOSS_CURVE_FILE),
+                        title=", ".join(f"{t.name}" for t in self.tasks))
+        result = TrainResult(self.output_dir, model_dir, step, last_loss, best_score,
+                             best_step if best_step >= 0 else None, export_dir, self.resumed_from)
+        atomic_write_bytes(os.path.join(self.output_dir, SUMMARY_FILE),
+                           (json.dumps(dataclasses.asdict(result), indent=2) + "\n").encode("utf-8"))
+        logger.info("done: %d steps; model %s%s", step, model_dir,
+                    f" (dev cosine Spearman {best_score:.2f} at step {best_step})" if best_score is not None
+                    else "")
+        return result
+
+
+def train(config: TrainConfig, data_dir: Optional[str] = None, resume: bool = False,
+          strategy: Optional[tf.distribute.Strategy] = None) -> TrainResult:
+    """`Trainer(config, data_dir, resume, strategy).fit()`."""
+    return Trainer(config, data_dir=data_dir, resume=resume, strategy=strategy).fit()
