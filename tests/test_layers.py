@@ -223,3 +223,17 @@ def test_encoder_config_round_trip_and_validation():
         EncoderConfig.from_dict({"vocab_size": 10, "hiden_size": 8})
     with pytest.raises(ConfigError, match="expected int"):
         EncoderConfig.from_dict({"vocab_size": "10"})
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_encoder_under_mixed_precision(policy):
+    import keras
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        enc = TransformerEncoder(_config())
+        out = enc(_inputs([[2, 7, 8, 3, 0, 0]]), training=True)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert out["pooled_output"].dtype == tf.float32
+    assert np.all(np.isfinite(out["pooled_output"].numpy()))

@@ -261,9 +261,6 @@ def test_existing_run_needs_resume_and_an_unchanged_recipe(cosent_run, model_dir
     assert again.resumed_from == 50 and again.steps == 50 and again.best_score == result.best_score
 
 
-@pytest.mark.xfail(raises=TypeError, strict=False,
-                   reason="TransformerEncoder under a mixed policy: Keras 3 autocasts the float32 "
-                          "attention_bias argument to the compute dtype (tfkosent/layers/transformer.py)")
 def test_mixed_precision_bfloat16(model_dir, data_dir, tmp_path):
     tasks = [{"loss": "cosent", "data": [{"name": "korsts-train", "limit": 64}], "batch_size": 16}]
     result, train_records, _ = run(tmp_path / "bf16", model_dir, data_dir, tasks, mixed_precision="bfloat16",

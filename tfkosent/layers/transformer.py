@@ -97,15 +97,18 @@ class _SelfAttention(keras.layers.Layer):
         x = tf.reshape(x, [batch, seq, self.num_heads, self.head_size])
         return tf.transpose(x, [0, 2, 1, 3])  # [batch, heads, seq, head_size]
 
-    def call(self, x, attention_bias, training=False):
+    def call(self, x, attention_mask, training=False):
         shape = tf.shape(x)
         batch, seq = shape[0], shape[1]
         q = self._split_heads(self.query(x), batch, seq)
         k = self._split_heads(self.key(x), batch, seq)
         v = self._split_heads(self.value(x), batch, seq)
         scores = tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(self.head_size))
-        # Softmax in float32 even under mixed precision: -1e9 biases overflow float16.
-        probs = tf.nn.softmax(tf.cast(scores, tf.float32) + attention_bias, axis=-1)
+        # The mask arrives as int32 because Keras autocasts float call arguments to the
+        # compute dtype under mixed precision, and -1e9 overflows float16. The bias is
+        # built and the softmax taken in float32.
+        bias = (1.0 - tf.cast(attention_mask, tf.float32))[:, tf.newaxis, tf.newaxis, :] * -1e9
+        probs = tf.nn.softmax(tf.cast(scores, tf.float32) + bias, axis=-1)
         probs = self.dropout(tf.cast(probs, x.dtype), training=training)
         context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])
         context = tf.reshape(context, [batch, seq, self.hidden_size])
@@ -142,8 +145,8 @@ class _TransformerLayer(keras.layers.Layer):
         self.output_layer_norm.build(input_shape)
         self.built = True
 
-    def call(self, x, attention_bias, training=False):
-        a = self.attention(x, attention_bias, training=training)
+    def call(self, x, attention_mask, training=False):
+        a = self.attention(x, attention_mask, training=training)
         x = self.attention_layer_norm(x + self.attention_dropout(a, training=training))
         x = tf.cast(x, self.compute_dtype)
         h = self.output_dense(self._act(self.intermediate(x)))
@@ -277,11 +280,9 @@ class TransformerEncoder(keras.layers.Layer):
             x = x + self.token_type_embeddings(tf.cast(inputs["input_type_ids"], tf.int32))
         x = self.embedding_layer_norm(x)
         x = tf.cast(self.embedding_dropout(x, training=training), self.compute_dtype)
-        # [batch, 1, 1, seq] additive bias: 0 for real tokens, -1e9 for padding.
-        attention_bias = (1.0 - tf.cast(mask, tf.float32))[:, tf.newaxis, tf.newaxis, :] * -1e9
         encoder_outputs = []
         for layer in self.transformer_layers:
-            x = layer(x, attention_bias, training=training)
+            x = layer(x, mask, training=training)
             encoder_outputs.append(tf.cast(x, tf.float32))
         sequence_output = encoder_outputs[-1]
         pooled = self._pool(sequence_output, mask)
