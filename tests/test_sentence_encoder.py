@@ -89,3 +89,20 @@ def test_load_errors(tmp_path, tiny_model_dir):
     (bad / "weights.npz").write_bytes(b"PK\x03\x04truncated")
     with pytest.raises(ConfigError, match="weights.npz"):
         load_model_dir(str(bad))
+
+
+def test_survives_tf_random_set_seed(tiny_model_dir):
+    """tf.random.set_seed clears TF's eager kernel cache, which owns tensorflow_text's
+    SentencePiece model; encoding must recover instead of raising NotFoundError."""
+    import tensorflow as tf
+    from tfkosent.layers.tokenizer import SentencepieceTokenizer
+
+    model = SentenceEncoder.load(tiny_model_dir)
+    before = model.encode(SENTENCES)
+    tf.random.set_seed(1234)
+    np.testing.assert_allclose(model.encode(SENTENCES), before, atol=1e-6)
+    tok = model._backend.preprocessor.tokenizer
+    assert isinstance(tok, SentencepieceTokenizer)
+    ids = tok(tf.constant(["나는 밥을 먹는다."])).to_list()
+    tf.random.set_seed(99)
+    assert tok(tf.constant(["나는 밥을 먹는다."])).to_list() == ids

@@ -77,11 +77,26 @@ class _InMemoryBackend:
         # One trace for every batch size and length: no retracing while encoding.
         self._encode = tf.function(lambda inputs: self.encoder(inputs, training=False)["pooled_output"],
                                    input_signature=[spec], reduce_retracing=True)
+        self._trace_tokenize()
+
+    def _trace_tokenize(self):
+        import tensorflow as tf
         self._tokenize = tf.function(self.preprocessor.tokenize,
                                      input_signature=[tf.TensorSpec([None], tf.string)])
 
     def tokenize(self, strings):
-        return self._tokenize(strings)
+        import tensorflow as tf
+        try:
+            return self._tokenize(strings)
+        except tf.errors.NotFoundError:
+            # tf.random.set_seed deleted the SentencePiece resource (see
+            # SentencepieceTokenizer.recreate_resource): re-create, re-trace, retry once.
+            recreate = getattr(self.preprocessor.tokenizer, "recreate_resource", None)
+            if recreate is None:
+                raise
+            recreate()
+            self._trace_tokenize()
+            return self._tokenize(strings)
 
     def pack(self, segments, seq_length):
         return self.preprocessor.bert_pack_inputs(segments, seq_length=seq_length)

@@ -117,8 +117,8 @@ class SentencepieceTokenizer(_TokenizerBase):
         if not model_serialized_proto:
             raise ValueError("model_serialized_proto is empty")
         self.model_serialized_proto = bytes(model_serialized_proto)
-        self._sp = tf_text.SentencepieceTokenizer(model=self.model_serialized_proto,
-                                                  out_type=tf.int32)
+        self._sp = None
+        self.recreate_resource()
         self._vocab_size = int(self._sp.vocab_size())
         self._unk_id = int(self._sp.string_to_id(unk_token)) if unk_token else 0
 
@@ -133,8 +133,27 @@ class SentencepieceTokenizer(_TokenizerBase):
             return None
         return token_id
 
+    def recreate_resource(self) -> None:
+        """(Re)creates the SentencePiece op's model resource.
+
+        tensorflow_text's SentencePiece model is a kernel-owned resource when
+        created eagerly (its TODO b/318839908): `tf.random.set_seed` clears the
+        eager kernel cache and deletes it, and the next call fails with
+        NotFoundError. Eager calls recover by re-creating it; code that traced
+        this layer into a tf.function must re-trace after calling this.
+        """
+        self._sp = tf_text.SentencepieceTokenizer(model=self.model_serialized_proto,
+                                                  out_type=tf.int32)
+
     def call(self, strings):
-        return self._sp.tokenize(self._clean(strings))
+        strings = self._clean(strings)
+        if not tf.executing_eagerly():
+            return self._sp.tokenize(strings)
+        try:
+            return self._sp.tokenize(strings)
+        except tf.errors.NotFoundError:
+            self.recreate_resource()
+            return self._sp.tokenize(strings)
 
     def get_config(self):
         config = super().get_config()
