@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 

