@@ -7,6 +7,8 @@
     tfkosent convert hf MODEL_DIR --out DIR
     tfkosent evaluate M --tasks korsts-dev,korsts-test,klue-sts-dev [--data-dir D] [--json F] [--plot DIR]
     tfkosent train CONFIG [--resume] [--data-dir D]
+    tfkosent silver --bi-encoder DIR --cross-encoder DIR --out DIR [--sources S...] [--neighbors K] [--random N] [--resume]
+    tfkosent pipeline default-model [--work-dir W] [--data-dir D] [--from S] [--until S] [--only S] [--dry-run]
     tfkosent embed-corpus INPUT OUTPUT --model DIR [--runner DirectRunner] [beam options]
 
 M is a model directory, an export directory, or `default`.
@@ -117,6 +119,16 @@ def cmd_train(args) -> int:
     return train_cli(args)
 
 
+def cmd_pipeline(args) -> int:
+    from tfkosent.pipeline.default_model import main_cli
+    return main_cli(args)
+
+
+def cmd_silver(args) -> int:
+    from tfkosent.training.silver import silver_cli
+    return silver_cli(args)
+
+
 def cmd_embed_corpus(args, beam_args: List[str]) -> int:
     from tfkosent.beam.embed_corpus import run_cli
     return run_cli(args, beam_args)
@@ -179,6 +191,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--data-dir", default=None)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("pipeline", help="multi-step, resumable recipes (the default model)")
+    pipe = p.add_subparsers(dest="pipeline_name", required=True)
+    c = pipe.add_parser("default-model", help="make the default model: convert, teachers, silver pairs, "
+                                               "distillation, evaluation, packaging (resumable)")
+    c.add_argument("--work-dir", default=os.path.join("runs", "default_model"),
+                   help="one folder per step, with DONE.json when complete (default: runs/default_model)")
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--from", dest="from_step", default=None, metavar="STEP", help="start at this step")
+    c.add_argument("--until", default=None, metavar="STEP", help="stop after this step")
+    c.add_argument("--only", default=None, metavar="STEP", help="run only this step")
+    c.add_argument("--dry-run", action="store_true", help="print the plan with each step's state")
+    c.add_argument("--no-nli", action="store_true", help="skip the optional teacher_nli step")
+    c.add_argument("--package-dir", default=None,
+                   help="where the package step writes (default: tfkosent/assets/default_model)")
+    c.set_defaults(func=cmd_pipeline)
+
+    p = sub.add_parser("silver", help="label sentence pairs with a cross-encoder (Augmented SBERT)")
+    p.add_argument("--bi-encoder", required=True, help="model directory that picks neighbour pairs")
+    p.add_argument("--cross-encoder", required=True, help="cross-encoder model directory that scores them")
+    p.add_argument("--out", required=True, help="output directory (silver.tsv, score cache, ...)")
+    p.add_argument("--sources", nargs="+", default=None,
+                   help="datasets to take sentences from, NAME or NAME:LIMIT (default: nsmc-reviews:100000 "
+                        "3i4k chatbot-qa news-comments korsts-train klue-sts-train)")
+    p.add_argument("--neighbors", type=int, default=3, help="nearest neighbours paired per sentence")
+    p.add_argument("--random", type=int, default=0, help="random pairs added")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--shard-size", type=int, default=8192, help="pairs per score-cache shard")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.set_defaults(func=cmd_silver)
 
     p = sub.add_parser("embed-corpus", help="bulk-embed text files with Apache Beam")
     p.add_argument("input")

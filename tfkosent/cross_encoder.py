@@ -39,6 +39,36 @@ def _split_head(weights: Dict[str, np.ndarray]):
     return encoder, head
 
 
+def split_head(weights: Dict[str, np.ndarray], source: str = "weights.npz"):
+    """(encoder weights, head weights or None) of a model directory's weights.
+
+    A bi-encoder has no head (None: a cross-encoder started from it gets a new one);
+    a partial head is an error."""
+    encoder, head = _split_head(weights)
+    if head and len(head) != len(HEAD_WEIGHTS):
+        raise ValueError(f"{source}: incomplete cross-encoder head, has {sorted(head)} of {HEAD_WEIGHTS}")
+    return encoder, head or None
+
+
+def save_cross_encoder(out_dir: str, config, weights: Dict[str, np.ndarray],
+                       metadata: Optional[dict] = None, sentencepiece_proto: Optional[bytes] = None,
+                       wordpiece_vocab=None, dtype: str = "float32") -> str:
+    """Writes a cross-encoder model directory: encoder + `head/kernel`, `head/bias` weights,
+    `metadata["task"] = "cross-encoder"` (used by `CrossEncoder.save` and the trainer)."""
+    import dataclasses
+    from tfkosent.model_dir import save_model_dir
+
+    missing = [k for k in HEAD_WEIGHTS if k not in weights]
+    if missing:
+        raise ValueError(f"cross-encoder weights lack {missing}")
+    meta = dict(config.metadata)
+    meta.update(metadata or {})
+    meta["task"] = TASK
+    config = dataclasses.replace(config, metadata=meta)
+    return save_model_dir(out_dir, config, weights, sentencepiece_proto=sentencepiece_proto,
+                          wordpiece_vocab=wordpiece_vocab, dtype=dtype)
+
+
 class CrossEncoder:
     """Pair scorer: (sentence1, sentence2) -> similarity in [0, 1]."""
 
@@ -80,21 +110,19 @@ class CrossEncoder:
         encoder.set_weight_dict(encoder_weights, source=os.path.join(path, "weights.npz"))
         return cls(config, preprocessor, encoder, head or None)
 
-    def save(self, out_dir: str, dtype: str = "float32", metadata: Optional[dict] = None) -> str:
-        import dataclasses
-        from tfkosent.model_dir import save_model_dir
+    def head_weights(self) -> Dict[str, np.ndarray]:
+        """{"head/kernel": [hidden, 1], "head/bias": [1]} as numpy float32."""
+        import keras
+        return {"head/kernel": np.asarray(keras.ops.convert_to_numpy(self.head.kernel), np.float32),
+                "head/bias": np.asarray(keras.ops.convert_to_numpy(self.head.bias), np.float32)}
 
+    def save(self, out_dir: str, dtype: str = "float32", metadata: Optional[dict] = None) -> str:
         weights = self.encoder.get_weight_dict()
-        weights["head/kernel"] = self.head.kernel.numpy()
-        weights["head/bias"] = self.head.bias.numpy()
-        meta = dict(self.config.metadata)
-        meta.update(metadata or {})
-        meta["task"] = TASK
-        config = dataclasses.replace(self.config, metadata=meta)
+        weights.update(self.head_weights())
         tok = self.preprocessor.tokenizer
-        return save_model_dir(out_dir, config, weights,
-                              sentencepiece_proto=getattr(tok, "model_serialized_proto", None),
-                              wordpiece_vocab=getattr(tok, "vocab", None), dtype=dtype)
+        return save_cross_encoder(out_dir, self.config, weights, metadata=metadata,
+                                  sentencepiece_proto=getattr(tok, "model_serialized_proto", None),
+                                  wordpiece_vocab=getattr(tok, "vocab", None), dtype=dtype)
 
     # --- forward ------------------------------------------------------------------
 

@@ -10,13 +10,14 @@ or from Python:
 Modules:
     config         recipe schema (YAML / JSON), validated with file:line:key errors
     losses/        objectives: SimCSE (unsup./sup.), MultipleNegativesRanking,
-                   CoSENT, cosine-MSE, embedding distillation
+                   CoSENT, cosine-MSE, embedding distillation, cross-encoder BCE / MSE
     data           sources -> examples -> tokens -> deterministic, length-bucketed tf.data epochs
     multitask      sequential and round-robin schedules
     optimization   AdamW + linear warmup / linear decay
     strategy       tf.distribute strategy selection (auto | mirrored | tpu | default)
     checkpointing  checkpoint contents, SIGTERM / SIGINT handling
-    teacher_cache  sharded, resumable cache of teacher embeddings
+    teacher_cache  sharded, resumable caches (teacher embeddings; shared `ShardedCache`)
+    silver         silver-labelled pairs from a cross-encoder (Augmented SBERT), `tfkosent silver`
     student        DistilBERT-style student initialization from teacher layers
     reporting      metrics.jsonl, TensorBoard, batch log, loss-curve PNG
     trainer        the custom training loop (`Trainer`, `train`)
@@ -38,6 +39,8 @@ _EXPORTS = {
     "NonFiniteLossError": "trainer", "TrainingInterrupted": "trainer",
     "init_student": "student", "default_student_layers": "student",
     "TeacherCache": "teacher_cache", "teacher_embeddings": "teacher_cache",
+    "ShardedCache": "teacher_cache",
+    "build_silver": "silver", "PairScoreCache": "silver", "SilverError": "silver",
     "WarmupLinearDecay": "optimization", "create_optimizer": "optimization",
     "create_strategy": "strategy",
     "LOSSES": "losses", "get_loss_class": "losses",

@@ -4,6 +4,8 @@ A recipe (every key but `model`/`student`, `output_dir` and `tasks` has a defaul
 
     model: models/e5-small-ko/model     # a tfkosent model directory to fine-tune ...
     # student: {teacher: DIR, layers: [3, 7, 11]}   # ... or a student cut from a teacher
+    model_type: bi_encoder              # bi_encoder | cross_encoder (losses cross_bce, cross_mse)
+    swap_pairs: false                   # cross_encoder: randomly swap (a, b) per example
     output_dir: runs/cosent_e5_korsts
     seed: 42
     strategy: auto                      # auto | mirrored | tpu | default
@@ -44,6 +46,7 @@ KeyPath = Tuple[Any, ...]  # e.g. ("tasks", 0, "loss", "scale")
 STRATEGIES = ("auto", "mirrored", "tpu", "default")
 MIXED_PRECISION = ("none", "float16", "bfloat16")
 SCHEDULES = ("sequential", "round_robin")
+MODEL_TYPES = ("bi_encoder", "cross_encoder")
 SOURCE_FORMATS = ("sts", "nli", "triplets", "pairs", "groups", "sentences")
 # Registry datasets kept out of every training mix, and those no model may be selected on:
 # KorSTS test and KLUE-STS dev are the reported numbers (KLUE-STS has no public test split).
@@ -277,6 +280,8 @@ class TrainConfig:
     tasks: List[TaskConfig]
     model: Optional[str] = None
     student: Optional[StudentConfig] = None
+    model_type: Literal[MODEL_TYPES] = "bi_encoder"
+    swap_pairs: bool = False
     seed: int = 42
     strategy: Literal[STRATEGIES] = "auto"
     tpu: Optional[str] = None
@@ -332,6 +337,17 @@ class TrainConfig:
             if task.loss.build().requires_teacher and not task.teacher:
                 yield ("tasks", i, "teacher"), (f"loss {task.loss.type!r} needs a teacher model "
                                                 f"directory (or a top-level 'student')")
+        cross = self.model_type == "cross_encoder"
+        for i, task in enumerate(self.tasks):
+            if task.loss.build().pair_scorer != cross:
+                yield ("tasks", i, "loss"), (
+                    f"loss {task.loss.type!r} does not train a {self.model_type.replace('_', '-')}; "
+                    + ("cross-encoders train with cross_bce or cross_mse" if cross else
+                       "cross_bce / cross_mse need model_type: cross_encoder"))
+        if cross and self.student is not None:
+            yield "student", "students are bi-encoders; give 'model' for model_type: cross_encoder"
+        if self.swap_pairs and not cross:
+            yield "swap_pairs", "only applies to model_type: cross_encoder"
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             yield "tasks", f"task names must be unique, got {names}"

@@ -35,6 +35,10 @@ holds similar lengths and is packed to its longest), shuffle the batches.  The
 position (epoch, batch index) therefore pins the data exactly; resuming builds
 the same epochs and skips the consumed batches without reading them.
 
+Cross-encoders (`model_type: cross_encoder`) train on scored pairs packed as one
+2-segment sequence per example (`TokenizedTask(..., paired=True).pair_element_fn`);
+their length buckets use the pair's total length.
+
 Tokenization happens once, up front, with the model's own Preprocessor; each
 tf.data element gathers token ids from that table and packs them with
 `tfkosent.layers.packing.pack_segments`, so the pipeline is pure TensorFlow
@@ -375,10 +379,11 @@ class TokenizedTask:
 
     views: the text columns a loss encodes per example (repeats allowed).
     columns: {column: int32 [n]} row of each example's text in `table`.
-    example_lengths: int32 [n], longest view of each example in tokens.
+    example_lengths: int32 [n], longest view of each example in tokens (paired: the
+      sum of both views, which a cross-encoder packs into one sequence).
     """
 
-    def __init__(self, data: TaskData, views: Sequence[str], tokenize: Callable):
+    def __init__(self, data: TaskData, views: Sequence[str], tokenize: Callable, paired: bool = False):
         needed = list(dict.fromkeys(views))
         unique = _unique(t for c in needed for t in data.texts[c])
         index = {t: i for i, t in enumerate(unique)}
@@ -386,7 +391,10 @@ class TokenizedTask:
         self.columns = {c: np.asarray([index[t] for t in data.texts[c]], np.int32).reshape(-1)
                         for c in needed}
         lengths = self.table.lengths
-        self.example_lengths = np.max(np.stack([lengths[self.columns[c]] for c in needed]), axis=0)
+        per_view = np.stack([lengths[self.columns[c]] for c in needed])
+        # paired (cross-encoder): both views go into one sequence, so their lengths add up
+        self.example_lengths = (per_view.sum(axis=0) if paired else per_view.max(axis=0)).astype(np.int32)
+        self.paired = paired
         self.views = tuple(views)
         self.labels = data.labels
         self.num_examples = len(data)
@@ -416,6 +424,41 @@ class TokenizedTask:
                                        special_ids["padding_id"], packing)
                       for c, column in columns.items()}
             inputs = {k: tf.stack([packed[v][k] for v in views], axis=1) for k in ENCODER_INPUT_KEYS}
+            return {"inputs": inputs, "labels": {k: tf.gather(v, ids) for k, v in labels.items()}}
+
+        return tf.autograph.experimental.do_not_convert(element)
+
+    def pair_element_fn(self, label_keys: Sequence[str], special_ids: Dict[str, int], packing: str,
+                        swap_seed: Optional[int] = None):
+        """Cross-encoder batches: (example ids int32 [b], seq_length) -> {"inputs", "labels"}.
+
+        inputs: {input_word_ids, input_mask, input_type_ids}: int32 [b, seq_length], each
+        example's two views packed as one sequence of 2 segments (`pack_segments`, as
+        `Preprocessor.bert_pack_inputs([a, b])`; round-robin truncation).
+        swap_seed: when set, each example's (a, b) becomes (b, a) with probability 1/2,
+        drawn statelessly from (swap_seed, the batch's example ids), so the augmentation is
+        a pure function of the data position (resumes see the same swaps).
+        """
+        import tensorflow as tf
+        from tfkosent.layers.packing import pack_segments
+
+        if len(self.views) != 2:
+            raise ValueError(f"a cross-encoder packs 2 views, got {self.views}")
+        table = self.table.ragged()
+        first, second = (tf.constant(self.columns[v]) for v in self.views)
+        labels = {k: tf.constant(self.labels[k]) for k in label_keys}
+
+        def element(ids, seq_length):
+            a, b = tf.gather(first, ids), tf.gather(second, ids)
+            if swap_seed is not None:
+                ids64 = tf.cast(ids, tf.int64)
+                key = tf.reduce_sum(ids64 * (tf.range(tf.size(ids64, out_type=tf.int64)) + 1))
+                swap = tf.random.stateless_uniform(
+                    tf.shape(ids), seed=tf.stack([tf.constant(swap_seed, tf.int64), key])) < 0.5
+                a, b = tf.where(swap, b, a), tf.where(swap, a, b)
+            inputs = pack_segments([tf.gather(table, a), tf.gather(table, b)], seq_length,
+                                   special_ids["start_of_sequence_id"],
+                                   special_ids["end_of_segment_id"], special_ids["padding_id"], packing)
             return {"inputs": inputs, "labels": {k: tf.gather(v, ids) for k, v in labels.items()}}
 
         return tf.autograph.experimental.do_not_convert(element)

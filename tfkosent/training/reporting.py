@@ -141,9 +141,11 @@ def plot_loss_curve(metrics_path: str, png_path: str, title: str = "") -> Option
     handles, labels = ax.get_legend_handles_labels()
     if evals:
         ax2 = ax.twinx()
-        ax2.plot([r["step"] for r in evals], [r["cosine_spearman"] for r in evals], "o-",
-                 color="tab:red", ms=3, lw=1, label="dev cosine Spearman")
-        ax2.set_ylabel("dev cosine Spearman (x100)")
+        key = "cosine_spearman" if "cosine_spearman" in evals[0] else "spearman"  # cross-encoders
+        name = "dev cosine Spearman" if key == "cosine_spearman" else "dev Spearman"
+        ax2.plot([r["step"] for r in evals], [r.get(key) for r in evals], "o-",
+                 color="tab:red", ms=3, lw=1, label=name)
+        ax2.set_ylabel(f"{name} (x100)")
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     ax.legend(handles, labels, fontsize=8, loc="best")

@@ -3,7 +3,7 @@
 Layout of a cache directory:
 
     manifest.json        {"format": "tfkosent-teacher-cache", "fingerprint": {...},
-                          "num_sentences", "shard_size", "num_shards"}
+                          "num_items", "shard_size", "num_shards"}
     shard-00000.npy      float32 [shard_size, hidden] embeddings of sentences 0 .. shard_size-1
     shard-00001.npy      ...
 
@@ -13,6 +13,9 @@ it stopped: `build` computes only the missing shards.  The fingerprint (the
 teacher's config and weights digest, the sentences' digest, the shard size)
 must match the manifest; a cache built for other sentences or another teacher
 is an error, never silently reused.
+
+`ShardedCache` is the generic mechanism (any items, any per-item result);
+`TeacherCache` and `tfkosent.training.silver.PairScoreCache` specialise it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import hashlib
 import io
 import json
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -37,7 +40,7 @@ class TeacherCacheError(ValueError):
     """The cache directory belongs to another teacher or other sentences."""
 
 
-def sentences_digest(sentences: Sequence[str]) -> str:
+def sentences_digest(sentences: Iterable[str]) -> str:
     digest = hashlib.sha256()
     for s in sentences:
         digest.update(s.encode("utf-8"))
@@ -52,25 +55,42 @@ def teacher_fingerprint(teacher_dir: str) -> Dict[str, str]:
             "weights_sha256": sha256_file(os.path.join(teacher_dir, WEIGHTS_FILE))}
 
 
-class TeacherCache:
-    """Sharded embeddings of `sentences` under `directory`."""
+class ShardedCache:
+    """Sharded, resumable results of `compute_fn` over a fixed list of items.
 
-    def __init__(self, directory: str, sentences: Sequence[str], fingerprint: Dict[str, str],
+    Shared by the teacher-embedding cache (float32 [n, hidden]) and the
+    silver-pair score cache (`tfkosent.training.silver`, float32 [n]): shard i
+    holds rows i * shard_size .. of the results, written atomically; the
+    manifest's fingerprint (the caller's, plus the items' digest and the shard
+    size) must match, otherwise `error` is raised.
+    """
+
+    format: str = FORMAT
+    ndim: int = 2
+    what: str = "teacher cache"
+    hint: str = "point teacher_cache at a new directory"
+    error = TeacherCacheError
+
+    def __init__(self, directory: str, items: Sequence, fingerprint: Dict[str, str],
                  shard_size: int = 4096):
         if shard_size <= 0:
             raise ValueError(f"shard_size must be positive, got {shard_size}")
         self.directory = os.path.abspath(directory)
-        self.sentences = list(sentences)
+        self.items = list(items)
         self.shard_size = shard_size
-        self.num_shards = -(-len(self.sentences) // shard_size)
-        self.fingerprint = dict(fingerprint, sentences_sha256=sentences_digest(self.sentences),
-                                shard_size=shard_size, num_sentences=len(self.sentences))
+        self.num_shards = -(-len(self.items) // shard_size)
+        self.fingerprint = dict(fingerprint, shard_size=shard_size, **self.items_fingerprint())
+
+    def items_fingerprint(self) -> Dict[str, str]:
+        return {"items_sha256": sentences_digest("\0".join(i) if isinstance(i, (tuple, list)) else i
+                                                 for i in self.items),
+                "num_items": len(self.items)}
 
     def shard_path(self, i: int) -> str:
         return os.path.join(self.directory, f"shard-{i:05d}.npy")
 
     def _shard_rows(self, i: int) -> int:
-        return min(self.shard_size, len(self.sentences) - i * self.shard_size)
+        return min(self.shard_size, len(self.items) - i * self.shard_size)
 
     def _check_manifest(self) -> None:
         path = os.path.join(self.directory, MANIFEST)
@@ -80,14 +100,14 @@ class TeacherCache:
             old = manifest.get("fingerprint", {})
             changed = sorted(k for k in set(old) | set(self.fingerprint)
                              if old.get(k) != self.fingerprint.get(k))
-            if manifest.get("format") != FORMAT or changed:
-                raise TeacherCacheError(
-                    f"{self.directory} holds a teacher cache for other inputs ({', '.join(changed)} "
-                    f"differ); delete it or point teacher_cache at a new directory")
+            if manifest.get("format") != self.format or changed:
+                raise self.error(
+                    f"{self.directory} holds a {self.what} for other inputs ({', '.join(changed)} "
+                    f"differ); delete it or {self.hint}")
             return
         os.makedirs(self.directory, exist_ok=True)
-        manifest = {"format": FORMAT, "fingerprint": self.fingerprint,
-                    "num_sentences": len(self.sentences), "shard_size": self.shard_size,
+        manifest = {"format": self.format, "fingerprint": self.fingerprint,
+                    "num_items": len(self.items), "shard_size": self.shard_size,
                     "num_shards": self.num_shards}
         atomic_write_bytes(path, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
 
@@ -96,7 +116,8 @@ class TeacherCache:
             shard = np.load(self.shard_path(i))
         except (FileNotFoundError, ValueError, OSError, EOFError):
             return None
-        if shard.ndim != 2 or shard.shape[0] != self._shard_rows(i) or not np.isfinite(shard).all():
+        if shard.ndim != self.ndim or shard.shape[0] != self._shard_rows(i) \
+                or not np.isfinite(shard).all():
             return None
         return shard
 
@@ -104,30 +125,31 @@ class TeacherCache:
         self._check_manifest()
         return [i for i in range(self.num_shards) if self._read_shard(i) is None]
 
-    def build(self, encode_fn: EncodeFn, batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        """Computes the missing shards with `encode_fn(list[str]) -> float [n, hidden]`,
-        then returns all embeddings, float32 [num_sentences, hidden]."""
+    def build(self, compute_fn: Callable[[list], np.ndarray], batch_size: int = 64,
+              progress: bool = False) -> np.ndarray:
+        """Computes the missing shards with `compute_fn(list of items) -> float [n, ...]`
+        (called on chunks of `batch_size`), then returns all results."""
         missing = self.missing_shards()
         shards = missing
         if progress and missing:
             from tqdm.auto import tqdm
-            shards = tqdm(missing, desc="teacher embeddings", unit="shard")
+            shards = tqdm(missing, desc=self.what, unit="shard")
         for i in shards:
             start = i * self.shard_size
-            chunk = self.sentences[start:start + self._shard_rows(i)]
-            parts = [np.asarray(encode_fn(chunk[j:j + batch_size]), np.float32)
+            chunk = self.items[start:start + self._shard_rows(i)]
+            parts = [np.asarray(compute_fn(chunk[j:j + batch_size]), np.float32)
                      for j in range(0, len(chunk), batch_size)]
             shard = np.concatenate(parts, axis=0)
-            if shard.shape[0] != len(chunk) or not np.isfinite(shard).all():
-                raise ValueError(f"teacher returned {shard.shape} (finite: {np.isfinite(shard).all()}) "
-                                 f"for {len(chunk)} sentences")
+            if shard.shape[0] != len(chunk) or shard.ndim != self.ndim or not np.isfinite(shard).all():
+                raise ValueError(f"{self.what}: got {shard.shape} (finite: {np.isfinite(shard).all()}) "
+                                 f"for {len(chunk)} items")
             buffer = io.BytesIO()
             np.save(buffer, shard)
             atomic_write_bytes(self.shard_path(i), buffer.getvalue())
         return self.load()
 
     def load(self) -> np.ndarray:
-        """All embeddings; ValueError if a shard is missing (run `build`)."""
+        """All results; ValueError if a shard is missing (run `build`)."""
         self._check_manifest()
         shards = []
         for i in range(self.num_shards):
@@ -135,7 +157,26 @@ class TeacherCache:
             if shard is None:
                 raise ValueError(f"{self.shard_path(i)} is missing or incomplete; run build()")
             shards.append(shard)
-        return np.concatenate(shards, axis=0) if shards else np.zeros((0, 0), np.float32)
+        if shards:
+            return np.concatenate(shards, axis=0)
+        return np.zeros((0,) * self.ndim, np.float32)
+
+
+class TeacherCache(ShardedCache):
+    """Sharded embeddings of `sentences` under `directory`."""
+
+    error = TeacherCacheError
+
+    def __init__(self, directory: str, sentences: Sequence[str], fingerprint: Dict[str, str],
+                 shard_size: int = 4096):
+        super().__init__(directory, sentences, fingerprint, shard_size)
+
+    @property
+    def sentences(self) -> List[str]:
+        return self.items
+
+    def items_fingerprint(self) -> Dict[str, str]:
+        return {"sentences_sha256": sentences_digest(self.items), "num_sentences": len(self.items)}
 
 
 def teacher_embeddings(teacher_dir: str, sentences: Sequence[str], cache_dir: str,

@@ -27,6 +27,11 @@ One run, in order:
      evaluation), optionally OUTPUT_DIR/export (`tfkosent.export`),
      loss_curve.png, summary.json.
 
+`model_type: cross_encoder` runs the same loop on a `tfkosent.cross_encoder.CrossEncoder`:
+each example's (sentence1, sentence2) is packed as one 2-segment sequence, the loss
+(cross_bce / cross_mse) takes its logits, the dev metric is the Spearman of the mean
+score of both orders, and model/, best_model/ and export/ are cross-encoders.
+
 Output directory:
     recipe.json  checkpoints/  best_model/  model/  export/  logs/ (TensorBoard)
     metrics.jsonl  batches.jsonl (log_batches)  loss_curve.png  summary.json
@@ -71,8 +76,10 @@ BEST_MODEL_DIR = "best_model"
 MODEL_DIR = "model"
 EXPORT_DIR = "export"
 # Recipe keys that fix the data order and the initial model: a resumed run must keep them.
-RESUME_KEYS = ("model", "student", "tasks", "schedule", "epochs", "seed", "max_seq_length",
-               "pad_to_multiple_of", "bucket_batches")
+RESUME_KEYS = ("model", "student", "model_type", "tasks", "schedule", "epochs", "seed",
+               "max_seq_length", "pad_to_multiple_of", "bucket_batches", "swap_pairs")
+# Keys added after runs were written: a saved recipe without them had the default.
+_KEY_DEFAULTS = {"model_type": "bi_encoder", "swap_pairs": False}
 _POLICIES = {"none": None, "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
 
@@ -107,7 +114,7 @@ class TrainResult:
     model_dir: str
     steps: int
     final_loss: Optional[float]
-    best_score: Optional[float]       # dev cosine Spearman x100
+    best_score: Optional[float]       # dev cosine Spearman x100 (cross-encoders: Spearman of scores)
     best_step: Optional[int]
     export_dir: Optional[str] = None
     resumed_from: Optional[int] = None
@@ -167,6 +174,7 @@ class Trainer:
         self.data_dir = data_dir
         self.resume = resume
         self.output_dir = resolve_path(config.output_dir)
+        self.cross = config.model_type == "cross_encoder"
         self.strategy = strategy
         self.resumed_from: Optional[int] = None
 
@@ -184,7 +192,8 @@ class Trainer:
             with open(recipe_path, encoding="utf-8") as f:
                 saved = _resume_view(json.load(f))
             current = _resume_view(self.config.to_dict())
-            changed = [k for k in RESUME_KEYS if saved.get(k) != current.get(k)]
+            changed = [k for k in RESUME_KEYS
+                       if saved.get(k, _KEY_DEFAULTS.get(k)) != current.get(k, _KEY_DEFAULTS.get(k))]
             if changed:
                 raise RecipeError(f"cannot resume {self.output_dir}: the recipe changed "
                                   f"{', '.join(changed)} since the checkpoint (that would change "
@@ -223,8 +232,14 @@ class Trainer:
             if len(examples) < tc.batch_size:
                 raise train_data.DataError(f"{where}: {len(examples)} examples are fewer than one "
                                            f"batch of {tc.batch_size}")
-            tokens = train_data.TokenizedTask(examples, loss.views, self._tokenize)
-            element_fn = tokens.element_fn(loss.label_keys, special, self.files.config.preprocess.packing)
+            packing = self.files.config.preprocess.packing
+            tokens = train_data.TokenizedTask(examples, loss.views, self._tokenize, paired=self.cross)
+            if self.cross:
+                element_fn = tokens.pair_element_fn(loss.label_keys, special, packing,
+                                                    swap_seed=self.config.seed if self.config.swap_pairs
+                                                    else None)
+            else:
+                element_fn = tokens.element_fn(loss.label_keys, special, packing)
             tasks.append(_Task(i, tc.name, tc.batch_size, loss, tokens, element_fn))
             logger.info("task %s: %s on %d examples (%s), %d batches of %d per epoch", tc.name,
                         tc.loss.type, len(examples), ", ".join(s.label for s in tc.data),
@@ -254,19 +269,43 @@ class Trainer:
         # deletes the SentencePiece resource of every tokenizer alive in the process.
         outside = random.getstate()
         random.seed(c.seed)
+        encoder_weights, head = self.files.weights, None
+        if self.cross:
+            from tfkosent.cross_encoder import split_head
+            encoder_weights, head = split_head(self.files.weights, source=self.files.path)
         try:
             with self.strategy.scope(), _dtype_policy(_POLICIES[c.mixed_precision]):
                 self.encoder = TransformerEncoder(self.files.config.encoder, name="transformer_encoder")
                 self.encoder.build()
+                if self.cross:  # the score head: the model directory's, or a new (seeded) one
+                    from tfkosent.cross_encoder import CrossEncoder
+                    self.cross_encoder = CrossEncoder(self.files.config, self.preprocessor,
+                                                      self.encoder, head)
         finally:
             random.setstate(outside)
-        self.encoder.set_weight_dict(self.files.weights,
-                                     source=os.path.join(self.files.path, WEIGHTS_FILE))
+        self.encoder.set_weight_dict(encoder_weights, source=os.path.join(self.files.path, WEIGHTS_FILE))
         with self.strategy.scope():
             self.schedule = create_schedule(c.optimizer, self.total_steps)
             self.optimizer = create_optimizer(c.optimizer, self.schedule,
                                               loss_scaling=c.mixed_precision == "float16")
-            self.optimizer.build(self.encoder.trainable_variables)
+            self.optimizer.build(self._trainable_variables())
+
+    def _trainable_variables(self) -> list:
+        if self.cross:
+            return self.cross_encoder.trainable_variables
+        return list(self.encoder.trainable_variables)
+
+    def _model_variables(self) -> list:
+        """Everything a checkpoint holds of the model (weights and dropout RNG states)."""
+        if self.cross:
+            return list(self.encoder.variables) + list(self.cross_encoder.head.variables)
+        return list(self.encoder.variables)
+
+    def _weight_dict(self) -> Dict[str, np.ndarray]:
+        weights = self.encoder.get_weight_dict()
+        if self.cross:
+            weights.update(self.cross_encoder.head_weights())
+        return weights
 
     def _plan(self) -> None:
         c = self.config
@@ -299,7 +338,7 @@ class Trainer:
             self.eval_examples = train_data.load_sts_examples(c.eval.dataset, self.data_dir, c.eval.limit)
         self._plan()
         self._build_model()
-        self.state = TrainState(os.path.join(self.output_dir, CHECKPOINT_DIR), self.encoder.variables,
+        self.state = TrainState(os.path.join(self.output_dir, CHECKPOINT_DIR), self._model_variables(),
                                 self.optimizer.variables, keep=c.checkpoint.keep)
         if self.resume:
             path = self.state.restore_latest()
@@ -317,7 +356,7 @@ class Trainer:
         path = os.path.join(self.output_dir, BEST_MODEL_DIR)
         if is_model_dir(path):
             info = ModelConfig.load(os.path.join(path, "config.json")).metadata.get("training", {})
-            score = (info.get("dev") or {}).get("cosine_spearman")
+            score = (info.get("dev") or {}).get(self._score_key)
             if score is not None and score > float(self.state.best_score.numpy()):
                 self.state.best_score.assign(score)
                 self.state.best_step.assign(info.get("step", -1))
@@ -332,16 +371,27 @@ class Trainer:
         return tf.reshape(tf.cast(pooled, tf.float32),
                           [shape[0], shape[1], self.files.config.encoder.hidden_size])
 
+    @property
+    def _score_key(self) -> str:
+        """The dev metric that selects the best model (x100)."""
+        return "spearman" if self.cross else "cosine_spearman"
+
+    def _forward(self, inputs: Dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        """What the losses take: pair logits float32 [b] (cross-encoder) or pooled views."""
+        if self.cross:
+            return tf.cast(self.cross_encoder.logits(inputs, training=training), tf.float32)
+        return self._embed_views(inputs, training)
+
     def _make_step_fn(self, task: _Task, element_spec):
         strategy, optimizer = self.strategy, self.optimizer
         replicas = strategy.num_replicas_in_sync
-        variables = self.encoder.trainable_variables
+        variables = self._trainable_variables()
         clip = self.config.optimizer.clip_norm
         loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
         def replica_step(batch):
             with tf.GradientTape() as tape:
-                loss = task.loss(self._embed_views(batch["inputs"], training=True), batch["labels"])
+                loss = task.loss(self._forward(batch["inputs"], training=True), batch["labels"])
                 scaled = loss / replicas
                 if loss_scaling:
                     scaled = optimizer.scale_loss(scaled)
@@ -377,7 +427,8 @@ class Trainer:
                                            bucket_batches=c.bucket_batches)
         seq_lengths = train_data.batch_seq_lengths(
             batches, task.tokens.example_lengths,
-            num_special_tokens(1, self.files.config.preprocess.packing), c.pad_to_multiple_of,
+            num_special_tokens(2 if self.cross else 1, self.files.config.preprocess.packing),
+            c.pad_to_multiple_of,
             self.seq_cap)
         return batches, seq_lengths
 
@@ -430,21 +481,39 @@ class Trainer:
 
         return encode
 
+    def _cross_metrics(self) -> Dict[str, float]:
+        """Dev metrics of the cross-encoder's scores: both orders, metrics on their mean."""
+        from tfkosent.evaluation.sts import evaluate_scores
+        examples, batch_size = self.eval_examples, self.config.eval.batch_size
+        first = [e.sentence1 for e in examples]
+        second = [e.sentence2 for e in examples]
+        ab = self.cross_encoder._score(first, second, batch_size, show_progress_bar=False)
+        ba = self.cross_encoder._score(second, first, batch_size, show_progress_bar=False)
+        metrics = evaluate_scores(5.0 * (ab + ba) / 2, examples)
+        metrics["spearman_ab"] = evaluate_scores(5.0 * ab, examples)["spearman"]
+        metrics["spearman_ba"] = evaluate_scores(5.0 * ba, examples)["spearman"]
+        return metrics
+
     def _evaluate(self, step: int) -> Optional[float]:
         if self.eval_examples is None:
             return None
-        metrics = evaluate_sts(self._encode, self.eval_examples, batch_size=self.config.eval.batch_size)
-        score = metrics["cosine_spearman"]
+        if self.cross:
+            metrics = self._cross_metrics()
+        else:
+            metrics = evaluate_sts(self._encode, self.eval_examples,
+                                   batch_size=self.config.eval.batch_size)
+        score = metrics[self._score_key]
         self.log.record("eval", step, **{k: float(v) for k, v in metrics.items()})
         self._last_eval = (step, score)
         best = float(self.state.best_score.numpy())
-        logger.info("step %d: dev cosine Spearman %.2f (best %.2f)", step, score, max(best, score))
+        logger.info("step %d: dev %s %.2f (best %.2f)", step, self._score_key.replace("_", " "), score,
+                    max(best, score))
         if score > best:
             self.state.best_score.assign(score)
             self.state.best_step.assign(step)
             if self.config.save_best:
                 self._write_model(os.path.join(self.output_dir, BEST_MODEL_DIR),
-                                  self.encoder.get_weight_dict(), step, score)
+                                  self._weight_dict(), step, score)
                 self._save_checkpoint()  # the best model never runs ahead of the checkpoints
         return score
 
@@ -455,15 +524,20 @@ class Trainer:
             "base_model": self.files.path, "step": int(step),
             "tasks": [{"name": t.name, "loss": t.loss.type, "data": [s.label for s in t.data]}
                       for t in c.tasks],
-            "dev": ({"dataset": c.eval.dataset.label, "cosine_spearman": score}
+            "dev": ({"dataset": c.eval.dataset.label, self._score_key: score}
                     if c.eval is not None and score is not None else None)})
+        if self.cross:  # the format of CrossEncoder.save (task "cross-encoder", head weights)
+            from tfkosent.cross_encoder import save_cross_encoder
+            return save_cross_encoder(path, self.files.config, weights, metadata=metadata,
+                                      sentencepiece_proto=self.files.sentencepiece_proto,
+                                      wordpiece_vocab=self.files.wordpiece_vocab)
         config = ModelConfig(self.files.config.encoder, self.files.config.preprocess, metadata)
         return save_model_dir(path, config, weights, sentencepiece_proto=self.files.sentencepiece_proto,
                               wordpiece_vocab=self.files.wordpiece_vocab)
 
     def _weights_finite(self) -> bool:
         return all(bool(np.isfinite(keras.ops.convert_to_numpy(v)).all())
-                   for v in self.encoder.trainable_variables)
+                   for v in self._trainable_variables())
 
     def _save_checkpoint(self) -> str:
         step = self.state.position[0]
@@ -491,7 +565,7 @@ class Trainer:
 
     def _fit(self) -> TrainResult:
         c = self.config
-        self._encode = self._make_encode_fn()
+        self._encode = None if self.cross else self._make_encode_fn()
         self._last_eval = (-1, None)
         step, epoch_index, position = self.state.position
         self.log.note(step, f"resume from step {step}" if self.resumed_from is not None else "start")
@@ -564,11 +638,15 @@ class Trainer:
         if c.save_best and best_step >= 0 and is_model_dir(best_dir):
             weights, at, score = load_model_dir(best_dir).weights, best_step, best_score
         else:
-            weights, at = self.encoder.get_weight_dict(), step
+            weights, at = self._weight_dict(), step
             score = self._last_eval[1] if self._last_eval[0] == step else None
         model_dir = self._write_model(os.path.join(self.output_dir, MODEL_DIR), weights, at, score)
         export_dir = None
-        if c.export:
+        if c.export and self.cross:
+            from tfkosent.cross_encoder import CrossEncoder
+            export_dir = CrossEncoder.from_model_dir(model_dir).export(
+                os.path.join(self.output_dir, EXPORT_DIR), overwrite=True)
+        elif c.export:
             from tfkosent.export import export_model
             export_dir = export_model(model_dir, os.path.join(self.output_dir, EXPORT_DIR), overwrite=True)
         plot_loss_curve(os.path.join(self.output_dir, METRICS_FILE),
@@ -579,7 +657,8 @@ class Trainer:
         atomic_write_bytes(os.path.join(self.output_dir, SUMMARY_FILE),
                            (json.dumps(dataclasses.asdict(result), indent=2) + "\n").encode("utf-8"))
         logger.info("done: %d steps; model %s%s", step, model_dir,
-                    f" (dev cosine Spearman {best_score:.2f} at step {best_step})" if best_score is not None
+                    f" (dev {self._score_key.replace('_', ' ')} {best_score:.2f} at step {best_step})"
+                    if best_score is not None
                     else "")
         return result
 

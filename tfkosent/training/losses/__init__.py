@@ -20,6 +20,10 @@ own batch.
     cosent                   cosent.py                   scored pairs (STS)
     cosine_mse               cosine_mse.py               scored pairs (STS)
     distill_mse              distillation.py             sentences + teacher embeddings
+    cross_bce, cross_mse     cross.py                    scored pairs, cross-encoder logits
+
+Cross-encoder losses (`pair_scorer = True`, recipe `model_type: cross_encoder`)
+are called as loss(logits float32 [batch], labels) instead.
 
 Importing this package is cheap; `get_loss_class` imports TensorFlow.
 """
@@ -35,6 +39,8 @@ LOSSES = {
     "cosent": "cosent:CoSENTLoss",
     "cosine_mse": "cosine_mse:CosineMSELoss",
     "distill_mse": "distillation:EmbeddingMSELoss",
+    "cross_bce": "cross:CrossBCELoss",
+    "cross_mse": "cross:CrossMSELoss",
 }
 
 

@@ -21,13 +21,16 @@ class Loss:
                    repeat: unsupervised SimCSE encodes "text" twice);
       label_keys:  the label columns they read;
       requires_teacher: whether the "teacher" label (cached teacher
-                   embeddings) must be attached to the examples.
+                   embeddings) must be attached to the examples;
+      pair_scorer: a cross-encoder loss, called with the logits float32
+                   [batch] of the packed (sentence1, sentence2) pairs.
     """
 
     input_kind: ClassVar[str]
     views: ClassVar[Tuple[str, ...]]
     label_keys: ClassVar[Tuple[str, ...]] = ()
     requires_teacher: ClassVar[bool] = False
+    pair_scorer: ClassVar[bool] = False  # cross-encoder loss: called with logits [batch]
 
     def __call__(self, embeddings: tf.Tensor, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
         """embeddings float32 [batch, len(views), hidden] -> float32 scalar."""

@@ -1,0 +1,342 @@
+"""Cross-encoders trained by the recipe trainer, and silver pairs (Augmented SBERT).
+
+Tiny models (hidden 32, 2 layers) on synthetic STS data (`tfkosent.training.synthetic`):
+the cross-encoder learns, scores both orders, reranks, exports a SavedModel that a
+process importing only TensorFlow reproduces, resumes after SIGTERM; silver pairs
+exclude evaluation sentences, use exact nearest neighbours, resume their score cache
+and load as STS data.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfkosent import testing
+from tfkosent.training import RecipeError, parse_config, synthetic, train
+from tfkosent.training.reporting import read_metrics
+
+pytestmark = pytest.mark.filterwarnings("ignore::tfkosent.data.datasets.DatasetCountWarning")
+
+N_DEV_IN_RAW = 20  # dev sentences planted in the raw corpus, which silver must drop
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Synthetic korsts-train (3000 pairs), korsts-dev and 3i4k; the raw corpus also holds
+    some korsts-dev sentences (with odd whitespace) that must never become silver pairs."""
+    path = synthetic.write_data_dir(str(tmp_path_factory.mktemp("ce_data")), sts_train=3000,
+                                    raw=300, datasets=["korsts-train", "korsts-dev", "3i4k"])
+    from tfkosent.data import load_sts
+    dev = [e.sentence1 for e in load_sts("korsts-dev", path)[:N_DEV_IN_RAW]]
+    with open(os.path.join(path, "raw", "3i4k_utterances.txt"), "a", encoding="utf-8") as f:
+        f.write("\n".join("  " + s.replace(" ", "   ") for s in dev) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return testing.write_tiny_model(str(tmp_path_factory.mktemp("ce_models") / "tiny"),
+                                    sentences=synthetic.vocabulary_sentences())
+
+
+def cross_recipe(output_dir, model, **overrides):
+    values = {"model": model, "model_type": "cross_encoder", "output_dir": str(output_dir), "seed": 0,
+              "tasks": [{"loss": "cross_bce", "data": ["korsts-train"], "batch_size": 16}],
+              "optimizer": {"learning_rate": 1e-3}, "eval": {"every_steps": 25},
+              "checkpoint": {"every_steps": 50}, "log_every": 1, "progress_bar": False}
+    values.update(overrides)
+    return parse_config(values)
+
+
+@pytest.fixture(scope="module")
+def cross_run(model_dir, data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ce_runs") / "cross"
+    return train(cross_recipe(out, model_dir, max_steps=150, export=True), data_dir=data_dir)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_cross_encoder_learns_and_saves_a_cross_encoder(cross_run, data_dir):
+    from tfkosent.cross_encoder import CrossEncoder
+    from tfkosent.data import load_sts
+    from tfkosent.evaluation.sts import evaluate_scores
+    from tfkosent.model_dir import load_model_dir
+
+    result = cross_run
+    evals = read_metrics(os.path.join(result.output_dir, "metrics.jsonl"), "eval")
+    assert evals[0]["step"] == 0 and {"spearman", "spearman_ab", "spearman_ba"} <= set(evals[0])
+    assert result.steps == 150 and result.best_step > 0
+    assert result.best_score > evals[0]["spearman"] + 5.0, \
+        f"dev Spearman {evals[0]['spearman']:.2f} -> best {result.best_score:.2f}"
+    losses = [r["loss"] for r in read_metrics(os.path.join(result.output_dir, "metrics.jsonl"), "train")]
+    assert np.mean(losses[-20:]) < np.mean(losses[:20])
+    files = load_model_dir(result.model_dir)
+    assert files.config.metadata["task"] == "cross-encoder"
+    assert {"head/kernel", "head/bias"} <= set(files.weights)
+    assert files.config.metadata["training"]["step"] == result.best_step
+    for name in ("best_model/weights.npz", "loss_curve.png", "summary.json", "export/saved_model.pb"):
+        assert os.path.exists(os.path.join(result.output_dir, name)), name
+    # the saved model reproduces the dev score that selected it (mean of both orders)
+    examples = load_sts("korsts-dev", data_dir)
+    model = CrossEncoder.from_model_dir(result.model_dir)
+    scores = model.predict([(e.sentence1, e.sentence2) for e in examples])
+    assert evaluate_scores(5 * scores, examples)["spearman"] == pytest.approx(result.best_score, abs=1e-3)
+
+
+def test_recipe_validation(model_dir, tmp_path):
+    with pytest.raises(RecipeError, match="cross_bce"):
+        cross_recipe(tmp_path, model_dir, tasks=[{"loss": "cosent", "data": ["korsts-train"]}])
+    with pytest.raises(RecipeError, match="model_type: cross_encoder"):
+        cross_recipe(tmp_path, model_dir, model_type="bi_encoder")
+    with pytest.raises(RecipeError, match="swap_pairs"):
+        parse_config({"model": model_dir, "output_dir": str(tmp_path), "swap_pairs": True,
+                      "tasks": [{"loss": "cosent", "data": ["korsts-train"]}]})
+    with pytest.raises(RecipeError, match="model_type"):
+        cross_recipe(tmp_path, model_dir, model_type="siamese")
+    assert cross_recipe(tmp_path, model_dir, tasks=[{"loss": {"type": "cross_mse"},
+                                                     "data": ["korsts-train"]}]).tasks[0].loss.type \
+        == "cross_mse"
+
+
+def test_sigterm_then_resume_matches_an_uninterrupted_run(model_dir, data_dir, tmp_path, monkeypatch):
+    from tfkosent.model_dir import load_model_dir
+    from tfkosent.training import TrainingInterrupted
+    from tfkosent.training.reporting import RunLog
+
+    overrides = dict(max_steps=12, swap_pairs=True, eval={"every_steps": 6, "limit": 40},
+                     checkpoint={"every_steps": 100})
+    whole = train(cross_recipe(tmp_path / "whole", model_dir, **overrides), data_dir=data_dir)
+
+    batch = RunLog.batch
+
+    def batch_then_sigterm(self, **info):  # SIGTERM arrives during step 5
+        batch(self, **info)
+        if info["step"] == 5:
+            signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(RunLog, "batch", batch_then_sigterm)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(cross_recipe(tmp_path / "split", model_dir, **overrides), data_dir=data_dir)
+    assert stopped.value.step == 5
+    monkeypatch.setattr(RunLog, "batch", batch)
+    with pytest.raises(FileExistsError):
+        train(cross_recipe(tmp_path / "split", model_dir, **overrides), data_dir=data_dir)
+    resumed = train(cross_recipe(tmp_path / "split", model_dir, **overrides), data_dir=data_dir,
+                    resume=True)
+    assert (resumed.resumed_from, resumed.steps, resumed.best_step) == (5, 12, whole.best_step)
+    assert resumed.best_score == pytest.approx(whole.best_score, abs=1e-6)
+    a, b = load_model_dir(whole.model_dir).weights, load_model_dir(resumed.model_dir).weights
+    assert set(a) == set(b) and "head/kernel" in a
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], atol=1e-6, err_msg=k)
+
+
+# --------------------------------------------------------------------------- CrossEncoder API
+
+
+PAIRS = [("한 남자가 공원에서 축구를 한다.", "어떤 남자가 놀이터에서 풋볼을 해요."),
+         ("고양이가 밥을 먹는다.", "선생님이 학교에서 책을 읽는다."),
+         ("나는 카페에서 커피를 마신다.", "저는 커피숍에서 아메리카노를 마셔요.")]
+
+
+def test_predict_scores_both_orders(model_dir):
+    from tfkosent.cross_encoder import CrossEncoder
+
+    model = CrossEncoder.from_model_dir(model_dir)  # a bi-encoder + a new (random) head
+    ab = model.predict(PAIRS, symmetric=False)
+    ba = model.predict([(b, a) for a, b in PAIRS], symmetric=False)
+    mean = model.predict(PAIRS)
+    assert ab.shape == (3,) and ab.dtype == np.float32 and ((0 <= ab) & (ab <= 1)).all()
+    assert np.abs(ab - ba).max() > 1e-4, "segment ids make a random model order-dependent"
+    np.testing.assert_allclose(mean, (ab + ba) / 2, atol=1e-6)
+    assert np.abs(mean - ab).max() > 1e-5
+    assert model.predict([]).shape == (0,)
+    with pytest.raises(TypeError):
+        model.predict([("only one",)])
+
+
+def test_rerank_orders_by_score(cross_run):
+    from tfkosent.cross_encoder import CrossEncoder
+
+    model = CrossEncoder.from_model_dir(cross_run.model_dir)
+    query = "한 남자가 공원에서 축구를 한다."
+    candidates = [b for _, b in PAIRS] + ["한 남자가 공원에서 축구를 한다.", "어떤 남자가 공원에서 풋볼을 해요."]
+    ranked = model.rerank(query, candidates)
+    expected = model.predict([(query, c) for c in candidates])
+    assert sorted(i for i, _, _ in ranked) == list(range(len(candidates)))
+    assert [s for _, _, s in ranked] == sorted(expected.tolist(), reverse=True)
+    for i, text, score in ranked:
+        assert text == candidates[i] and score == pytest.approx(float(expected[i]), abs=1e-6)
+    assert len(model.rerank(query, candidates, top_k=2)) == 2
+
+
+def test_export_reloads_with_tensorflow_only(cross_run, tmp_path):
+    from tfkosent.cross_encoder import CrossEncoder
+
+    export = os.path.join(cross_run.output_dir, "export")
+    first, second = [a for a, _ in PAIRS] + ["", "가" * 300], [b for _, b in PAIRS] + ["빈", "짧다"]
+    script = (
+        "import json, sys\n"
+        "import tensorflow as tf, tensorflow_text\n"
+        "fn = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+        "a, b = json.loads(sys.argv[2]), json.loads(sys.argv[3])\n"
+        "out = fn(sentences1=tf.constant(a), sentences2=tf.constant(b))['scores'].numpy()\n"
+        "assert not [m for m in sys.modules if m.startswith('tfkosent')]\n"
+        "print(json.dumps(out.tolist()))\n")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", script, export, json.dumps(first), json.dumps(second)],
+                          capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = np.asarray(json.loads(done.stdout.strip().splitlines()[-1]), np.float32)
+    expected = CrossEncoder.from_model_dir(cross_run.model_dir).predict(list(zip(first, second)),
+                                                                        symmetric=False)
+    assert np.abs(got - expected).max() <= 1e-5
+
+
+def test_evaluate_cli_on_a_cross_encoder(cross_run, data_dir, tmp_path, capsys):
+    from tfkosent.cli import main
+
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", cross_run.model_dir, "--cross-encoder", "--tasks", "korsts-dev",
+                 "--data-dir", data_dir, "--limit", "60", "--json", str(out)]) == 0
+    assert "Spearman" in capsys.readouterr().out
+    metrics = json.loads(out.read_text())["results"]["korsts-dev"]
+    assert metrics["n"] == 60 and {"spearman", "spearman_ab", "spearman_ba"} <= set(metrics)
+
+
+# --------------------------------------------------------------------------- silver pairs
+
+
+def test_candidate_sentences_exclude_evaluation_sentences(data_dir):
+    from tfkosent.training import silver
+
+    dev = silver.evaluation_sentences(data_dir, ["korsts-dev"])
+    everything = silver.collect_sentences(["korsts-train", "3i4k"], data_dir)
+    assert len(set(everything) & dev) >= N_DEV_IN_RAW  # planted (with other whitespace)
+    kept = silver.collect_sentences(["korsts-train", "3i4k"], data_dir, exclude=dev)
+    assert kept and not set(kept) & dev
+    assert len(kept) == len(set(kept)) and set(kept) <= set(everything)
+    assert len(silver.collect_sentences(["3i4k:50"], data_dir)) == 50
+    for bad in (["korsts-dev"], ["klue-sts-dev"], ["korsts-test"]):
+        with pytest.raises(silver.SilverError, match="evaluation set"):
+            silver.collect_sentences(bad, data_dir)
+    with pytest.raises(silver.SilverError, match="unknown source"):
+        silver.collect_sentences(["no-such-corpus"], data_dir)
+
+
+def test_nearest_neighbors_match_brute_force():
+    from tfkosent.training.silver import nearest_neighbors, sample_pairs
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(53, 8)).astype(np.float32)
+    indices, sims = nearest_neighbors(emb, k=5, chunk_size=7)
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    full = unit @ unit.T
+    np.fill_diagonal(full, -np.inf)
+    brute = np.argsort(-full, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(indices, brute)
+    np.testing.assert_allclose(sims, np.take_along_axis(full, brute, axis=1), atol=1e-5)
+    assert nearest_neighbors(emb[:3], k=10)[0].shape == (3, 2)
+
+    sentences = [f"문장 {i}" for i in range(53)]
+    pairs = sample_pairs(sentences, emb, neighbors=2, random_pairs=40, seed=3)
+    keys = [tuple(sorted(p)) for p in pairs]
+    assert len(keys) == len(set(keys)) and all(a != b for a, b in pairs)
+    for i in range(53):  # every sentence's 2 nearest neighbours are candidates
+        for j in brute[i, :2]:
+            assert tuple(sorted((sentences[i], sentences[j]))) in set(keys)
+    neighbour_only = sample_pairs(sentences, emb, neighbors=2, random_pairs=0)
+    assert len(pairs) == len(neighbour_only) + 40
+    assert pairs == sample_pairs(sentences, emb, neighbors=2, random_pairs=40, seed=3)
+    assert pairs != sample_pairs(sentences, emb, neighbors=2, random_pairs=40, seed=4)
+
+
+def test_pair_score_cache_resumes_without_rescoring(tmp_path):
+    from tfkosent.training.silver import PairScoreCache, SilverError
+
+    pairs = [(f"a{i}", f"b{i}") for i in range(23)]
+    calls = []
+
+    class Killed(Exception):
+        pass
+
+    def score(chunk, die_at=None):
+        if die_at is not None and len(calls) == die_at:
+            raise Killed
+        calls.append(len(chunk))
+        return np.asarray([int(a[1:]) / 100 for a, _ in chunk], np.float32)
+
+    cache = PairScoreCache(str(tmp_path / "c"), pairs, {"model": "x"}, shard_size=5)
+    with pytest.raises(Killed):
+        cache.build(lambda chunk: score(chunk, die_at=2), batch_size=5)
+    assert cache.missing_shards() == [2, 3, 4]
+    mtimes = {f: os.stat(tmp_path / "c" / f).st_mtime_ns for f in os.listdir(tmp_path / "c")}
+    result = PairScoreCache(str(tmp_path / "c"), pairs, {"model": "x"}, 5).build(score, 5)
+    assert calls == [5, 5, 5, 5, 3]  # 2 before the kill, then only the 3 missing shards
+    np.testing.assert_allclose(result, np.arange(23) / 100, atol=1e-7)
+    for f in ("shard-00000.npy", "shard-00001.npy"):
+        assert os.stat(tmp_path / "c" / f).st_mtime_ns == mtimes[f]
+    with pytest.raises(SilverError, match="items_sha256"):
+        PairScoreCache(str(tmp_path / "c"), pairs[::-1], {"model": "x"}, 5).load()
+
+
+def test_silver_cli_resumes_and_writes_sts_data(cross_run, model_dir, data_dir, tmp_path, monkeypatch):
+    from tfkosent.cli import main
+    from tfkosent.cross_encoder import CrossEncoder
+    from tfkosent.training import silver
+    from tfkosent.training.config import DataSource
+    from tfkosent.training.data import load_sts_examples, load_task_data
+
+    out = str(tmp_path / "silver")
+    args = ["silver", "--bi-encoder", model_dir, "--cross-encoder", cross_run.model_dir, "--out", out,
+            "--sources", "korsts-train:150", "3i4k", "--neighbors", "2", "--random", "30",
+            "--data-dir", data_dir, "--shard-size", "150"]
+    predict = CrossEncoder.predict
+    calls = []
+
+    def predict_then_die(self, pairs, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(len(pairs))
+        return predict(self, pairs, **kwargs)
+
+    monkeypatch.setattr(CrossEncoder, "predict", predict_then_die)
+    monkeypatch.setattr(silver, "EVALUATION_SETS", ("korsts-dev",))  # the synthetic data has no others
+    with pytest.raises(KeyboardInterrupt):
+        silver.build_silver(model_dir, cross_run.model_dir, out, sources=["korsts-train:150", "3i4k"],
+                            neighbors=2, random_pairs=30, data_dir=data_dir, shard_size=150,
+                            exclude_sets=("korsts-dev",))
+    # two finished shards survive the interruption
+    assert sorted(f for f in os.listdir(os.path.join(out, "score_cache")) if f.endswith(".npy")) \
+        == ["shard-00000.npy", "shard-00001.npy"]
+    assert main(args) == 2  # an output directory holding candidates needs --resume
+    monkeypatch.setattr(CrossEncoder, "predict", lambda self, pairs, **kw: (calls.append(len(pairs)),
+                                                                           predict(self, pairs, **kw))[1])
+    assert main(args + ["--resume"]) == 0
+    with open(os.path.join(out, "candidates.json")) as f:
+        num_pairs = json.load(f)["num_pairs"]
+    num_shards = -(-num_pairs // 150)
+    assert len(calls) == num_shards >= 4  # 2 shards before the kill + only the missing ones after
+
+    path = os.path.join(out, "silver.tsv")
+    examples = load_sts_examples(DataSource(path=path, format="sts"))
+    assert len(examples) == num_pairs
+    assert all(0.0 <= e.score <= 5.0 for e in examples)
+    dev = silver.evaluation_sentences(data_dir, ["korsts-dev"])
+    assert not {s for e in examples for s in (e.sentence1, e.sentence2)} & dev
+    model = CrossEncoder.from_model_dir(cross_run.model_dir)
+    head = examples[:8]
+    np.testing.assert_allclose([e.score for e in head],
+                               5 * model.predict([(e.sentence1, e.sentence2) for e in head]), atol=1e-3)
+    # a recipe reads it as a plain path (format from the header) too
+    task = load_task_data("scored_pairs", [DataSource(path=path)])
+    assert len(task) == num_pairs
+    # and --resume on a finished run rescores nothing
+    calls.clear()
+    assert main(args + ["--resume"]) == 0 and calls == []

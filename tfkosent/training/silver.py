@@ -1,0 +1,345 @@
+"""Silver-labelled sentence pairs (Augmented SBERT, Thakur et al. 2021).
+
+A cross-encoder is more accurate than a bi-encoder but cannot embed; it can,
+however, label pairs.  Augmented SBERT samples pairs of unlabelled sentences
+that are likely to be similar, scores them with a cross-encoder and trains the
+bi-encoder on gold + silver pairs.  Here:
+
+  1. sentences: named datasets of `tfkosent.data` (raw corpora with an optional
+     limit, "nsmc-reviews:100000"; the sentences of STS/NLI/paraphrase
+     datasets), whitespace-normalized and deduplicated.  Every sentence of the
+     evaluation sets (KorSTS dev/test, KLUE-STS dev) is removed explicitly, and
+     evaluation sets are refused as sources;
+  2. candidates (`sample_pairs`): for every sentence its `neighbors` nearest
+     neighbours under a bi-encoder (cosine, exact: one encode, then chunked
+     numpy matmuls, `nearest_neighbors`) plus `random_pairs` uniformly random
+     pairs (the "BM25 / semantic search + random" sampling of the paper),
+     deduplicated as unordered pairs, identical sentences never paired; all
+     randomness from one seed;
+  3. scores (`PairScoreCache`): the cross-encoder's mean score of both orders,
+     computed in shards written atomically (the shared mechanism of
+     `teacher_cache.ShardedCache`), so a killed run continues where it stopped;
+  4. `silver.tsv`: header `sentence1, sentence2, score` with scores on the 0-5
+     STS scale, readable as `{path: OUT/silver.tsv, format: sts}` (or the plain
+     path) in a recipe and by `tfkosent.training.data.load_sts_examples`.
+
+Output directory (`build_silver`):
+
+    candidates.json   the parameters and fingerprints the candidates were made from
+    candidates.tsv    sentence1, sentence2 (the pairs to score, in order)
+    score_cache/      manifest.json + shard-NNNNN.npy (float32 [shard] scores in [0, 1])
+    silver.tsv        sentence1, sentence2, score (0-5)
+    summary.json      counts
+
+CLI: `tfkosent silver --bi-encoder DIR --cross-encoder DIR --out DIR [--sources ...]
+[--neighbors K] [--random N] [--resume]`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tfkosent.data.datasets import atomic_write_bytes
+from tfkosent.training.teacher_cache import ShardedCache, TeacherCacheError, teacher_fingerprint
+
+logger = logging.getLogger("tfkosent.training")
+
+DEFAULT_SOURCES = ("nsmc-reviews:100000", "3i4k", "chatbot-qa", "news-comments",
+                   "korsts-train", "klue-sts-train")
+# Never a source, and every one of their sentences is removed from the candidates.
+EVALUATION_SETS = ("korsts-dev", "korsts-test", "klue-sts-dev")
+CANDIDATES_META = "candidates.json"
+CANDIDATES_FILE = "candidates.tsv"
+SCORE_CACHE_DIR = "score_cache"
+SILVER_FILE = "silver.tsv"
+SUMMARY_FILE = "summary.json"
+
+Pair = Tuple[str, str]
+
+
+class SilverError(ValueError):
+    """Bad sources, or an output directory made for other inputs."""
+
+
+def normalize(sentence: str) -> str:
+    """Whitespace collapsed (tabs and newlines too: the output is a TSV)."""
+    return " ".join(sentence.split())
+
+
+# --------------------------------------------------------------------------- sentences
+
+
+def parse_source(spec: str) -> Tuple[str, Optional[int]]:
+    """"name" or "name:limit" -> (name, limit)."""
+    name, _, limit = spec.partition(":")
+    if not limit:
+        return name, None
+    try:
+        value = int(limit)
+    except ValueError:
+        raise SilverError(f"source {spec!r}: the limit after ':' must be an integer") from None
+    if value <= 0:
+        raise SilverError(f"source {spec!r}: the limit must be positive")
+    return name, value
+
+
+def evaluation_sentences(data_dir: Optional[str] = None,
+                         names: Sequence[str] = EVALUATION_SETS) -> set:
+    """Normalized sentences of the evaluation sets (both sides of every pair)."""
+    from tfkosent.data.datasets import load_sts
+    return {normalize(s) for name in names for e in load_sts(name, data_dir=data_dir)
+            for s in (e.sentence1, e.sentence2)}
+
+
+def collect_sentences(sources: Sequence[str], data_dir: Optional[str] = None,
+                      exclude: Iterable[str] = ()) -> List[str]:
+    """Unique normalized sentences of `sources` ("name" or "name:limit", registry datasets),
+    in source order, without the sentences in `exclude` (normalized before comparing)."""
+    from tfkosent.data.datasets import DATASETS
+    from tfkosent.training.config import DataSource
+    from tfkosent.training.data import _sentences_of, read_source
+
+    excluded = {normalize(s) for s in exclude}
+    seen: Dict[str, None] = {}
+    for spec in sources:
+        name, limit = parse_source(spec)
+        if name in EVALUATION_SETS:
+            raise SilverError(f"source {name!r} is an evaluation set; its sentences never become "
+                              f"silver pairs")
+        if name not in DATASETS:
+            raise SilverError(f"unknown source {name!r}; known: {', '.join(DATASETS)}")
+        kind, records = read_source(DataSource(name=name, limit=limit), data_dir)
+        sentences = _sentences_of(kind, records)
+        if limit is not None:
+            sentences = sentences[:limit]
+        for s in sentences:
+            s = normalize(s)
+            if s and s not in excluded:
+                seen.setdefault(s, None)
+    return list(seen)
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def nearest_neighbors(embeddings: np.ndarray, k: int, chunk_size: int = 2048
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+    """Exact top-k cosine neighbours of every row among the other rows.
+
+    embeddings: float [n, d] (normalized here).  Returns (indices int64 [n, k'],
+    similarities float32 [n, k']) with k' = min(k, n - 1), best first (ties by
+    lower index).  Memory: one [chunk_size, n] similarity block at a time.
+    """
+    emb = np.asarray(embeddings, np.float32)
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    n = emb.shape[0]
+    k = max(0, min(k, n - 1))
+    indices = np.zeros((n, k), np.int64)
+    sims = np.zeros((n, k), np.float32)
+    if k == 0:
+        return indices, sims
+    for start in range(0, n, chunk_size):
+        block = emb[start:start + chunk_size] @ emb.T                       # [c, n]
+        rows = np.arange(block.shape[0])
+        block[rows, start + rows] = -np.inf                                 # never oneself
+        top = np.argpartition(-block, k - 1, axis=1)[:, :k]                 # unordered top k
+        top_sims = np.take_along_axis(block, top, axis=1)
+        order = np.lexsort((top, -top_sims), axis=1)                        # by sim, then index
+        indices[start:start + len(rows)] = np.take_along_axis(top, order, axis=1)
+        sims[start:start + len(rows)] = np.take_along_axis(top_sims, order, axis=1)
+    return indices, sims
+
+
+def sample_pairs(sentences: Sequence[str], embeddings: Optional[np.ndarray], neighbors: int,
+                 random_pairs: int, seed: int = 42, chunk_size: int = 2048) -> List[Pair]:
+    """Candidate pairs: each sentence with its `neighbors` nearest neighbours (needs
+    `embeddings`), then `random_pairs` random pairs; unordered duplicates and pairs of
+    identical sentences dropped.  Deterministic given `seed`."""
+    n = len(sentences)
+    seen = set()
+    pairs: List[Pair] = []
+
+    def add(i: int, j: int) -> bool:
+        a, b = sentences[i], sentences[j]
+        key = (a, b) if a <= b else (b, a)
+        if a == b or key in seen:
+            return False
+        seen.add(key)
+        pairs.append((a, b))
+        return True
+
+    if neighbors > 0 and n > 1:
+        if embeddings is None or len(embeddings) != n:
+            raise ValueError("neighbour pairs need one embedding per sentence")
+        indices, _ = nearest_neighbors(embeddings, neighbors, chunk_size)
+        for i in range(n):
+            for j in indices[i]:
+                add(i, int(j))
+    if random_pairs > 0 and n > 1:
+        rng = np.random.default_rng([seed, 7])
+        added, attempts = 0, 0
+        while added < random_pairs and attempts < 20 * random_pairs + 100:
+            batch = rng.integers(0, n, size=(max(16, 2 * (random_pairs - added)), 2))
+            for i, j in batch:
+                attempts += 1
+                if add(int(i), int(j)):
+                    added += 1
+                    if added == random_pairs:
+                        break
+    return pairs
+
+
+# --------------------------------------------------------------------------- scores
+
+
+class PairScoreCache(ShardedCache):
+    """Cross-encoder scores float32 [n] of `pairs`, sharded and resumable."""
+
+    format = "tfkosent-pair-score-cache"
+    ndim = 1
+    what = "pair score cache"
+    hint = "use another --out directory"
+    error = SilverError
+
+
+def cross_encoder_fingerprint(model_dir: str) -> Dict[str, str]:
+    return {"cross_encoder_" + k: v for k, v in teacher_fingerprint(model_dir).items()}
+
+
+def score_pairs(pairs: Sequence[Pair], cross_encoder_dir: str, cache_dir: str,
+                shard_size: int = 8192, batch_size: int = 64, progress: bool = False,
+                model=None) -> np.ndarray:
+    """Scores in [0, 1] (mean of both orders) of `pairs`, via the cache in `cache_dir`.
+    `model`: an already loaded `CrossEncoder` of `cross_encoder_dir` (else loaded when needed)."""
+    cache = PairScoreCache(cache_dir, [tuple(p) for p in pairs],
+                           cross_encoder_fingerprint(cross_encoder_dir), shard_size)
+    if not cache.missing_shards():
+        return cache.load()
+    if model is None:
+        from tfkosent.cross_encoder import CrossEncoder
+        model = CrossEncoder.from_model_dir(cross_encoder_dir)
+    return cache.build(lambda chunk: model.predict(chunk, batch_size=batch_size, symmetric=True),
+                       batch_size=batch_size * 16, progress=progress)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _write_tsv(path: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    lines = ["\t".join(header)] + ["\t".join(row) for row in rows]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def write_sts_tsv(path: str, pairs: Sequence[Pair], scores: np.ndarray, scale: float = 5.0) -> str:
+    """STS-format TSV (sentence1, sentence2, score = scale * score), written atomically."""
+    scores = np.asarray(scores, np.float64)
+    if len(scores) != len(pairs):
+        raise ValueError(f"{len(scores)} scores for {len(pairs)} pairs")
+    _write_tsv(path, ("sentence1", "sentence2", "score"),
+               ((normalize(a), normalize(b), f"{scale * s:.4f}") for (a, b), s in zip(pairs, scores)))
+    return os.path.abspath(path)
+
+
+def _read_pairs(path: str) -> List[Pair]:
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    return [tuple(line.split("\t")) for line in lines[1:] if line]
+
+
+def build_silver(bi_encoder: str, cross_encoder: str, out_dir: str,
+                 sources: Optional[Sequence[str]] = None, neighbors: int = 3,
+                 random_pairs: int = 0, seed: int = 42, data_dir: Optional[str] = None,
+                 resume: bool = False, batch_size: int = 64, shard_size: int = 8192,
+                 exclude_sets: Optional[Sequence[str]] = None, progress: bool = False) -> dict:
+    """Writes OUT_DIR/silver.tsv (see the module docstring); returns the summary dict.
+
+    Without `resume`, an output directory that already holds candidates is refused;
+    with it, the candidates are reused (after checking they were made with the same
+    parameters) and only the missing score shards are computed.
+    sources: default `DEFAULT_SOURCES`; exclude_sets: the evaluation sets whose sentences
+    are removed, default all of `EVALUATION_SETS`.
+    """
+    sources = list(DEFAULT_SOURCES if sources is None else sources)
+    exclude_sets = list(EVALUATION_SETS if exclude_sets is None else exclude_sets)
+    out_dir = os.path.abspath(out_dir)
+    meta_path = os.path.join(out_dir, CANDIDATES_META)
+    pairs_path = os.path.join(out_dir, CANDIDATES_FILE)
+    params = {"sources": list(sources), "neighbors": neighbors, "random_pairs": random_pairs,
+              "seed": seed, "excluded": list(exclude_sets),
+              "bi_encoder": teacher_fingerprint(bi_encoder) if neighbors > 0 else None}
+    have = os.path.isfile(meta_path) and os.path.isfile(pairs_path)
+    if have and not resume:
+        raise FileExistsError(f"{out_dir} already holds silver candidates; pass --resume to "
+                              f"continue, or choose another --out")
+    if have:
+        with open(meta_path, encoding="utf-8") as f:
+            saved = json.load(f)
+        changed = sorted(k for k in params if saved.get(k) != params[k])
+        if changed:
+            raise SilverError(f"cannot resume {out_dir}: {', '.join(changed)} changed since the "
+                              f"candidates were made; use another --out")
+        pairs = _read_pairs(pairs_path)
+        logger.info("silver: resuming with %d candidate pairs", len(pairs))
+    else:
+        for name in exclude_sets:
+            if name not in EVALUATION_SETS:
+                raise SilverError(f"{name!r} is not an evaluation set ({', '.join(EVALUATION_SETS)})")
+        excluded = evaluation_sentences(data_dir, exclude_sets)
+        sentences = collect_sentences(sources, data_dir, exclude=excluded)
+        logger.info("silver: %d unique sentences from %s (%d evaluation sentences excluded)",
+                    len(sentences), ", ".join(sources), len(excluded))
+        embeddings = None
+        if neighbors > 0:
+            from tfkosent.sentence_encoder import SentenceEncoder
+            encoder = SentenceEncoder.load(bi_encoder)
+            embeddings = encoder.encode(sentences, batch_size=batch_size, normalize_embeddings=True,
+                                        show_progress_bar=progress)
+        pairs = sample_pairs(sentences, embeddings, neighbors, random_pairs, seed)
+        if not pairs:
+            raise SilverError("no candidate pairs (fewer than 2 distinct sentences?)")
+        os.makedirs(out_dir, exist_ok=True)
+        _write_tsv(pairs_path, ("sentence1", "sentence2"), pairs)
+        # the meta last: candidates exist only once both files do
+        atomic_write_bytes(meta_path, (json.dumps(dict(params, num_sentences=len(sentences),
+                                                       num_pairs=len(pairs)), indent=2)
+                                       + "\n").encode("utf-8"))
+        logger.info("silver: %d candidate pairs", len(pairs))
+    scores = score_pairs(pairs, cross_encoder, os.path.join(out_dir, SCORE_CACHE_DIR), shard_size,
+                         batch_size, progress=progress)
+    silver = write_sts_tsv(os.path.join(out_dir, SILVER_FILE), pairs, scores)
+    summary = {"silver": silver, "num_pairs": len(pairs), "mean_score": float(5.0 * scores.mean()),
+               "cross_encoder": os.path.abspath(cross_encoder),
+               "bi_encoder": os.path.abspath(bi_encoder), **{k: params[k] for k in
+                                                             ("sources", "neighbors", "random_pairs",
+                                                              "seed", "excluded")}}
+    atomic_write_bytes(os.path.join(out_dir, SUMMARY_FILE),
+                       (json.dumps(summary, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+    return summary
+
+
+def silver_cli(args) -> int:
+    """Entry point of `tfkosent silver` (arguments: see `tfkosent.cli`)."""
+    import sys
+    from tfkosent.data.datasets import DownloadError
+    from tfkosent.training.cli import EXIT_ERROR, _configure_logging
+    from tfkosent.training.data import DataError
+
+    _configure_logging()
+    sources = [s for spec in args.sources for s in spec.split(",") if s] if args.sources else None
+    try:
+        summary = build_silver(args.bi_encoder, args.cross_encoder, args.out, sources=sources,
+                               neighbors=args.neighbors, random_pairs=args.random, seed=args.seed,
+                               data_dir=args.data_dir, resume=args.resume, batch_size=args.batch_size,
+                               shard_size=args.shard_size, progress=sys.stderr.isatty())
+    except (SilverError, TeacherCacheError, DataError, DownloadError, FileNotFoundError,
+            FileExistsError) as e:
+        print(f"tfkosent silver: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"wrote {summary['num_pairs']} silver pairs (mean score {summary['mean_score']:.2f} / 5) "
+          f"to {summary['silver']}")
+    return 0
