@@ -106,3 +106,19 @@ def test_survives_tf_random_set_seed(tiny_model_dir):
     ids = tok(tf.constant(["나는 밥을 먹는다."])).to_list()
     tf.random.set_seed(99)
     assert tok(tf.constant(["나는 밥을 먹는다."])).to_list() == ids
+
+
+def test_default_model_resolution(tmp_path, monkeypatch, tiny_model_dir):
+    import shutil
+    from tfkosent import sentence_encoder as se
+
+    monkeypatch.delenv("TFKOSENT_DEFAULT_MODEL", raising=False)
+    monkeypatch.setenv("TFKOSENT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(se, "DEFAULT_MODEL_DIR", str(tmp_path / "no_shipped_model"))
+    with pytest.raises(FileNotFoundError, match="make demo"):
+        se.default_model_path()
+    shutil.copytree(tiny_model_dir, se.zero_shot_e5_path())  # what `make demo` caches
+    assert se.default_model_path() == se.zero_shot_e5_path()
+    assert SentenceEncoder.load().encode("가").shape == (32,)
+    monkeypatch.setenv("TFKOSENT_DEFAULT_MODEL", tiny_model_dir)
+    assert se.default_model_path() == tiny_model_dir

