@@ -224,12 +224,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.set_defaults(func=cmd_silver)
 
-    p = sub.add_parser("embed-corpus", help="bulk-embed text files with Apache Beam")
+    p = sub.add_parser(
+        "embed-corpus", help="bulk-embed text files with Apache Beam",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="more options (read by tfkosent.beam.embed_corpus):\n"
+               "  --format tfrecord|parquet|both   output format (default tfrecord)\n"
+               "  --max-batch-size N               Beam's largest batch (default 8 x --batch-size)\n"
+               "  --num-shards N                   output shards (default: chosen by Beam)\n"
+               "  --skip-header-lines N            lines to skip at the top of each file\n"
+               "  --overwrite                      replace a non-empty OUTPUT directory\n"
+               "  --no-verify                      skip the exactly-once check of the written ids\n"
+               "  --tf-threads N                   TensorFlow intra-op threads per worker\n"
+               "any other --option is passed to Beam's PipelineOptions, e.g.\n"
+               "  --direct_num_workers 2 --direct_running_mode multi_processing")
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--model", required=True, help="export directory (sentence_encoder/1 inside)")
     p.add_argument("--runner", default="DirectRunner")
-    p.add_argument("--column", type=int, default=None, help="TSV column holding the sentence")
+    p.add_argument("--column", type=int, default=None, help="TSV column holding the sentence (0-based; default: the whole line)")
     p.add_argument("--batch-size", type=int, default=64)
     p.set_defaults(func=None, beam=True)
     return parser
@@ -245,6 +257,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as e:
+        if os.environ.get("TFKOSENT_DEBUG"):  # the full traceback, for bug reports
+            raise
         print(f"tfkosent {args.command}: error: {e}", file=sys.stderr)
         return 2
 
