@@ -140,12 +140,16 @@ SERVING_SCRIPT = textwrap.dedent("""
         emb = f(sentences=tf.constant(batch, dtype=tf.string))["embeddings"].numpy()
         out.append({"shape": list(emb.shape), "finite": bool((emb == emb).all()),
                     "norms": [float((e ** 2).sum() ** 0.5) for e in emb]})
-    # TF Serving replays these at load time; replay them the same way.
-    from tensorflow.core.framework import tensor_pb2  # noqa: F401
-    n = 0
+    # TF Serving replays these at load time; replay them the same way (the PredictionLog
+    # protos come from tensorflow-serving-api, which is only protos, no tfkosent code).
+    from tensorflow_serving.apis import prediction_log_pb2
+    replayed = []
     for raw in tf.data.TFRecordDataset(sys.argv[1] + "/assets.extra/tf_serving_warmup_requests"):
-        n += 1
-    out.append({"warmup_records": n})
+        request = prediction_log_pb2.PredictionLog.FromString(raw.numpy()).predict_log.request
+        fn = m.signatures[request.model_spec.signature_name]
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        replayed.append(list(fn(**inputs)["embeddings"].shape))
+    out.append({"warmup_records": len(replayed), "warmup_shapes": replayed})
     # tensorflow itself pulls in keras; what must not be needed is our own code or TF Hub.
     mods = sorted(k for k in sys.modules if k.split(".")[0] in ("tfkosent", "tensorflow_hub"))
     out.append({"foreign_modules": mods})
@@ -164,6 +168,7 @@ def test_serving_signature_in_fresh_process_with_bad_inputs(tiny_export_dir):
     assert results[1]["shape"] == [2, 32] and results[1]["finite"]
     assert results[2]["shape"] == [0, 32]
     assert results[3]["warmup_records"] == 1
+    assert results[3]["warmup_shapes"] == [[3, 32]]
     assert results[4]["foreign_modules"] == []
 
 
