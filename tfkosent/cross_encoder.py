@@ -93,22 +93,15 @@ class CrossEncoder:
     @classmethod
     def from_model_dir(cls, path: str, seq_length: Optional[int] = None) -> "CrossEncoder":
         """Loads a cross-encoder directory, or starts one from any tfkosent model (new head)."""
-        from tfkosent.layers.preprocessor import Preprocessor
-        from tfkosent.layers.transformer import TransformerEncoder
         from tfkosent.model_dir import load_model_dir
 
         files = load_model_dir(path)
         config = files.config
-        seq_length = min(seq_length or config.preprocess.seq_length, config.encoder.max_seq_length)
-        preprocessor = Preprocessor.from_config_and_vocab(
-            config.preprocess, files.sentencepiece_proto, files.wordpiece_vocab, seq_length=seq_length)
         encoder_weights, head = _split_head(files.weights)
         if config.metadata.get("task") == TASK and len(head) != 2:
             raise ValueError(f"{path}/weights.npz: cross-encoder without {HEAD_WEIGHTS}")
-        encoder = TransformerEncoder(config.encoder, name="transformer_encoder")
-        encoder.build()
-        encoder.set_weight_dict(encoder_weights, source=os.path.join(path, "weights.npz"))
-        return cls(config, preprocessor, encoder, head or None)
+        return cls(config, files.build_preprocessor(seq_length), files.build_encoder(encoder_weights),
+                   head or None)
 
     def head_weights(self) -> Dict[str, np.ndarray]:
         """{"head/kernel": [hidden, 1], "head/bias": [1]} as numpy float32."""

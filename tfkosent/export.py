@@ -201,13 +201,9 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
     """Exports the model directory `model_dir` to `out_dir` (layout in the module docstring)."""
     files = load_model_dir(model_dir)
     config = files.config
-    seq_length = min(seq_length or config.preprocess.seq_length, config.encoder.max_seq_length)
-    preprocessor = Preprocessor.from_config_and_vocab(
-        config.preprocess, files.sentencepiece_proto, files.wordpiece_vocab, seq_length=seq_length,
-        name="preprocessor")
-    encoder = TransformerEncoder(config.encoder, name="transformer_encoder")
-    encoder.build()
-    encoder.set_weight_dict(files.weights, source=os.path.join(files.path, "weights.npz"))
+    preprocessor = files.build_preprocessor(seq_length, name="preprocessor")
+    seq_length = preprocessor.seq_length
+    encoder = files.build_encoder()
 
     probe = tf.constant(PROBE_SENTENCES)
     expected_inputs = preprocessor(probe)

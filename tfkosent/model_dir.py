@@ -100,6 +100,28 @@ class ModelFiles:
         self.sentencepiece_proto = sentencepiece_proto
         self.wordpiece_vocab = wordpiece_vocab
 
+    @property
+    def weights_path(self) -> str:
+        return os.path.join(self.path, WEIGHTS_FILE)
+
+    def build_preprocessor(self, seq_length: Optional[int] = None, **kwargs):
+        """The model's `Preprocessor`; seq_length (default: the config's) is capped at what the
+        position table allows."""
+        from tfkosent.layers.preprocessor import Preprocessor
+
+        c = self.config
+        seq_length = min(seq_length or c.preprocess.seq_length, c.encoder.max_seq_length)
+        return Preprocessor.from_config_and_vocab(c.preprocess, self.sentencepiece_proto,
+                                                  self.wordpiece_vocab, seq_length=seq_length, **kwargs)
+
+    def build_encoder(self, weights: Optional[Dict[str, np.ndarray]] = None):
+        """The model's `TransformerEncoder` with its weights (or `weights`) assigned."""
+        from tfkosent.layers.transformer import TransformerEncoder
+
+        return TransformerEncoder.from_weights(self.config.encoder,
+                                               self.weights if weights is None else weights,
+                                               source=self.weights_path)
+
 
 def load_model_dir(path: str) -> ModelFiles:
     """Reads a model directory; errors name the file and the problem."""

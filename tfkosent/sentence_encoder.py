@@ -59,16 +59,10 @@ class _InMemoryBackend:
 
     def __init__(self, files):
         import tensorflow as tf
-        from tfkosent.layers.preprocessor import Preprocessor
-        from tfkosent.layers.transformer import TransformerEncoder
 
         self.config = files.config
-        self.preprocessor = Preprocessor.from_config_and_vocab(
-            files.config.preprocess, files.sentencepiece_proto, files.wordpiece_vocab,
-            seq_length=min(files.config.preprocess.seq_length, files.config.encoder.max_seq_length))
-        self.encoder = TransformerEncoder(files.config.encoder, name="transformer_encoder")
-        self.encoder.build()
-        self.encoder.set_weight_dict(files.weights, source=os.path.join(files.path, "weights.npz"))
+        self.preprocessor = files.build_preprocessor()
+        self.encoder = files.build_encoder()
         self.packing = files.config.preprocess.packing
         self.seq_length = self.preprocessor.seq_length
         self.dim = files.config.encoder.hidden_size

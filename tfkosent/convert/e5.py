@@ -73,10 +73,7 @@ def build_encoder(config: EncoderConfig, weights: Mapping[str, np.ndarray], sour
     """A `TransformerEncoder` with `weights` (canonical names) assigned."""
     from tfkosent.layers.transformer import TransformerEncoder
 
-    encoder = TransformerEncoder(config)
-    encoder.build()
-    encoder.set_weight_dict(weights, source=source)
-    return encoder
+    return TransformerEncoder.from_weights(config, weights, source=source)
 
 
 def embed_ids(encoder, id_lists: Sequence[Sequence[int]], *, bos_id: int, eos_id: int,

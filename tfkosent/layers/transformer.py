@@ -300,6 +300,15 @@ class TransformerEncoder(keras.layers.Layer):
             return first
         return tf.cast(self.pooler(tf.cast(first, self.compute_dtype)), tf.float32)
 
+    @classmethod
+    def from_weights(cls, config: EncoderConfig, weights, source: str = "weights",
+                     name: str = "transformer_encoder") -> "TransformerEncoder":
+        """A built encoder with `weights` (canonical names) assigned; errors name `source`."""
+        encoder = cls(config, name=name)
+        encoder.build()
+        encoder.set_weight_dict(weights, source=source)
+        return encoder
+
     def get_config(self):
         config = super().get_config()
         config["config"] = self.config.to_dict()
