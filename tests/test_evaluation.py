@@ -239,3 +239,33 @@ def test_plot_scatter_writes_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="differ"):
         plot_scatter([0.0], [0.1, 0.2], tmp_path / "t.png")
+
+
+def test_fit_f1_threshold_maximizes_training_f1_and_keeps_ties_together():
+    from tfkosent.evaluation.sts import f1_binary, fit_f1_threshold
+
+    rng = np.random.default_rng(0)
+    binary = rng.integers(0, 2, 400)
+    cosines = 0.8 + 0.1 * binary + 0.05 * rng.standard_normal(400)   # all above 0.6
+    cut = fit_f1_threshold(cosines, binary)
+    best = f1_binary(binary, cosines >= cut)
+    for other in np.linspace(cosines.min(), cosines.max(), 97):
+        assert f1_binary(binary, cosines >= other) <= best + 1e-12
+    assert best > f1_binary(binary, cosines >= 0.6)                # beats the fixed cut here
+    # tied cosines are on the same side of the cut
+    cut = fit_f1_threshold([0.9, 0.5, 0.5, 0.1], [1, 1, 0, 0])
+    assert cut in (0.9, 0.5)
+    with pytest.raises(ValueError, match="no positive"):
+        fit_f1_threshold([0.1, 0.2], [0, 0])
+
+
+def test_f1_fitted_only_with_a_threshold_and_binary_labels():
+    from tfkosent.evaluation.sts import sts_metrics
+
+    examples = [STSExample("a", "b", s, int(s >= 3)) for s in (0.0, 1.0, 2.0, 3.5, 4.0, 5.0)]
+    cos = np.array([0.70, 0.72, 0.75, 0.80, 0.85, 0.9])
+    sims = {k: cos for k in ("cosine", "euclidean", "manhattan", "dot")}
+    plain = sts_metrics(sims, examples)
+    assert "f1_fitted" not in plain and plain["f1"] == pytest.approx(100 * 2 * 3 / (2 * 3 + 3))
+    fitted = sts_metrics(sims, examples, f1_cosine_threshold=0.78)
+    assert fitted["f1_fitted"] == pytest.approx(100.0) and fitted["f1"] == plain["f1"]

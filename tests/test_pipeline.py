@@ -194,7 +194,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     options, steps, _ = load_spec(DEFAULT_PIPELINE)
     assert [s.name for s in steps] == [
         "convert", "teacher_nli", "teacher_sts", "cross_encoder", "silver", "teacher_silver",
-        "student_init", "distill", "student_sts", "evaluate", "package"]
+        "student_init", "distill", "student_gold", "student_sts", "evaluate", "package"]
     p = Pipeline(work_dir=str(tmp_path / "w"))
     checked, skipped = [], []
     for step in p.steps:
@@ -211,11 +211,55 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
         if config.model:
             assert config.model.startswith(str(tmp_path / "w"))
         checked.append(step.name)
-    assert {"teacher_nli", "teacher_sts", "teacher_silver", "distill", "student_sts"} <= set(checked)
+    assert {"teacher_nli", "teacher_sts", "teacher_silver", "distill", "student_gold",
+            "student_sts"} <= set(checked)
     for name in ("teacher_silver", "student_sts"):
         config = p.recipe_config(p.step(name), check=False)
         assert str(tmp_path / "w" / "silver" / "silver.tsv") in [d.path for d in config.tasks[0].data]
     distill = p.recipe_config(p.step("distill"), check=False)
     assert distill.tasks[0].teacher == str(tmp_path / "w" / "teacher_silver" / "model")
+    no_silver_teacher = Pipeline(work_dir=str(tmp_path / "w"), options={"teacher_silver": False})
+    distill = no_silver_teacher.recipe_config(no_silver_teacher.step("distill"), check=False)
+    assert distill.tasks[0].teacher == str(tmp_path / "w" / "teacher_sts" / "model")
+    gold = p.recipe_config(p.step("student_gold"), check=False)
+    assert not any(d.path for d in gold.tasks[0].data)      # gold only: the without-silver run
     if skipped:
         pytest.skip(f"recipes of step(s) {skipped} are not in this checkout yet")
+
+
+def test_adopt_marks_a_step_done_with_a_copied_model(make, tmp_path, tiny_model_dir):
+    run = tmp_path / "earlier_run"
+    import shutil
+    shutil.copytree(tiny_model_dir, run / "model")
+    (run / "summary.json").write_text(json.dumps({"steps": 7, "best_score": 12.5, "best_step": 5}))
+    p = make()
+    info = p.adopt("b", str(run))
+    assert info["adopted"] and info["outputs"]["best_score"] == 12.5
+    assert info["outputs"]["adopted_from"] == str(run / "model")
+    assert (make.work / "b" / "model" / "config.json").is_file()
+    assert (make.work / "b" / "adopted_summary.json").is_file()
+    assert p.state(p.step("b")) == "done"
+    p.run(until="b")
+    assert ran(make) == ["a"]                              # b is skipped: adopted
+    with pytest.raises(PipelineError, match="already done"):
+        p.adopt("b", str(run))
+    with pytest.raises(PipelineError, match="no config.json"):
+        p.adopt("c", str(tmp_path))
+
+
+def test_cli_options_and_adopt_parse(tmp_path, capsys, tiny_model_dir):
+    from tfkosent.cli import main
+    from tfkosent.pipeline.default_model import parse_options
+
+    assert parse_options(["teacher_silver=false", "nli=TRUE"]) == {"teacher_silver": False, "nli": True}
+    with pytest.raises(PipelineError, match="NAME=true"):
+        parse_options(["teacher_silver"])
+    work = tmp_path / "w"
+    assert main(["pipeline", "default-model", "--work-dir", str(work), "--option", "bogus=true",
+                 "--dry-run"]) == 2
+    assert "unknown pipeline option" in capsys.readouterr().err
+    assert main(["pipeline", "default-model", "--work-dir", str(work), "--option", "teacher_silver=false",
+                 "--adopt", f"convert={tiny_model_dir}", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would adopt" in out and "skip (option teacher_silver is off)" in out
+    assert not (work / "convert" / DONE_FILE).exists()        # a dry run changes nothing

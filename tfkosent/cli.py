@@ -9,6 +9,7 @@
     tfkosent train CONFIG [--resume] [--data-dir D]
     tfkosent silver --bi-encoder DIR --cross-encoder DIR --out DIR [--sources S...] [--neighbors K] [--random N] [--resume]
     tfkosent pipeline default-model [--work-dir W] [--data-dir D] [--from S] [--until S] [--only S] [--dry-run]
+                                    [--option NAME=BOOL] [--adopt STEP=DIR]
     tfkosent embed-corpus INPUT OUTPUT --model DIR [--runner DirectRunner] [beam options]
 
 M is a model directory, an export directory, or `default`.
@@ -203,7 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--until", default=None, metavar="STEP", help="stop after this step")
     c.add_argument("--only", default=None, metavar="STEP", help="run only this step")
     c.add_argument("--dry-run", action="store_true", help="print the plan with each step's state")
-    c.add_argument("--no-nli", action="store_true", help="skip the optional teacher_nli step")
+    c.add_argument("--no-nli", action="store_true", help="skip the optional teacher_nli step "
+                   "(same as --option nli=false)")
+    c.add_argument("--option", action="append", metavar="NAME=BOOL",
+                   help="turn an option of the pipeline file on or off, e.g. teacher_silver=false")
+    c.add_argument("--adopt", action="append", metavar="STEP=DIR",
+                   help="mark STEP done with a model trained earlier (a model directory or a run "
+                        "directory with model/): it is copied into the work directory")
     c.add_argument("--package-dir", default=None,
                    help="where the package step writes (default: tfkosent/assets/default_model)")
     c.set_defaults(func=cmd_pipeline)

@@ -21,6 +21,13 @@ def _split_tasks(tasks: str):
     return names
 
 
+def model_f1_threshold(model):
+    """The KLUE-STS cosine cut a model carries (fitted on KLUE-STS train), or None."""
+    meta = model.config.metadata if model.config is not None else {}
+    value = meta.get("klue_f1_cosine_threshold")
+    return None if value is None else float(value)
+
+
 def evaluate_model_cli(args) -> int:
     tasks = _split_tasks(args.tasks)
     start = time.time()
@@ -44,7 +51,8 @@ def evaluate_model_cli(args) -> int:
         # One encode_fn call per task: SentenceEncoder.encode does its own length-sorted
         # batching and progress bar.
         results = run_tasks(encode_fn, tasks, data_dir=args.data_dir, batch_size=10**9,
-                            show_progress_bar=False, plot_dir=args.plot, limit=args.limit)
+                            show_progress_bar=False, plot_dir=args.plot, limit=args.limit,
+                            f1_cosine_threshold=model_f1_threshold(model))
     print(f"model: {os.path.abspath(args.model) if args.model != 'default' else 'default'}"
           f"{' (first %d pairs per task)' % args.limit if args.limit else ''}")
     print(format_markdown_table(results))

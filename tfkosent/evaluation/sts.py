@@ -24,7 +24,16 @@ KLUE-STS additionally gets the official KLUE metrics (only for examples that car
 
 Metric keys of a result dict: cosine_pearson, cosine_spearman, euclidean_pearson,
 euclidean_spearman, manhattan_pearson, manhattan_spearman, dot_pearson, dot_spearman,
-avg, n (number of pairs) [, pearson, f1].  Cross-encoders use `evaluate_scores`
+avg, n (number of pairs) [, pearson, f1].
+
+The fixed 0.6 cosine cut of "f1" suits models whose cosines spread over [0, 1]; a
+contrastively trained model's cosines often do not (multilingual-e5 puts nearly all
+pairs above 0.6, so "f1" becomes the all-positive predictor's).  A model may carry
+its own cut, fitted on KLUE-STS *train* pairs only (`fit_f1_threshold`, stored as
+`metadata["klue_f1_cosine_threshold"]` by the default-model packaging); given one,
+klue-sts-* results also get "f1_fitted" (positive iff cosine >= that cut).
+
+Cross-encoders use `evaluate_scores`
 (keys pearson, spearman, n [, f1]).
 
 The core needs numpy only; tqdm (progress bar) and matplotlib (`plot_scatter`) are
@@ -69,7 +78,7 @@ TABLE_COLUMNS = (
     ("euclidean_pearson", "Euclidean Pearson"), ("euclidean_spearman", "Euclidean Spearman"),
     ("manhattan_pearson", "Manhattan Pearson"), ("manhattan_spearman", "Manhattan Spearman"),
     ("dot_pearson", "Dot Pearson"), ("dot_spearman", "Dot Spearman"), ("avg", "AVG"),
-    ("pearson", "Pearson"), ("spearman", "Spearman"), ("f1", "F1"),
+    ("pearson", "Pearson"), ("spearman", "Spearman"), ("f1", "F1"), ("f1_fitted", "F1 (fitted cut)"),
     ("spearman_ab", "Spearman (a,b)"), ("spearman_ba", "Spearman (b,a)"),
 )
 
@@ -227,8 +236,35 @@ def _binary_gold(examples: Sequence[STSExample]) -> Optional[np.ndarray]:
     return None
 
 
-def sts_metrics(similarities: Mapping[str, np.ndarray], examples: Sequence[STSExample]) -> Dict[str, float]:
-    """Protocol metrics (x100) of precomputed `pair_similarities` against the examples' gold."""
+def fit_f1_threshold(cosines, binary) -> float:
+    """The cosine cut that maximizes F1 of the positive class on (training) pairs.
+
+    cosines: float [n]; binary: int [n] gold labels (1 = similar).  Candidate cuts are
+    the observed cosines (predict positive iff cosine >= cut); ties keep the lowest cut."""
+    x = _as_1d(cosines, "cosines")
+    y = np.asarray(binary, dtype=np.int64)
+    if y.shape != x.shape:
+        raise ValueError(f"cosines and binary differ in length: {x.size} vs {y.size}")
+    if not y.any():
+        raise ValueError("no positive pair to fit a threshold on")
+    order = np.argsort(-x, kind="stable")
+    xs, ys = x[order], y[order]
+    tp = np.cumsum(ys)                      # predicting the top k+1 positive
+    fp = np.cumsum(1 - ys)
+    fn = ys.sum() - tp
+    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    # A cut can only sit where the next cosine is strictly lower (ties move together).
+    valid = np.append(xs[1:] < xs[:-1], True)
+    best = int(np.argmax(np.where(valid, f1, -1.0)))
+    return float(xs[best])
+
+
+def sts_metrics(similarities: Mapping[str, np.ndarray], examples: Sequence[STSExample],
+                f1_cosine_threshold: Optional[float] = None) -> Dict[str, float]:
+    """Protocol metrics (x100) of precomputed `pair_similarities` against the examples' gold.
+
+    f1_cosine_threshold: a cosine cut fitted on training pairs; adds "f1_fitted" for
+    examples with binary labels (see the module docstring)."""
     gold = _gold(examples)
     result: Dict[str, float] = {}
     for sim in SIMILARITIES:
@@ -240,6 +276,9 @@ def sts_metrics(similarities: Mapping[str, np.ndarray], examples: Sequence[STSEx
         predicted = cosine_to_score(similarities["cosine"])
         result["pearson"] = 100.0 * pearson(predicted, gold)
         result["f1"] = 100.0 * f1_binary(binary, predicted >= BINARY_THRESHOLD)
+        if f1_cosine_threshold is not None:
+            result["f1_fitted"] = 100.0 * f1_binary(
+                binary, np.asarray(similarities["cosine"]) >= f1_cosine_threshold)
     result["n"] = len(examples)
     return result
 
@@ -283,9 +322,11 @@ def run_tasks(encode_fn: EncodeFn, tasks: Sequence[str] = DEFAULT_TASKS,
               data_dir: Optional[PathLike] = None, batch_size: int = 64,
               show_progress_bar: bool = False,
               plot_dir: Optional[PathLike] = None,
-              limit: Optional[int] = None) -> Dict[str, Dict[str, float]]:
+              limit: Optional[int] = None,
+              f1_cosine_threshold: Optional[float] = None) -> Dict[str, Dict[str, float]]:
     """Evaluates `encode_fn` on each task ("korsts-dev", "korsts-test", "klue-sts-dev",
     "korsts-train", "klue-sts-train"); returns {task: metric dict} in task order.
+    f1_cosine_threshold: see `sts_metrics` (a model's fitted KLUE-STS cut).
 
     With `plot_dir`, also writes ``<plot_dir>/<task>.png``: gold score vs cosine.
     With `limit`, only the first `limit` pairs of each task are used (smoke checks;
@@ -300,7 +341,7 @@ def run_tasks(encode_fn: EncodeFn, tasks: Sequence[str] = DEFAULT_TASKS,
         if limit is not None:
             examples = examples[:limit]
         sims = compute_similarities(encode_fn, examples, batch_size, show_progress_bar)
-        results[task] = sts_metrics(sims, examples)
+        results[task] = sts_metrics(sims, examples, f1_cosine_threshold)
         if plot_dir is not None:
             plot_scatter(_gold(examples), sims["cosine"], Path(plot_dir) / f"{task}.png",
                          f"{task}: cosine Spearman {results[task]['cosine_spearman']:.2f}")

@@ -334,6 +334,50 @@ class Pipeline:
             lines.append(f"{i:>3}. {step.name:<16} {step.kind:<16} {state:<9} -> {action}{recipe}{extra}")
         return "\n".join(lines)
 
+    # ------------------------------------------------------------------ adopting earlier work
+
+    def adopt(self, name: str, source: str) -> dict:
+        """Marks step `name` done with a model trained earlier (e.g. the same recipe run alone
+        with `tfkosent train`, or in another work directory): copies SOURCE (a model directory,
+        or a run directory holding model/) to WORK_DIR/STEP/model and writes DONE.json that says
+        where it came from.  Refuses a step that is already done."""
+        from tfkosent.model_dir import load_model_dir
+        step = self.step(name)
+        if self.state(step) == "done":
+            raise PipelineError(f"step {name!r} is already done ({self.step_dir(name)}/{DONE_FILE})")
+        source = os.path.abspath(os.path.expanduser(source))
+        model = source if os.path.isfile(os.path.join(source, "config.json")) else os.path.join(source, MODEL_SUBDIR)
+        if not os.path.isfile(os.path.join(model, "config.json")):
+            raise PipelineError(f"--adopt {name}={source}: neither it nor its model/ is a tfkosent "
+                                f"model directory (no config.json)")
+        load_model_dir(model)  # fails here, naming the file, rather than in a later step
+        directory = self.step_dir(name)
+        target = os.path.join(directory, MODEL_SUBDIR)
+        os.makedirs(directory, exist_ok=True)
+        tmp = target + ".adopting"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(model, tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        run_dir = os.path.dirname(model) if model != source else source
+        outputs: Dict[str, Any] = {"model": target, "adopted_from": model}
+        for extra in ("summary.json", "recipe.json"):  # a `tfkosent train` run's records
+            path = os.path.join(run_dir, extra)
+            if os.path.isfile(path):
+                shutil.copyfile(path, os.path.join(directory, "adopted_" + extra))
+                if extra == "summary.json":
+                    summary = _read_json(path)
+                    outputs.update({k: summary.get(k) for k in ("steps", "best_score", "best_step")
+                                    if k in summary})
+        info = {"step": name, "kind": step.kind, "args": step.args, "inputs": {}, "outputs": outputs,
+                "adopted": True, "resumed": False, "wall_time_s": None, "total_wall_time_s": None,
+                "attempts": 0, "finished_at": _utc_now(), "pipeline": self.spec_path,
+                "pipeline_sha256": _sha256(self.spec_path), "options": self.options,
+                "data_dir": self.data_dir}
+        _write_json_atomic(os.path.join(directory, DONE_FILE), info)
+        self.log(f"[pipeline] {name}: adopted {model}")
+        return info
+
     # ------------------------------------------------------------------ running
 
     def run(self, from_: Optional[str] = None, until: Optional[str] = None,
@@ -462,6 +506,20 @@ def step_student_init(ctx: StepContext) -> dict:
     return {"model": path, "teacher": teacher, "teacher_layers": layers}
 
 
+def klue_f1_threshold(encode_fn, data_dir: Optional[str], limit: Optional[int] = None) -> float:
+    """The cosine cut maximizing KLUE-STS F1 on KLUE-STS *train* pairs (never dev)."""
+    from tfkosent.data import load_sts
+    from tfkosent.evaluation.sts import compute_similarities, fit_f1_threshold
+    examples = load_sts("klue-sts-train", data_dir=data_dir)[:limit]
+    sims = compute_similarities(encode_fn, examples, batch_size=10**9)
+    return fit_f1_threshold(sims["cosine"], [e.binary_label for e in examples])
+
+
+def _is_cross_encoder(model_dir: str) -> bool:
+    from tfkosent.cross_encoder import TASK
+    return _read_json(os.path.join(model_dir, "config.json")).get("metadata", {}).get("task") == TASK
+
+
 def step_evaluate(ctx: StepContext) -> dict:
     """STS tables (run_tasks) of each listed step's model: STEP/<model>.json, results.json/.md."""
     from tfkosent.evaluation.sts import DEFAULT_TASKS, format_markdown_table, run_tasks, write_json
@@ -478,10 +536,23 @@ def step_evaluate(ctx: StepContext) -> dict:
         if os.path.isfile(per_model) and _read_json(per_model).get("tasks") == tasks:
             table[name] = _read_json(per_model)
             continue
-        model = SentenceEncoder.load(path)
-        results = run_tasks(lambda s: model.encode(s, batch_size=batch_size, show_progress_bar=False),
-                            tasks, data_dir=ctx.data_dir, batch_size=10**9, limit=a.get("limit"))
-        table[name] = {"model": path, "tasks": tasks, "limit": a.get("limit"), "results": results}
+        start = time.time()
+        if _is_cross_encoder(path):  # scored on its pair scores, both orders (tfkosent evaluate --cross-encoder)
+            from tfkosent.cross_encoder import evaluate_cross_encoder_cli
+            results = evaluate_cross_encoder_cli(path, tasks, ctx.data_dir, batch_size, a.get("limit"))
+            kind = "cross_encoder"
+        else:
+            model = SentenceEncoder.load(path)
+            encode = lambda s: model.encode(s, batch_size=batch_size, show_progress_bar=False)  # noqa: E731
+            # The KLUE-STS F1 cut each model would ship with: fitted on KLUE-STS train only.
+            threshold = klue_f1_threshold(encode, ctx.data_dir, limit=a.get("limit"))
+            results = run_tasks(encode, tasks, data_dir=ctx.data_dir, batch_size=10**9,
+                                limit=a.get("limit"), f1_cosine_threshold=threshold)
+            kind = "bi_encoder"
+        table[name] = {"model": path, "model_type": kind, "tasks": tasks, "limit": a.get("limit"),
+                       "results": results, "seconds": round(time.time() - start, 1)}
+        if kind == "bi_encoder":
+            table[name]["klue_f1_cosine_threshold"] = threshold
         write_json(table[name], per_model)
     write_json({"tasks": tasks, "models": table}, os.path.join(ctx.dir, "results.json"))
     md = [f"### {name}\n\n`{entry['model']}`\n\n" + format_markdown_table(entry["results"])
@@ -545,8 +616,10 @@ def step_package(ctx: StepContext) -> dict:
                              "teacher_layers", "command")}
             steps.append({"name": s.name, "kind": s.kind, "args": s.args, "outputs": keep,
                           "wall_time_s": info.get("total_wall_time_s"), "finished_at": info.get("finished_at")})
-    teacher = a.get("teacher")
+    teacher = p.resolve_ref(a["teacher"]) if a.get("teacher") else None
     metadata = dict(files.config.metadata)
+    if results[best].get("klue_f1_cosine_threshold") is not None:  # see tfkosent.evaluation.sts
+        metadata["klue_f1_cosine_threshold"] = results[best]["klue_f1_cosine_threshold"]
     metadata.update(
         name=a.get("name", metadata.get("name", "tfkosent-default")), trained=True,
         default_model={
@@ -582,21 +655,43 @@ KINDS: Dict[str, Callable[[StepContext], Optional[dict]]] = {
 # --------------------------------------------------------------------------- CLI
 
 
+def parse_options(items: Sequence[str]) -> Dict[str, bool]:
+    """`--option NAME=true|false` values (repeatable) as {name: bool}."""
+    options: Dict[str, bool] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise PipelineError(f"--option {item!r}: expected NAME=true or NAME=false")
+        options[name] = value.lower() in ("true", "1", "yes", "on")
+    return options
+
+
 def main_cli(args) -> int:
     """`tfkosent pipeline default-model`: 0 done; 1 a step failed; 2 bad usage or pipeline file;
     128 + signal when a training step was stopped by SIGTERM / SIGINT (after a checkpoint)."""
     from tfkosent.training.cli import _configure_logging
 
-    options = {"nli": False} if getattr(args, "no_nli", False) else None
     command = "tfkosent pipeline default-model " + " ".join(
         f"{flag} {value}" for flag, value in (("--work-dir", args.work_dir), ("--data-dir", args.data_dir))
         if value)
     try:
+        options = parse_options(getattr(args, "option", None) or [])
+        if getattr(args, "no_nli", False):
+            options["nli"] = False
+        command += "".join(f" --option {k}={str(v).lower()}" for k, v in options.items())
         pipeline = Pipeline(getattr(args, "pipeline", None) or DEFAULT_PIPELINE, work_dir=args.work_dir,
-                            data_dir=args.data_dir, options=options,
-                            package_dir=getattr(args, "package_dir", None),
-                            command=command + (" --no-nli" if options else ""))
+                            data_dir=args.data_dir, options=options or None,
+                            package_dir=getattr(args, "package_dir", None), command=command)
         selected = pipeline.select(args.from_step, args.until, args.only)
+        for item in getattr(args, "adopt", None) or []:
+            name, sep, source = item.partition("=")
+            if not sep or not name or not source:
+                raise PipelineError(f"--adopt {item!r}: expected STEP=DIR")
+            if args.dry_run:  # a dry run changes nothing
+                pipeline.step(name)
+                print(f"would adopt {source} as step {name}")
+            else:
+                pipeline.adopt(name, source)
     except PipelineError as e:
         print(f"tfkosent pipeline: error: {e}", file=sys.stderr)
         return 2
