@@ -340,3 +340,32 @@ def test_silver_cli_resumes_and_writes_sts_data(cross_run, model_dir, data_dir, 
     # and --resume on a finished run rescores nothing
     calls.clear()
     assert main(args + ["--resume"]) == 0 and calls == []
+
+
+def test_silver_scored_by_a_bi_encoder(model_dir, data_dir, tmp_path, monkeypatch, capsys):
+    """`--scorer` with a bi-encoder: each pair's score is 5 x its clipped cosine under that model,
+    and the summary says which kind of model scored."""
+    from tfkosent import SentenceEncoder
+    from tfkosent.cli import main
+    from tfkosent.training import silver
+    from tfkosent.training.config import DataSource
+    from tfkosent.training.data import load_sts_examples
+
+    monkeypatch.setattr(silver, "EVALUATION_SETS", ("korsts-dev",))  # the synthetic data has no others
+    out = str(tmp_path / "silver_bi")
+    args = ["silver", "--bi-encoder", model_dir, "--scorer", model_dir, "--out", out,
+            "--sources", "korsts-train:60", "--neighbors", "1", "--random", "10", "--data-dir", data_dir]
+    assert main(args) == 0
+    examples = load_sts_examples(DataSource(path=os.path.join(out, "silver.tsv"), format="sts"))
+    assert len(examples) >= 10
+    model = SentenceEncoder.load(model_dir)
+    a = model.encode([e.sentence1 for e in examples])
+    b = model.encode([e.sentence2 for e in examples])
+    expected = 5 * np.clip(np.sum(a * b, axis=1), 0, 1)
+    np.testing.assert_allclose([e.score for e in examples], expected, atol=1e-3)
+    with open(os.path.join(out, "summary.json")) as f:
+        assert json.load(f)["scorer_kind"] == "bi-encoder"
+    capsys.readouterr()
+    with pytest.raises(SystemExit):   # one scorer, not both
+        main(args[:5] + ["--cross-encoder", model_dir] + args[5:])
+    assert "not allowed with argument" in capsys.readouterr().err

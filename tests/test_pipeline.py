@@ -216,11 +216,19 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     for name in ("teacher_silver", "student_sts"):
         config = p.recipe_config(p.step(name), check=False)
         assert str(tmp_path / "w" / "silver" / "silver.tsv") in [d.path for d in config.tasks[0].data]
+    # the defaults make the shipped model: teacher_sts teaches, and labels the silver pairs
+    assert options == {"nli": False, "teacher_silver": False, "cross_encoder": False}
     distill = p.recipe_config(p.step("distill"), check=False)
-    assert distill.tasks[0].teacher == str(tmp_path / "w" / "teacher_silver" / "model")
-    no_silver_teacher = Pipeline(work_dir=str(tmp_path / "w"), options={"teacher_silver": False})
-    distill = no_silver_teacher.recipe_config(no_silver_teacher.step("distill"), check=False)
     assert distill.tasks[0].teacher == str(tmp_path / "w" / "teacher_sts" / "model")
+    assert p.resolve_ref(p.step("silver").args["scorer"]) == "teacher_sts"
+    assert p.recipe_config(p.step("teacher_sts"), check=False).model == str(tmp_path / "w" / "convert" / "model")
+    every = Pipeline(work_dir=str(tmp_path / "w"),
+                     options={"teacher_silver": True, "cross_encoder": True, "nli": True})
+    distill = every.recipe_config(every.step("distill"), check=False)
+    assert distill.tasks[0].teacher == str(tmp_path / "w" / "teacher_silver" / "model")
+    assert every.resolve_ref(every.step("silver").args["scorer"]) == "cross_encoder"
+    assert every.recipe_config(every.step("teacher_sts"), check=False).model == \
+        str(tmp_path / "w" / "teacher_nli" / "model")
     gold = p.recipe_config(p.step("student_gold"), check=False)
     assert not any(d.path for d in gold.tasks[0].data)      # gold only: the without-silver run
     if skipped:

@@ -19,6 +19,8 @@ from tfkosent.training import parse_config, synthetic, train
 from tfkosent.training.cli import EXIT_ERROR, EXIT_NON_FINITE, train_cli
 from tfkosent.training.reporting import read_batch_log, read_metrics
 
+RNG_NOISE = np.random.default_rng(7)
+
 pytestmark = pytest.mark.filterwarnings("ignore::tfkosent.data.datasets.DatasetCountWarning")
 
 
@@ -142,6 +144,57 @@ def test_distillation_from_a_trained_teacher(cosent_run, data_dir, tmp_path):
     assert_learns(train_records, eval_records, result)
     cache = os.path.join(result.output_dir, "teacher_cache", "distill_mse")
     assert sorted(os.listdir(cache)) == ["manifest.json"] + [f"shard-{i:05d}.npy" for i in range(5)]
+
+
+def test_hidden_state_distillation_with_an_online_teacher(cosent_run, data_dir, tmp_path):
+    """distill_hidden on a 1-layer student cut from the trained 2-layer teacher: the loss falls,
+    dev rises, nothing is cached, and the student's layer ends closer to the teacher layer it
+    was mapped to (layer 1, from the student's metadata.teacher_layers)."""
+    from tfkosent.layers.transformer import TransformerEncoder
+    from tfkosent.model_dir import load_model_dir
+    from tfkosent.training.student import init_student
+
+    teacher = cosent_run[0].model_dir
+    student = init_student(teacher, str(tmp_path / "student"), layers=[1])
+    files = load_model_dir(student)
+    weights = {k: (v + RNG_NOISE.normal(scale=0.2, size=v.shape).astype(np.float32)
+                   if k.startswith("layer_") else v) for k, v in files.weights.items()}
+    from tfkosent.model_dir import save_model_dir
+    student = save_model_dir(str(tmp_path / "noisy"), files.config, weights,
+                             sentencepiece_proto=files.sentencepiece_proto)
+
+    def token_gap(model_dir):
+        t_files, s_files = load_model_dir(teacher), load_model_dir(model_dir)
+        t = TransformerEncoder.from_weights(t_files.config.encoder, t_files.weights)
+        s = TransformerEncoder.from_weights(s_files.config.encoder, s_files.weights)
+        ids = np.array([[2, 10, 11, 12, 13, 3], [2, 20, 21, 3, 0, 0]], np.int32)
+        inputs = {"input_word_ids": ids, "input_mask": (ids > 0).astype(np.int32),
+                  "input_type_ids": np.zeros_like(ids)}
+        m = inputs["input_mask"].astype(bool)
+        return float(np.mean((np.asarray(s(inputs)["encoder_outputs"][0])[m]
+                              - np.asarray(t(inputs)["encoder_outputs"][1])[m]) ** 2))
+
+    task = {"loss": {"type": "distill_hidden"}, "data": ["3i4k"], "batch_size": 16, "teacher": teacher}
+    result, train_records, eval_records = run(tmp_path / "hidden", student, data_dir, [task],
+                                              epochs=2, optimizer={"learning_rate": 3e-3})
+    losses = [r["loss"] for r in train_records]
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    assert result.best_score > eval_records[0]["cosine_spearman"]
+    assert not os.path.exists(os.path.join(result.output_dir, "teacher_cache"))
+    assert token_gap(result.model_dir) < 0.5 * token_gap(student)
+
+
+def test_online_teacher_must_tokenize_like_the_student(cosent_run, data_dir, tmp_path):
+    from tfkosent.training.config import RecipeError
+    other = testing.write_tiny_model(str(tmp_path / "other_vocab"), seed=3)  # its own SentencePiece
+    task = {"loss": "distill_hidden", "data": ["3i4k"], "batch_size": 16, "teacher": cosent_run[0].model_dir}
+    with pytest.raises(RecipeError, match=r"tasks\[0\]\.teacher: .* tokenizes differently"):
+        run(tmp_path / "mismatch", other, data_dir, [task])
+    task = dict(task, loss={"type": "distill_hidden", "layer_map": [5]})
+    from tfkosent.training.student import init_student
+    student = init_student(cosent_run[0].model_dir, str(tmp_path / "cut"), layers=[0])
+    with pytest.raises(RecipeError, match=r"layer_map: teacher layer index 5 is out of range"):
+        run(tmp_path / "bad_map", student, data_dir, [task])
 
 
 def test_student_recipe_cuts_the_teacher(cosent_run, data_dir, tmp_path):

@@ -102,6 +102,34 @@ def test_cosine_mse_and_distillation():
         pytest.approx(np.mean((emb[:, 0] - teacher) ** 2), rel=1e-5)
 
 
+def test_hidden_state_distillation_loss_matches_numpy():
+    """Embedding MSE + the mean over student layers of the token-state MSE against the
+    mapped teacher layer, padding excluded."""
+    b, seq, h = 3, 5, 4
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], np.int32)
+    teacher = {"pooled_output": RNG.normal(size=(b, h)).astype(np.float32),
+               "encoder_outputs": [RNG.normal(size=(b, seq, h)).astype(np.float32) for _ in range(4)]}
+    student = {"pooled_output": RNG.normal(size=(b, h)).astype(np.float32),
+               "encoder_outputs": [RNG.normal(size=(b, seq, h)).astype(np.float32) for _ in range(2)]}
+    # padded positions must not count: make them wildly different
+    for s in student["encoder_outputs"]:
+        s[mask == 0] = 1e3
+    loss = get_loss_class("distill_hidden")(embedding_weight=0.5, hidden_weight=2.0)
+    assert loss.requires_teacher and loss.online_teacher
+    got = float(loss.distill(student, teacher, mask, layer_map=(1, 3)))
+    m = mask.astype(bool)
+    hidden = np.mean([np.mean((student["encoder_outputs"][i][m] - teacher["encoder_outputs"][t][m]) ** 2)
+                      for i, t in ((0, 1), (1, 3))])
+    emb = np.mean((student["pooled_output"] - teacher["pooled_output"]) ** 2)
+    assert got == pytest.approx(0.5 * emb + 2.0 * hidden, rel=1e-5)
+    # identical outputs on the mapped layers: zero
+    same = {"pooled_output": teacher["pooled_output"],
+            "encoder_outputs": [teacher["encoder_outputs"][1], teacher["encoder_outputs"][3]]}
+    assert float(loss.distill(same, teacher, mask, layer_map=(1, 3))) == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(TypeError, match="distill"):
+        loss(student["pooled_output"][:, None], {})
+
+
 # --------------------------------------------------------------------------- data order
 
 
@@ -252,6 +280,42 @@ def test_init_student_copies_embeddings_and_chosen_layers(tiny_model_dir, tmp_pa
                                SentenceEncoder.load(tiny_model_dir).encode(sentences), atol=1e-6)
     with pytest.raises(ValueError, match="teacher layer index 5 is out of range"):
         init_student(tiny_model_dir, str(tmp_path / "bad"), layers=[5])
+
+
+def test_prune_ffn_keeps_the_largest_neurons_in_order():
+    from tfkosent.training.student import prune_ffn
+    w_in = np.ones((3, 5), np.float32) * np.array([1, 5, 2, 4, 3], np.float32)   # column norms
+    w_out = np.ones((5, 3), np.float32)
+    w_out[2] *= 10                                                               # neuron 2: 2*10
+    weights = {"layer_0/intermediate/kernel": w_in, "layer_0/intermediate/bias": np.arange(5.0),
+               "layer_0/output/kernel": w_out, "other": np.zeros(1)}
+    out = prune_ffn(weights, 1, 3)   # importance 1, 5, 20, 4, 3 (x const) -> keep 1, 2, 3
+    np.testing.assert_array_equal(out["layer_0/intermediate/bias"], [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(out["layer_0/intermediate/kernel"], w_in[:, [1, 2, 3]])
+    np.testing.assert_array_equal(out["layer_0/output/kernel"], w_out[[1, 2, 3]])
+    assert out["other"] is weights["other"]
+    with pytest.raises(ValueError, match="intermediate_size must be in 1..5"):
+        prune_ffn(weights, 1, 6)
+
+
+def test_init_student_with_a_narrower_ffn(tiny_model_dir, tmp_path):
+    """Pruning the FFN to all its neurons changes nothing; fewer neurons give a smaller,
+    working encoder whose embeddings stay close to the unpruned student's."""
+    from tfkosent import SentenceEncoder
+    from tfkosent.model_dir import load_model_dir
+
+    ffn = load_model_dir(tiny_model_dir).config.encoder.intermediate_size
+    sentences = ["나는 밥을 먹는다.", "고양이가 책을 읽는다"]
+    same = init_student(tiny_model_dir, str(tmp_path / "same"), num_layers=2, intermediate_size=ffn)
+    np.testing.assert_allclose(SentenceEncoder.load(same).encode(sentences),
+                               SentenceEncoder.load(tiny_model_dir).encode(sentences), atol=1e-6)
+    half = init_student(tiny_model_dir, str(tmp_path / "half"), num_layers=2, intermediate_size=ffn // 2)
+    files = load_model_dir(half)
+    assert files.config.encoder.intermediate_size == ffn // 2
+    assert files.config.metadata["ffn_pruned_from"] == ffn
+    assert files.weights["layer_1/output/kernel"].shape[0] == ffn // 2
+    emb = SentenceEncoder.load(half).encode(sentences)
+    assert emb.shape == (2, files.config.encoder.hidden_size) and np.isfinite(emb).all()
 
 
 # --------------------------------------------------------------------------- teacher cache

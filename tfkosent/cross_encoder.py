@@ -22,6 +22,7 @@ Model directory: the usual config.json / tokenizer / weights.npz, with
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -31,6 +32,12 @@ from tfkosent.sentence_encoder import validate_sentences
 
 HEAD_WEIGHTS = ("head/kernel", "head/bias")
 TASK = "cross-encoder"
+
+
+def is_cross_encoder_dir(model_dir: str) -> bool:
+    """Whether a model directory holds a cross-encoder (config.json metadata task "cross-encoder")."""
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
+        return json.load(f).get("metadata", {}).get("task") == TASK
 
 
 def _split_head(weights: Dict[str, np.ndarray]):

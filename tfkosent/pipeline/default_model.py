@@ -461,12 +461,14 @@ def step_train(ctx: StepContext) -> dict:
 
 
 def step_silver(ctx: StepContext) -> dict:
-    """`tfkosent silver` (in-process): STS pairs labelled by a cross-encoder -> STEP/silver.tsv."""
+    """`tfkosent silver` (in-process): pairs labelled by `cross_encoder` or `scorer` (any model
+    step: a bi-encoder scores by cosine) -> STEP/silver.tsv."""
     from tfkosent.cli import main as tfkosent_main
     a = ctx.args
     out = os.path.join(ctx.dir, "out")
-    argv = ["silver", "--bi-encoder", ctx.model_of(a["bi_encoder"]),
-            "--cross-encoder", ctx.model_of(a["cross_encoder"]), "--out", out]
+    scorer = (["--cross-encoder", ctx.model_of(a["cross_encoder"])] if "cross_encoder" in a
+              else ["--scorer", ctx.model_of(a["scorer"])])
+    argv = ["silver", "--bi-encoder", ctx.model_of(a["bi_encoder"])] + scorer + ["--out", out]
     argv += [str(x) for x in a.get("extra_args", [])]
     if os.path.exists(out):
         argv.append("--resume")
@@ -498,7 +500,8 @@ def step_student_init(ctx: StepContext) -> dict:
     a = ctx.args
     teacher = ctx.model_of(a["teacher"])
     path = init_student(teacher, os.path.join(ctx.dir, MODEL_SUBDIR), a.get("layers"),
-                        a.get("num_layers"), overwrite=True)
+                        a.get("num_layers"), overwrite=True,
+                        intermediate_size=a.get("intermediate_size"))
     layers = load_model_dir(path).config.metadata.get("teacher_layers")
     return {"model": path, "teacher": teacher, "teacher_layers": layers}
 
@@ -512,13 +515,9 @@ def klue_f1_threshold(encode_fn, data_dir: Optional[str], limit: Optional[int] =
     return fit_f1_threshold(sims["cosine"], [e.binary_label for e in examples])
 
 
-def _is_cross_encoder(model_dir: str) -> bool:
-    from tfkosent.cross_encoder import TASK
-    return _read_json(os.path.join(model_dir, "config.json")).get("metadata", {}).get("task") == TASK
-
-
 def step_evaluate(ctx: StepContext) -> dict:
     """STS tables (run_tasks) of each listed step's model: STEP/<model>.json, results.json/.md."""
+    from tfkosent.cross_encoder import is_cross_encoder_dir
     from tfkosent.evaluation.sts import DEFAULT_TASKS, format_markdown_table, run_tasks, write_json
     from tfkosent.sentence_encoder import SentenceEncoder
     a = ctx.args
@@ -534,7 +533,7 @@ def step_evaluate(ctx: StepContext) -> dict:
             table[name] = _read_json(per_model)
             continue
         start = time.time()
-        if _is_cross_encoder(path):  # scored on its pair scores, both orders (tfkosent evaluate --cross-encoder)
+        if is_cross_encoder_dir(path):  # scored on its pair scores, both orders (tfkosent evaluate --cross-encoder)
             from tfkosent.cross_encoder import evaluate_cross_encoder_cli
             results = evaluate_cross_encoder_cli(path, tasks, ctx.data_dir, batch_size, a.get("limit"))
             kind = "cross_encoder"

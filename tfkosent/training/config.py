@@ -169,8 +169,12 @@ class TaskConfig:
                 yield name, f"must be positive, got {getattr(self, name)}"
         if self.epochs is not None and self.epochs <= 0:
             yield "epochs", f"must be positive, got {self.epochs}"
-        if not self.loss.build().requires_teacher and (self.teacher or self.teacher_cache):
+        loss = self.loss.build()
+        if not loss.requires_teacher and (self.teacher or self.teacher_cache):
             yield "teacher", f"only distillation losses use a teacher, not {self.loss.type!r}"
+        if loss.online_teacher and self.teacher_cache:
+            yield "teacher_cache", (f"{self.loss.type!r} runs its teacher in the training step "
+                                    f"and caches nothing")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,11 +260,13 @@ class StudentConfig:
 
     layers: 0-based teacher layer indices, e.g. [3, 7, 11]; default: `num_layers`
     evenly spaced layers ending with the last (see `tfkosent.training.student`).
+    intermediate_size: FFN neurons kept per layer (magnitude pruning); default all.
     """
 
     teacher: str
     layers: Optional[List[int]] = None
     num_layers: Optional[int] = None
+    intermediate_size: Optional[int] = None
 
     def _problems(self):
         if self.layers is None and self.num_layers is None:
@@ -270,6 +276,8 @@ class StudentConfig:
             yield "num_layers", f"is {self.num_layers} but 'layers' lists {len(self.layers)}"
         if self.num_layers is not None and self.num_layers <= 0:
             yield "num_layers", f"must be positive, got {self.num_layers}"
+        if self.intermediate_size is not None and self.intermediate_size <= 0:
+            yield "intermediate_size", f"must be positive, got {self.intermediate_size}"
 
 
 @dataclasses.dataclass(frozen=True)

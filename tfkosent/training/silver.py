@@ -31,8 +31,10 @@ Output directory (`build_silver`):
     silver.tsv        sentence1, sentence2, score (0-5)
     summary.json      counts
 
-CLI: `tfkosent silver --bi-encoder DIR --cross-encoder DIR --out DIR [--sources ...]
-[--neighbors K] [--random N] [--resume]`.
+CLI: `tfkosent silver --bi-encoder DIR (--cross-encoder DIR | --scorer DIR) --out DIR
+[--sources ...] [--neighbors K] [--random N] [--resume]`.  `--scorer` takes any model
+directory: a bi-encoder scores a pair by its clipped cosine (a strong 12-layer teacher
+labelling pairs for a small student), a cross-encoder as above.
 """
 
 from __future__ import annotations
@@ -211,20 +213,42 @@ def cross_encoder_fingerprint(model_dir: str) -> Dict[str, str]:
     return {"cross_encoder_" + k: v for k, v in teacher_fingerprint(model_dir).items()}
 
 
-def score_pairs(pairs: Sequence[Pair], cross_encoder_dir: str, cache_dir: str,
+def bi_encoder_pair_scores(model, pairs: Sequence[Pair], batch_size: int = 64) -> np.ndarray:
+    """float32 [n] cosine similarity of each pair under a `SentenceEncoder`, clipped to [0, 1]
+    (the silver scale; CoSENT only uses the order, and STS-tuned cosines are rarely negative)."""
+    a = model.encode([p[0] for p in pairs], batch_size=batch_size, show_progress_bar=False)
+    b = model.encode([p[1] for p in pairs], batch_size=batch_size, show_progress_bar=False)
+    return np.clip(np.sum(a * b, axis=1), 0.0, 1.0).astype(np.float32)
+
+
+def score_pairs(pairs: Sequence[Pair], scorer_dir: str, cache_dir: str,
                 shard_size: int = 8192, batch_size: int = 64, progress: bool = False,
                 model=None) -> np.ndarray:
-    """Scores in [0, 1] (mean of both orders) of `pairs`, via the cache in `cache_dir`.
-    `model`: an already loaded `CrossEncoder` of `cross_encoder_dir` (else loaded when needed)."""
-    cache = PairScoreCache(cache_dir, [tuple(p) for p in pairs],
-                           cross_encoder_fingerprint(cross_encoder_dir), shard_size)
+    """Scores in [0, 1] of `pairs`, via the cache in `cache_dir`.
+
+    scorer_dir: a cross-encoder (score: the mean of both orders) or a bi-encoder (score: the
+    clipped cosine, `bi_encoder_pair_scores`), told apart by `is_cross_encoder_dir`.
+    `model`: that directory already loaded (else loaded when needed)."""
+    from tfkosent.cross_encoder import is_cross_encoder_dir
+    cross = is_cross_encoder_dir(scorer_dir)
+    fingerprint = (cross_encoder_fingerprint(scorer_dir) if cross else
+                   {"bi_encoder_scorer_" + k: v for k, v in teacher_fingerprint(scorer_dir).items()})
+    cache = PairScoreCache(cache_dir, [tuple(p) for p in pairs], fingerprint, shard_size)
     if not cache.missing_shards():
         return cache.load()
-    if model is None:
+    if model is None and cross:
         from tfkosent.cross_encoder import CrossEncoder
-        model = CrossEncoder.from_model_dir(cross_encoder_dir)
-    return cache.build(lambda chunk: model.predict(chunk, batch_size=batch_size, symmetric=True),
-                       batch_size=batch_size * 16, progress=progress)
+        model = CrossEncoder.from_model_dir(scorer_dir)
+    elif model is None:
+        from tfkosent.sentence_encoder import SentenceEncoder
+        model = SentenceEncoder.load(scorer_dir)
+    if cross:
+        def compute(chunk):
+            return model.predict(chunk, batch_size=batch_size, symmetric=True)
+    else:
+        def compute(chunk):
+            return bi_encoder_pair_scores(model, chunk, batch_size)
+    return cache.build(compute, batch_size=batch_size * 16, progress=progress)
 
 
 # --------------------------------------------------------------------------- files
@@ -251,7 +275,7 @@ def _read_pairs(path: str) -> List[Pair]:
     return [tuple(line.split("\t")) for line in lines[1:] if line]
 
 
-def build_silver(bi_encoder: str, cross_encoder: str, out_dir: str,
+def build_silver(bi_encoder: str, scorer: str, out_dir: str,
                  sources: Optional[Sequence[str]] = None, neighbors: int = 3,
                  random_pairs: int = 0, seed: int = 42, data_dir: Optional[str] = None,
                  resume: bool = False, batch_size: int = 64, shard_size: int = 8192,
@@ -261,6 +285,8 @@ def build_silver(bi_encoder: str, cross_encoder: str, out_dir: str,
     Without `resume`, an output directory that already holds candidates is refused;
     with it, the candidates are reused (after checking they were made with the same
     parameters) and only the missing score shards are computed.
+    scorer: the model directory that labels the pairs: a cross-encoder (Augmented SBERT) or a
+    bi-encoder (e.g. the 12-layer teacher labelling pairs for a student; `score_pairs`).
     sources: default `DEFAULT_SOURCES`; exclude_sets: the evaluation sets whose sentences
     are removed, default all of `EVALUATION_SETS`.
     """
@@ -309,11 +335,13 @@ def build_silver(bi_encoder: str, cross_encoder: str, out_dir: str,
                                                        num_pairs=len(pairs)), indent=2)
                                        + "\n").encode("utf-8"))
         logger.info("silver: %d candidate pairs", len(pairs))
-    scores = score_pairs(pairs, cross_encoder, os.path.join(out_dir, SCORE_CACHE_DIR), shard_size,
+    scores = score_pairs(pairs, scorer, os.path.join(out_dir, SCORE_CACHE_DIR), shard_size,
                          batch_size, progress=progress)
     silver = write_sts_tsv(os.path.join(out_dir, SILVER_FILE), pairs, scores)
+    from tfkosent.cross_encoder import is_cross_encoder_dir
     summary = {"silver": silver, "num_pairs": len(pairs), "mean_score": float(5.0 * scores.mean()),
-               "cross_encoder": os.path.abspath(cross_encoder),
+               "scorer": os.path.abspath(scorer),
+               "scorer_kind": "cross-encoder" if is_cross_encoder_dir(scorer) else "bi-encoder",
                "bi_encoder": os.path.abspath(bi_encoder), **{k: params[k] for k in
                                                              ("sources", "neighbors", "random_pairs",
                                                               "seed", "excluded")}}
@@ -332,7 +360,7 @@ def silver_cli(args) -> int:
     _configure_logging()
     sources = [s for spec in args.sources for s in spec.split(",") if s] if args.sources else None
     try:
-        summary = build_silver(args.bi_encoder, args.cross_encoder, args.out, sources=sources,
+        summary = build_silver(args.bi_encoder, args.cross_encoder or args.scorer, args.out, sources=sources,
                                neighbors=args.neighbors, random_pairs=args.random, seed=args.seed,
                                data_dir=args.data_dir, resume=args.resume, batch_size=args.batch_size,
                                shard_size=args.shard_size, progress=sys.stderr.isatty())

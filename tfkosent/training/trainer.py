@@ -9,7 +9,8 @@ One run, in order:
 
   1. data: every task's sources are read, converted to the loss's example kind
      and tokenized once with the model's Preprocessor (errors before any
-     training); distillation tasks get cached teacher embeddings;
+     training); distillation tasks get cached teacher embeddings (distill_mse)
+     or a frozen teacher encoder run inside the step (distill_hidden);
   2. model: the encoder (or a student cut from a teacher) is built in the
      strategy's scope, optionally under a mixed-precision policy;
   3. loop: per step, one batch of one task (multitask schedules in
@@ -144,6 +145,9 @@ class _Task:
     tokens: train_data.TokenizedTask
     element_fn: object
     step_fn: object = None
+    teacher_files: object = None    # online-teacher losses: the teacher's ModelFiles ...
+    teacher: object = None          # ... its frozen TransformerEncoder (built in the strategy scope)
+    layer_map: tuple = ()           # ... and the teacher layer of each student layer
 
 
 @contextlib.contextmanager
@@ -212,7 +216,7 @@ class Trainer:
         path = os.path.join(self.output_dir, "student_init")
         if not (self.resume and is_model_dir(path)):  # a resumed run keeps its student's files
             init_student(resolve_path(c.student.teacher), path, c.student.layers, c.student.num_layers,
-                         overwrite=True)
+                         overwrite=True, intermediate_size=c.student.intermediate_size)
         return load_model_dir(path)
 
     def _load_tasks(self) -> List[_Task]:
@@ -227,7 +231,10 @@ class Trainer:
                                   f"{replicas} replicas of the strategy")
             examples = train_data.load_task_data(loss.input_kind, tc.data, self.data_dir,
                                                  where=f"{where}.data", loss_name=tc.loss.type)
-            if loss.requires_teacher:
+            teacher_files = None
+            if loss.online_teacher:
+                teacher_files = self._online_teacher_files(tc, where)
+            elif loss.requires_teacher:
                 examples.labels["teacher"] = self._teacher_embeddings(tc, examples.texts["text"], where)
             if len(examples) < tc.batch_size:
                 raise train_data.DataError(f"{where}: {len(examples)} examples are fewer than one "
@@ -240,11 +247,53 @@ class Trainer:
                                                     else None)
             else:
                 element_fn = tokens.element_fn(loss.label_keys, special, packing)
-            tasks.append(_Task(i, tc.name, tc.batch_size, loss, tokens, element_fn))
+            tasks.append(_Task(i, tc.name, tc.batch_size, loss, tokens, element_fn,
+                               teacher_files=teacher_files,
+                               layer_map=self._layer_map(loss, teacher_files, where)
+                               if teacher_files is not None else ()))
             logger.info("task %s: %s on %d examples (%s), %d batches of %d per epoch", tc.name,
                         tc.loss.type, len(examples), ", ".join(s.label for s in tc.data),
                         tokens.num_batches(tc.batch_size), tc.batch_size)
         return tasks
+
+    def _online_teacher_files(self, tc, where):
+        """The teacher model directory of an online-teacher loss, checked against the student:
+        the teacher encodes the student's token ids, so both must tokenize the same way."""
+        teacher = resolve_path(tc.teacher)
+        if not is_model_dir(teacher):
+            raise train_data.DataError(f"{where}.teacher: {teacher} is not a tfkosent model directory "
+                                       f"(config.json + weights.npz)")
+        files = load_model_dir(teacher)
+        mine, theirs = self.files.config, files.config
+        if (files.sentencepiece_proto != self.files.sentencepiece_proto
+                or files.wordpiece_vocab != self.files.wordpiece_vocab
+                or theirs.preprocess.to_dict() != mine.preprocess.to_dict()):
+            raise RecipeError(f"{where}.teacher: {teacher} tokenizes differently from the student "
+                              f"{self.files.path} (vocabulary or preprocess config); "
+                              f"{tc.loss.type} needs one tokenization for both")
+        for field in ("hidden_size", "max_position_embeddings", "position_offset"):
+            if getattr(theirs.encoder, field) != getattr(mine.encoder, field):
+                raise RecipeError(f"{where}.teacher: encoder.{field} is {getattr(theirs.encoder, field)} "
+                                  f"in the teacher, {getattr(mine.encoder, field)} in the student; "
+                                  f"{tc.loss.type} needs them equal")
+        return files
+
+    def _layer_map(self, loss, teacher_files, where) -> tuple:
+        """The teacher layer each student layer reproduces: the loss's `layer_map`, else the
+        student's metadata.teacher_layers (init_student), else evenly spaced layers."""
+        from tfkosent.training.student import check_layers, default_student_layers
+        num_student = self.files.config.encoder.num_layers
+        num_teacher = teacher_files.config.encoder.num_layers
+        layers = loss.layer_map or self.files.config.metadata.get("teacher_layers")
+        if layers is None or len(layers) != num_student:
+            if loss.layer_map is not None:
+                raise RecipeError(f"{where}.loss.layer_map: {len(layers)} entries for a student of "
+                                  f"{num_student} layers")
+            layers = default_student_layers(num_teacher, num_student)
+        try:
+            return tuple(check_layers(layers, num_teacher))
+        except ValueError as e:
+            raise RecipeError(f"{where}.loss.layer_map: {e}") from None
 
     def _teacher_embeddings(self, tc, sentences, where) -> np.ndarray:
         from tfkosent.training.teacher_cache import teacher_embeddings
@@ -284,6 +333,14 @@ class Trainer:
         finally:
             random.setstate(outside)
         self.encoder.set_weight_dict(encoder_weights, source=os.path.join(self.files.path, WEIGHTS_FILE))
+        for task in self.tasks:  # online teachers: frozen, outside the checkpoint, after the seeded
+            if task.teacher_files is not None:  # block so the student's dropout seeds do not move
+                with self.strategy.scope():
+                    task.teacher = TransformerEncoder.from_weights(
+                        task.teacher_files.config.encoder, task.teacher_files.weights,
+                        source=os.path.join(task.teacher_files.path, WEIGHTS_FILE),
+                        name=f"teacher_encoder_{task.index}")
+                task.teacher.trainable = False
         with self.strategy.scope():
             self.schedule = create_schedule(c.optimizer, self.total_steps)
             self.optimizer = create_optimizer(c.optimizer, self.schedule,
@@ -382,6 +439,14 @@ class Trainer:
             return tf.cast(self.cross_encoder.logits(inputs, training=training), tf.float32)
         return self._embed_views(inputs, training)
 
+    def _online_distill_loss(self, task: _Task, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+        """An online-teacher loss: the frozen teacher (no dropout, no gradient) and the student
+        encode the same int32 [b, 1, seq] inputs; the loss compares their output dicts."""
+        flat = {k: inputs[k][:, 0] for k in ENCODER_INPUT_KEYS}
+        teacher = tf.nest.map_structure(tf.stop_gradient, task.teacher(flat, training=False))
+        student = self.encoder(flat, training=True)
+        return task.loss.distill(student, teacher, flat["input_mask"], task.layer_map)
+
     def _make_step_fn(self, task: _Task, element_spec):
         strategy, optimizer = self.strategy, self.optimizer
         replicas = strategy.num_replicas_in_sync
@@ -391,7 +456,8 @@ class Trainer:
 
         def replica_step(batch):
             with tf.GradientTape() as tape:
-                loss = task.loss(self._forward(batch["inputs"], training=True), batch["labels"])
+                loss = (self._online_distill_loss(task, batch["inputs"]) if task.teacher is not None
+                        else task.loss(self._forward(batch["inputs"], training=True), batch["labels"]))
                 scaled = loss / replicas
                 if loss_scaling:
                     scaled = optimizer.scale_loss(scaled)

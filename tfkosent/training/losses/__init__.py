@@ -20,7 +20,12 @@ own batch.
     cosent                   cosent.py                   scored pairs (STS)
     cosine_mse               cosine_mse.py               scored pairs (STS)
     distill_mse              distillation.py             sentences + teacher embeddings
+    distill_hidden           distillation.py             sentences, teacher run in the step
     cross_bce, cross_mse     cross.py                    scored pairs, cross-encoder logits
+
+`distill_hidden` (`online_teacher = True`) is called as
+loss.distill(student_outputs, teacher_outputs, input_mask, layer_map) instead:
+it compares the encoders' token states, which are not cached.
 
 Cross-encoder losses (`pair_scorer = True`, recipe `model_type: cross_encoder`)
 are called as loss(logits float32 [batch], labels) instead.
@@ -39,6 +44,7 @@ LOSSES = {
     "cosent": "cosent:CoSENTLoss",
     "cosine_mse": "cosine_mse:CosineMSELoss",
     "distill_mse": "distillation:EmbeddingMSELoss",
+    "distill_hidden": "distillation:HiddenStateDistillationLoss",
     "cross_bce": "cross:CrossBCELoss",
     "cross_mse": "cross:CrossMSELoss",
 }

@@ -20,8 +20,11 @@ class Loss:
       views:       the text columns encoded per example, in order (a column may
                    repeat: unsupervised SimCSE encodes "text" twice);
       label_keys:  the label columns they read;
-      requires_teacher: whether the "teacher" label (cached teacher
-                   embeddings) must be attached to the examples;
+      requires_teacher: whether the task needs a teacher model directory;
+                   the "teacher" label (cached teacher embeddings) is
+                   attached to the examples unless `online_teacher`;
+      online_teacher: the teacher encoder runs inside the training step and
+                   the trainer calls `loss.distill(...)` (distill_hidden);
       pair_scorer: a cross-encoder loss, called with the logits float32
                    [batch] of the packed (sentence1, sentence2) pairs.
     """
@@ -30,6 +33,7 @@ class Loss:
     views: ClassVar[Tuple[str, ...]]
     label_keys: ClassVar[Tuple[str, ...]] = ()
     requires_teacher: ClassVar[bool] = False
+    online_teacher: ClassVar[bool] = False
     pair_scorer: ClassVar[bool] = False  # cross-encoder loss: called with logits [batch]
 
     def __call__(self, embeddings: tf.Tensor, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
