@@ -205,9 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--only", default=None, metavar="STEP", help="run only this step")
     c.add_argument("--dry-run", action="store_true", help="print the plan with each step's state")
     c.add_argument("--no-nli", action="store_true", help="skip the optional teacher_nli step "
-                   "(same as --option nli=false)")
+                   "(same as --option nli=false; off by default since the option defaults to false)")
     c.add_argument("--option", action="append", metavar="NAME=BOOL",
-                   help="turn an option of the pipeline file on or off, e.g. teacher_silver=false")
+                   help="turn an option of the pipeline file on or off, e.g. nli=true, "
+                        "cross_encoder=true, teacher_silver=true (all off by default)")
     c.add_argument("--adopt", action="append", metavar="STEP=DIR",
                    help="mark STEP done with a model trained earlier (a model directory or a run "
                         "directory with model/): it is copied into the work directory")
