@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the package step writes (default: tfkosent/assets/default_model)")
     c.set_defaults(func=cmd_pipeline)
 
-    p = sub.add_parser("silver", help="label sentence pairs with a cross-encoder (Augmented SBERT)")
+    p = sub.add_parser("silver", help="label sentence pairs with a cross-encoder or a bi-encoder "
+                                           "(Augmented SBERT)")
     p.add_argument("--bi-encoder", required=True, help="model directory that picks neighbour pairs")
     scorer = p.add_mutually_exclusive_group(required=True)
     scorer.add_argument("--cross-encoder", help="cross-encoder model directory that scores them")

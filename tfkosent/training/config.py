@@ -146,9 +146,10 @@ class TaskConfig:
     epochs: passes over this task's data (schedule: sequential only; default
       the recipe's `epochs`).
     teacher: model directory whose embeddings a distillation loss regresses to
-      (default: the recipe's `student.teacher`); they are computed once into
-      `teacher_cache` (default OUTPUT_DIR/teacher_cache/TASK_NAME) in shards of
-      `teacher_shard_size`.
+      (default: the recipe's `student.teacher`); for `distill_mse` they are
+      computed once into `teacher_cache` (default OUTPUT_DIR/teacher_cache/TASK_NAME)
+      in shards of `teacher_shard_size`; `distill_hidden` runs the teacher in
+      the training step and caches nothing.
     """
 
     loss: LossSpec

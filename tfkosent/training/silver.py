@@ -16,7 +16,8 @@ bi-encoder on gold + silver pairs.  Here:
      pairs (the "BM25 / semantic search + random" sampling of the paper),
      deduplicated as unordered pairs, identical sentences never paired; all
      randomness from one seed;
-  3. scores (`PairScoreCache`): the cross-encoder's mean score of both orders,
+  3. scores (`PairScoreCache`): the cross-encoder's mean score of both orders
+     (or, with a bi-encoder as the scorer, the clipped cosine),
      computed in shards written atomically (the shared mechanism of
      `teacher_cache.ShardedCache`), so a killed run continues where it stopped;
   4. `silver.tsv`: header `sentence1, sentence2, score` with scores on the 0-5
@@ -215,9 +216,13 @@ def cross_encoder_fingerprint(model_dir: str) -> Dict[str, str]:
 
 def bi_encoder_pair_scores(model, pairs: Sequence[Pair], batch_size: int = 64) -> np.ndarray:
     """float32 [n] cosine similarity of each pair under a `SentenceEncoder`, clipped to [0, 1]
-    (the silver scale; CoSENT only uses the order, and STS-tuned cosines are rarely negative)."""
-    a = model.encode([p[0] for p in pairs], batch_size=batch_size, show_progress_bar=False)
-    b = model.encode([p[1] for p in pairs], batch_size=batch_size, show_progress_bar=False)
+    (the silver scale; CoSENT only uses the order, and STS-tuned cosines are rarely negative).
+    Each distinct sentence is encoded once (neighbour pairs share many)."""
+    sentences = list(dict.fromkeys(s for pair in pairs for s in pair))
+    index = {s: i for i, s in enumerate(sentences)}
+    emb = model.encode(sentences, batch_size=batch_size, show_progress_bar=False)
+    a = emb[[index[p[0]] for p in pairs]]
+    b = emb[[index[p[1]] for p in pairs]]
     return np.clip(np.sum(a * b, axis=1), 0.0, 1.0).astype(np.float32)
 
 
@@ -236,18 +241,14 @@ def score_pairs(pairs: Sequence[Pair], scorer_dir: str, cache_dir: str,
     cache = PairScoreCache(cache_dir, [tuple(p) for p in pairs], fingerprint, shard_size)
     if not cache.missing_shards():
         return cache.load()
-    if model is None and cross:
-        from tfkosent.cross_encoder import CrossEncoder
-        model = CrossEncoder.from_model_dir(scorer_dir)
-    elif model is None:
-        from tfkosent.sentence_encoder import SentenceEncoder
-        model = SentenceEncoder.load(scorer_dir)
     if cross:
-        def compute(chunk):
-            return model.predict(chunk, batch_size=batch_size, symmetric=True)
+        from tfkosent.cross_encoder import CrossEncoder
+        model = model or CrossEncoder.from_model_dir(scorer_dir)
+        compute = lambda chunk: model.predict(chunk, batch_size=batch_size, symmetric=True)  # noqa: E731
     else:
-        def compute(chunk):
-            return bi_encoder_pair_scores(model, chunk, batch_size)
+        from tfkosent.sentence_encoder import SentenceEncoder
+        model = model or SentenceEncoder.load(scorer_dir)
+        compute = lambda chunk: bi_encoder_pair_scores(model, chunk, batch_size)  # noqa: E731
     return cache.build(compute, batch_size=batch_size * 16, progress=progress)
 
 
