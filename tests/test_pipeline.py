@@ -194,7 +194,8 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     options, steps, _ = load_spec(DEFAULT_PIPELINE)
     assert [s.name for s in steps] == [
         "convert", "teacher_nli", "teacher_sts", "cross_encoder", "silver", "teacher_silver",
-        "student_init", "distill", "student_gold", "student_sts", "evaluate", "package"]
+        "student_init", "distill", "distill_epoch2", "student_gold", "student_sts", "evaluate",
+        "package"]
     p = Pipeline(work_dir=str(tmp_path / "w"))
     checked, skipped = [], []
     for step in p.steps:
@@ -211,8 +212,8 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
         if config.model:
             assert config.model.startswith(str(tmp_path / "w"))
         checked.append(step.name)
-    assert {"teacher_nli", "teacher_sts", "teacher_silver", "distill", "student_gold",
-            "student_sts"} <= set(checked)
+    assert {"teacher_nli", "teacher_sts", "teacher_silver", "distill", "distill_epoch2",
+            "student_gold", "student_sts"} <= set(checked)
     for name in ("teacher_silver", "student_sts"):
         config = p.recipe_config(p.step(name), check=False)
         assert str(tmp_path / "w" / "silver" / "silver.tsv") in [d.path for d in config.tasks[0].data]
@@ -220,6 +221,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert options == {"nli": False, "teacher_silver": False, "cross_encoder": False}
     distill = p.recipe_config(p.step("distill"), check=False)
     assert distill.tasks[0].teacher == str(tmp_path / "w" / "teacher_sts" / "model")
+    distill_teacher, distill_sources = distill.tasks[0].teacher, distill.tasks[0].data
     assert p.resolve_ref(p.step("silver").args["scorer"]) == "teacher_sts"
     assert p.recipe_config(p.step("teacher_sts"), check=False).model == str(tmp_path / "w" / "convert" / "model")
     every = Pipeline(work_dir=str(tmp_path / "w"),
@@ -229,7 +231,15 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert every.resolve_ref(every.step("silver").args["scorer"]) == "cross_encoder"
     assert every.recipe_config(every.step("teacher_sts"), check=False).model == \
         str(tmp_path / "w" / "teacher_nli" / "model")
+    # the second epoch reads the distill step's teacher cache, with the same teacher, and the
+    # students fine-tune its result
+    epoch2 = p.recipe_config(p.step("distill_epoch2"), check=False)
+    assert epoch2.model == str(tmp_path / "w" / "distill" / "model")
+    assert epoch2.tasks[0].teacher == distill_teacher
+    assert epoch2.tasks[0].teacher_cache == str(tmp_path / "w" / "distill" / "teacher_cache" / "raw")
+    assert [d.name for d in epoch2.tasks[0].data] == [d.name for d in distill_sources]
     gold = p.recipe_config(p.step("student_gold"), check=False)
+    assert gold.model == str(tmp_path / "w" / "distill_epoch2" / "model")
     assert not any(d.path for d in gold.tasks[0].data)      # gold only: the without-silver run
     if skipped:
         pytest.skip(f"recipes of step(s) {skipped} are not in this checkout yet")
