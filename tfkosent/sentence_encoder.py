@@ -68,7 +68,8 @@ class _InMemoryBackend:
         self.dim = files.config.encoder.hidden_size
         # Rows of the tokenized input -> pooled outputs, in ONE graph call per batch: gather,
         # pack and encoder together.  Packing eagerly (a dozen ragged ops dispatched one by
-        # one from Python) cost ~10% of encode() for the 3-layer default model.  The
+        # one from Python) took 0.57 of 5.75 s when profiling encode() of the 2,758 KorSTS test
+        # sentences with the 3-layer default model (2026-12-02, CPU shared).  The
         # signature has unknown batch and length, so one trace serves every batch.
         self._pooled_rows = tf.function(
             self._pooled_rows_graph,
