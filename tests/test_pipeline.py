@@ -194,8 +194,8 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     options, steps, _ = load_spec(DEFAULT_PIPELINE)
     assert [s.name for s in steps] == [
         "convert", "teacher_nli", "teacher_sts", "cross_encoder", "silver", "teacher_silver",
-        "student_init", "distill", "distill_epoch2", "student_gold", "student_sts", "evaluate",
-        "package"]
+        "student_init", "distill", "distill_epoch2", "distill_epoch3", "student_gold", "student_sts",
+        "evaluate", "package"]
     p = Pipeline(work_dir=str(tmp_path / "w"))
     checked, skipped = [], []
     for step in p.steps:
@@ -213,7 +213,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
             assert config.model.startswith(str(tmp_path / "w"))
         checked.append(step.name)
     assert {"teacher_nli", "teacher_sts", "teacher_silver", "distill", "distill_epoch2",
-            "student_gold", "student_sts"} <= set(checked)
+            "distill_epoch3", "student_gold", "student_sts"} <= set(checked)
     for name in ("teacher_silver", "student_sts"):
         config = p.recipe_config(p.step(name), check=False)
         assert str(tmp_path / "w" / "silver" / "silver.tsv") in [d.path for d in config.tasks[0].data]
@@ -231,15 +231,26 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert every.resolve_ref(every.step("silver").args["scorer"]) == "cross_encoder"
     assert every.recipe_config(every.step("teacher_sts"), check=False).model == \
         str(tmp_path / "w" / "teacher_nli" / "model")
-    # the second epoch reads the distill step's teacher cache, with the same teacher, and the
-    # students fine-tune its result
-    epoch2 = p.recipe_config(p.step("distill_epoch2"), check=False)
-    assert epoch2.model == str(tmp_path / "w" / "distill" / "model")
-    assert epoch2.tasks[0].teacher == distill_teacher
-    assert epoch2.tasks[0].teacher_cache == str(tmp_path / "w" / "distill" / "teacher_cache" / "raw")
-    assert [d.name for d in epoch2.tasks[0].data] == [d.name for d in distill_sources]
+    # epochs 2 and 3 are distill.yaml again (one list of sources), each from the previous epoch's
+    # student, reading the distill step's teacher cache with the same teacher, in a new order at
+    # half the rate; the students fine-tune the last one
+    previous = "distill"
+    for name, seed in (("distill_epoch2", 43), ("distill_epoch3", 44)):
+        epoch = p.recipe_config(p.step(name), check=False)
+        assert p.recipe_path(p.step(name)) == p.recipe_path(p.step("distill"))
+        assert epoch.model == str(tmp_path / "w" / previous / "model")
+        assert epoch.output_dir == str(tmp_path / "w" / name)
+        assert epoch.seed == seed and epoch.optimizer.learning_rate == pytest.approx(1e-4)
+        assert epoch.tasks[0].teacher == distill_teacher
+        assert epoch.tasks[0].teacher_cache == str(tmp_path / "w" / "distill" / "teacher_cache" / "raw")
+        assert [d.name for d in epoch.tasks[0].data] == [d.name for d in distill_sources]
+        previous = name
+    distill = p.recipe_config(p.step("distill"), check=False)
+    assert distill.seed == 42 and distill.optimizer.learning_rate == pytest.approx(2e-4)
+    assert distill.tasks[0].teacher_cache is None            # the default: its own folder
     gold = p.recipe_config(p.step("student_gold"), check=False)
-    assert gold.model == str(tmp_path / "w" / "distill_epoch2" / "model")
+    assert gold.model == str(tmp_path / "w" / "distill_epoch3" / "model")
+    assert p.recipe_config(p.step("student_sts"), check=False).model == gold.model
     assert not any(d.path for d in gold.tasks[0].data)      # gold only: the without-silver run
     if skipped:
         pytest.skip(f"recipes of step(s) {skipped} are not in this checkout yet")
@@ -281,3 +292,29 @@ def test_cli_options_and_adopt_parse(tmp_path, capsys, tiny_model_dir):
     out = capsys.readouterr().out
     assert "would adopt" in out and "skip (option teacher_silver is off)" in out
     assert not (work / "convert" / DONE_FILE).exists()        # a dry run changes nothing
+
+
+def test_step_overrides_change_the_recipe_and_are_checked(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: runs/default_model/a/model\noutput_dir: runs/default_model/r\n"
+                      "tasks:\n  - {loss: distill_mse, teacher: /t, data: [korsts-train]}\n", encoding="utf-8")
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text("""
+recipe_work_dir: runs/default_model
+steps:
+  - {name: a, kind: train, args: {recipe: r.yaml}}
+  - name: b
+    kind: train
+    args: {recipe: r.yaml, model: a, overrides: {seed: 5, tasks.0.teacher_cache: runs/default_model/a/cache}}
+  - {name: c, kind: train, args: {recipe: r.yaml, overrides: {output_dir: elsewhere}}}
+  - {name: d, kind: train, args: {recipe: r.yaml, overrides: {tasks.2.batch_size: 4}}}
+""", encoding="utf-8")
+    p = Pipeline(str(spec), work_dir=str(tmp_path / "w"))
+    a, b = (p.recipe_config(p.step(n), check=False) for n in "ab")
+    assert a.seed == 42 and a.tasks[0].teacher_cache is None
+    assert b.seed == 5 and b.tasks[0].teacher_cache == str(tmp_path / "w" / "a" / "cache")  # rebased
+    assert b.model == str(tmp_path / "w" / "a" / "model") and b.output_dir == str(tmp_path / "w" / "b")
+    with pytest.raises(PipelineError, match=r"step 'c': overrides may not set \['output_dir'\]"):
+        p.recipe_config(p.step("c"), check=False)
+    with pytest.raises(Exception, match=r"pipeline step d.*tasks.2: the list has 1 item"):
+        p.recipe_config(p.step("d"), check=False)

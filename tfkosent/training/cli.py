@@ -1,4 +1,7 @@
-"""`tfkosent train CONFIG [--resume] [--data-dir DIR]`: run a training recipe.
+"""`tfkosent train CONFIG [--resume] [--data-dir DIR] [--set KEY.PATH=VALUE ...]`: run a recipe.
+
+`--set` changes one recipe value without copying the file, e.g. another distillation epoch:
+`--set seed=43 --set optimizer.learning_rate=1e-4 --set tasks.0.teacher_cache=DIR`.
 
 Exit status: 0 done; 2 bad recipe, data or output directory (the message names
 the file, line and key); 3 non-finite loss (the last good checkpoint is kept);
@@ -25,9 +28,9 @@ def _configure_logging() -> None:
 
 
 def train_cli(args) -> int:
-    """Entry point of `tfkosent train`; `args` has .config, .resume, .data_dir."""
+    """Entry point of `tfkosent train`; `args` has .config, .resume, .data_dir, .set."""
     from tfkosent.config import ConfigError
-    from tfkosent.training.config import load_config
+    from tfkosent.training.config import load_config, parse_override
     from tfkosent.training.data import DataError
     from tfkosent.training.teacher_cache import TeacherCacheError
 
@@ -36,7 +39,8 @@ def train_cli(args) -> int:
     _configure_logging()
     prog = "tfkosent train"
     try:
-        result = train(load_config(args.config), data_dir=getattr(args, "data_dir", None),
+        overrides = dict(parse_override(item) for item in (getattr(args, "set", None) or []))
+        result = train(load_config(args.config, overrides=overrides), data_dir=getattr(args, "data_dir", None),
                        resume=bool(getattr(args, "resume", False)))
     except (ConfigError, DataError, TeacherCacheError, FileNotFoundError, FileExistsError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
@@ -61,6 +65,7 @@ def main(argv=None) -> int:
     parser.add_argument("config")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
     return train_cli(parser.parse_args(argv))
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import typing
 from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple
 
@@ -511,8 +512,76 @@ def _yaml_lines(text: str) -> Dict[KeyPath, int]:
     return lines
 
 
-def load_config(path: str) -> TrainConfig:
-    """Reads and validates a YAML (.yaml/.yml) or JSON (.json) recipe file."""
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def parse_override(text: str) -> Tuple[str, Any]:
+    """`KEY.PATH=VALUE` -> (key path, value); VALUE is read as YAML (`1e-4` is a float).
+
+    >>> parse_override("optimizer.learning_rate=1e-4")
+    ('optimizer.learning_rate', 0.0001)
+    """
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError(f"override {text!r}: expected KEY.PATH=VALUE, e.g. optimizer.learning_rate=1e-4")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise RecipeError(f"override {text!r}: value is not valid YAML: {e}") from None
+    # YAML 1.1 (PyYAML) reads 1e-4 as a string: the form everyone types for learning rates.
+    if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
+        value = float(value)
+    return key.strip(), value
+
+
+def apply_overrides(values: Mapping[str, Any], overrides: Mapping[str, Any],
+                    source: str = "<recipe>") -> Dict[str, Any]:
+    """A deep copy of a recipe mapping with `{dotted.key.path: value}` set.
+
+    A path component that is an integer indexes a list (`tasks.0.teacher_cache`) and must exist;
+    a missing mapping key is created (validation then rejects unknown keys by name).  The value
+    replaces what was there, it is not merged.  Errors name `source` and the override.
+    """
+    import copy
+
+    result = copy.deepcopy(dict(values))
+    for key, value in overrides.items():
+        parts = [p for p in str(key).split(".")]
+        if not all(parts):
+            raise RecipeError(f"{source}: override {key!r}: empty key path component")
+        node: Any = result
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[:depth + 1])
+            if isinstance(node, list):
+                if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+                    raise RecipeError(f"{source}: override {key!r}: {where}: the list has "
+                                      f"{len(node)} item(s); expected an index 0..{len(node) - 1}")
+                index = int(part)
+                if last:
+                    node[index] = copy.deepcopy(value)
+                else:
+                    node = node[index]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = copy.deepcopy(value)
+                else:
+                    if node.get(part) is None:
+                        node[part] = {}
+                    node = node[part]
+            else:
+                raise RecipeError(f"{source}: override {key!r}: {'.'.join(parts[:depth])} is a "
+                                  f"{type(node).__name__}, not a mapping or list")
+    return result
+
+
+def load_config(path: str, overrides: Optional[Mapping[str, Any]] = None) -> TrainConfig:
+    """Reads and validates a YAML (.yaml/.yml) or JSON (.json) recipe file.
+
+    overrides: `{dotted.key.path: value}` applied before validation (`tfkosent train --set`).
+    """
     import yaml
 
     if not os.path.isfile(path):
@@ -536,7 +605,15 @@ def load_config(path: str) -> TrainConfig:
         raise RecipeError(str(e).replace("{source}", path)) from None
     except Exception:  # noqa: BLE001  (line numbers are a nicety)
         lines = {}
-    return parse_config(values if values is not None else {}, source=path, lines=lines)
+    values = values if values is not None else {}
+    if overrides:
+        if not isinstance(values, dict):
+            raise RecipeError(f"{path}: expected a mapping at the top level")
+        values = apply_overrides(values, overrides, source=path)
+        source = f"{path} (with {', '.join(f'{k}={v!r}' for k, v in overrides.items())})"
+    else:
+        source = path
+    return parse_config(values, source=source, lines=lines)
 
 
 def _to_plain(obj):
