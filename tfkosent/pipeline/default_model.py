@@ -345,6 +345,8 @@ class Pipeline:
             if info and info.get("total_wall_time_s") is not None:
                 extra = f"  [{info['total_wall_time_s']:.0f} s]"
             recipe = f"  {step.args['recipe']}" if "recipe" in step.args else ""
+            if step.args.get("overrides"):
+                recipe += "".join(f" --set {k}={v}" for k, v in step.args["overrides"].items())
             lines.append(f"{i:>3}. {step.name:<16} {step.kind:<16} {state:<9} -> {action}{recipe}{extra}")
         return "\n".join(lines)
 
