@@ -472,7 +472,8 @@ def step_train(ctx: StepContext) -> dict:
             ctx.model_of(ctx.args[key])  # records the input
     result = train(config, data_dir=ctx.data_dir, resume=True)
     return {"model": result.model_dir, "recipe": ctx.pipeline.recipe_path(ctx.step),
-            "overrides": ctx.args.get("overrides") or None, "steps": result.steps, "best_score": result.best_score, "best_step": result.best_step,
+            "overrides": ctx.args.get("overrides") or None, "steps": result.steps,
+            "best_score": result.best_score, "best_step": result.best_step,
             "resumed_from": result.resumed_from}
 
 

@@ -40,7 +40,8 @@ def train_cli(args) -> int:
     prog = "tfkosent train"
     try:
         overrides = dict(parse_override(item) for item in (getattr(args, "set", None) or []))
-        result = train(load_config(args.config, overrides=overrides), data_dir=getattr(args, "data_dir", None),
+        result = train(load_config(args.config, overrides=overrides),
+                       data_dir=getattr(args, "data_dir", None),
                        resume=bool(getattr(args, "resume", False)))
     except (ConfigError, DataError, TeacherCacheError, FileNotFoundError, FileExistsError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
