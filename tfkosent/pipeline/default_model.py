@@ -267,7 +267,8 @@ class Pipeline:
             raise PipelineError(f"step {step.name!r}: recipe {path} does not exist")
         with open(path, encoding="utf-8") as f:
             values = yaml.safe_load(f) or {}
-        values = _rebase(values, self.recipe_work_dir.replace("\\", "/"), self.work_dir)
+        recipe_work_dir = self.recipe_work_dir.replace("\\", "/")
+        values = _rebase(values, recipe_work_dir, self.work_dir)
         overrides = step.args.get("overrides") or {}
         if overrides:
             # One recipe, several steps: e.g. distill_epoch2/3 are distill.yaml with a new seed,
@@ -280,7 +281,7 @@ class Pipeline:
             if fixed:
                 raise PipelineError(f"step {step.name!r}: overrides may not set {fixed}: the pipeline "
                                     f"sets output_dir, and model/teacher come from the step's args")
-            overrides = _rebase(overrides, self.recipe_work_dir.replace("\\", "/"), self.work_dir)
+            overrides = _rebase(overrides, recipe_work_dir, self.work_dir)
             values = apply_overrides(values, overrides, source=f"{path} (pipeline step {step.name})")
         values["output_dir"] = self.step_dir(step.name)
         ctx = StepContext(self, step, self.step_dir(step.name), False)

@@ -548,7 +548,7 @@ def apply_overrides(values: Mapping[str, Any], overrides: Mapping[str, Any],
 
     result = copy.deepcopy(dict(values))
     for key, value in overrides.items():
-        parts = [p for p in str(key).split(".")]
+        parts = str(key).split(".")
         if not all(parts):
             raise RecipeError(f"{source}: override {key!r}: empty key path component")
         node: Any = result
