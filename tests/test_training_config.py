@@ -106,6 +106,10 @@ def test_semantic_errors(tmp_path):
         MINIMAL + "    epochs: 2\nschedule: round_robin\n": "tasks[0].epochs: only applies to schedule: sequential",
         MINIMAL + "    batch_size: 0\n": "tasks[0].batch_size: must be positive, got 0",
         MINIMAL.replace("loss: cosent", "loss: distill_mse"): "tasks[0].teacher: loss 'distill_mse' needs a teacher",
+        MINIMAL.replace("loss: cosent", "loss: {type: distill_cosine, cosine_weight: -1}")
+        + "    teacher: /t\n": "tasks[0].loss.cosine_weight: must be >= 0, got -1",
+        MINIMAL.replace("loss: cosent", "loss: {type: distill_cosine, cosine_weight: 0, similarity_weight: 0}")
+        + "    teacher: /t\n": "tasks[0].loss: cosine_weight, similarity_weight and mse_weight are all 0",
         MINIMAL.replace("model: /models/tiny\n", ""): "<top>: give exactly one of 'model'",
         MINIMAL.replace("tasks:", "tasks: []\nx:").split("x:")[0]: "tasks: needs at least one task",
         MINIMAL + "student: {teacher: /t, num_layers: 1}\n": "<top>: give exactly one of 'model'",

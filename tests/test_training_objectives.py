@@ -133,16 +133,17 @@ def test_unsupervised_simcse_undoes_a_collapsed_representation(model_dir, data_d
     assert_learns(train_records, eval_records, result)
 
 
-def test_distillation_from_a_trained_teacher(cosent_run, data_dir, tmp_path):
+@pytest.mark.parametrize("loss", ["distill_mse", "distill_cosine"])
+def test_distillation_from_a_trained_teacher(loss, cosent_run, data_dir, tmp_path):
     teacher = cosent_run[0].model_dir
     student = testing.write_tiny_model(str(tmp_path / "student"), seed=1,
                                        sentences=synthetic.vocabulary_sentences())
-    task = {"loss": "distill_mse", "data": ["3i4k"], "batch_size": 16, "teacher": teacher,
+    task = {"loss": loss, "data": ["3i4k"], "batch_size": 16, "teacher": teacher,
             "teacher_shard_size": 128}
     result, train_records, eval_records = run(tmp_path / "distill", student, data_dir, [task],
                                               epochs=2, optimizer={"learning_rate": 3e-3})
     assert_learns(train_records, eval_records, result)
-    cache = os.path.join(result.output_dir, "teacher_cache", "distill_mse")
+    cache = os.path.join(result.output_dir, "teacher_cache", loss)
     assert sorted(os.listdir(cache)) == ["manifest.json"] + [f"shard-{i:05d}.npy" for i in range(5)]
 
 

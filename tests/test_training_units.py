@@ -102,6 +102,30 @@ def test_cosine_mse_and_distillation():
         pytest.approx(np.mean((emb[:, 0] - teacher) ** 2), rel=1e-5)
 
 
+def test_cosine_distillation_loss_matches_numpy():
+    """1 - cos to the teacher, plus the squared gap between the two in-batch cosine matrices
+    (diagonal excluded), plus the optional MSE; blind to each sentence's norm."""
+    student = RNG.normal(size=(5, 1, 8)).astype(np.float32)
+    teacher = RNG.normal(size=(5, 8)).astype(np.float32)
+    s, t = unit(student[:, 0]), unit(teacher)
+    cosine = np.mean(1 - np.sum(s * t, axis=-1))
+    off = ~np.eye(5, dtype=bool)
+    similarity = np.mean(((s @ s.T) - (t @ t.T))[off] ** 2)
+    mse = np.mean((student[:, 0] - teacher) ** 2)
+    loss = get_loss_class("distill_cosine")(cosine_weight=0.5, similarity_weight=2.0, mse_weight=0.1)
+    assert loss.requires_teacher and not loss.online_teacher
+    assert float(loss(student, {"teacher": teacher})) == \
+        pytest.approx(0.5 * cosine + 2.0 * similarity + 0.1 * mse, rel=1e-5)
+    default = get_loss_class("distill_cosine")()
+    assert float(default(student, {"teacher": teacher})) == pytest.approx(cosine + similarity, rel=1e-5)
+    # the student pointing where the teacher points, at any length: zero
+    scaled = (teacher * RNG.uniform(0.1, 10, size=(5, 1)).astype(np.float32))[:, None]
+    assert float(default(scaled, {"teacher": teacher})) == pytest.approx(0.0, abs=1e-6)
+    # one sentence: no pairs, only the cosine term
+    assert float(default(student[:1], {"teacher": teacher[:1]})) == \
+        pytest.approx(1 - float(np.sum(s[0] * t[0])), rel=1e-5)
+
+
 def test_hidden_state_distillation_loss_matches_numpy():
     """Embedding MSE + the mean over student layers of the token-state MSE against the
     mapped teacher layer, padding excluded."""

@@ -147,7 +147,7 @@ class TaskConfig:
     epochs: passes over this task's data (schedule: sequential only; default
       the recipe's `epochs`).
     teacher: model directory whose embeddings a distillation loss regresses to
-      (default: the recipe's `student.teacher`); for `distill_mse` they are
+      (default: the recipe's `student.teacher`); for `distill_mse` and `distill_cosine` they are
       computed once into `teacher_cache` (default OUTPUT_DIR/teacher_cache/TASK_NAME)
       in shards of `teacher_shard_size`; `distill_hidden` runs the teacher in
       the training step and caches nothing.

@@ -20,6 +20,7 @@ own batch.
     cosent                   cosent.py                   scored pairs (STS)
     cosine_mse               cosine_mse.py               scored pairs (STS)
     distill_mse              distillation.py             sentences + teacher embeddings
+    distill_cosine           distillation.py             sentences + teacher embeddings
     distill_hidden           distillation.py             sentences, teacher run in the step
     cross_bce, cross_mse     cross.py                    scored pairs, cross-encoder logits
 
@@ -44,6 +45,7 @@ LOSSES = {
     "cosent": "cosent:CoSENTLoss",
     "cosine_mse": "cosine_mse:CosineMSELoss",
     "distill_mse": "distillation:EmbeddingMSELoss",
+    "distill_cosine": "distillation:EmbeddingCosineLoss",
     "distill_hidden": "distillation:HiddenStateDistillationLoss",
     "cross_bce": "cross:CrossBCELoss",
     "cross_mse": "cross:CrossMSELoss",

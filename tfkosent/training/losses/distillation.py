@@ -8,6 +8,13 @@ this is the DistilBERT-style compression (Sanh et al. 2019, arXiv:1910.01108)
 of a sentence encoder.  Teacher embeddings are computed once and cached on disk
 (`tfkosent.training.teacher_cache`).
 
+`distill_cosine` (`EmbeddingCosineLoss`): the same cached teacher embeddings,
+matched in direction instead of in value: 1 - cos(student, teacher) per
+sentence, plus the squared difference between the student's and the teacher's
+in-batch cosine-similarity matrices (relational distillation, Park et al. 2019,
+arXiv:1904.05068).  Cosine similarity is what the STS protocol scores, and the
+norm of an embedding, which the MSE also spends capacity on, never enters it.
+
 `distill_hidden` (`HiddenStateDistillationLoss`): the same embedding MSE plus
 an MSE between each student layer's output and the output of the teacher layer
 it stands for (TinyBERT's hidden-state loss, Jiao et al. 2020,
@@ -27,7 +34,7 @@ from typing import ClassVar, Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
-from tfkosent.training.losses.core import Loss
+from tfkosent.training.losses.core import Loss, cosine_matrix, paired_cosine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +53,54 @@ class EmbeddingMSELoss(Loss):
     def __call__(self, embeddings: tf.Tensor, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
         teacher = tf.cast(labels["teacher"], tf.float32)
         return tf.reduce_mean(tf.square(embeddings[:, 0] - teacher))
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingCosineLoss(Loss):
+    """embeddings: float32 [batch, 1, hidden]; labels["teacher"]: float32 [batch, hidden].
+
+    cosine_weight * mean_i (1 - cos(s_i, t_i))
+      + similarity_weight * mean_{i != j} (cos(s_i, s_j) - cos(t_i, t_j))^2
+      + mse_weight * mean (s - t)^2        (the distill_mse term; 0 by default)
+
+    The similarity term compares the sentences of the (per-replica) batch with
+    each other: the student learns the teacher's similarity structure, the
+    quantity STS evaluation reads.  A batch of one sentence contributes 0 to it.
+    """
+
+    input_kind: ClassVar[str] = "sentences"
+    views: ClassVar = ("text",)
+    label_keys: ClassVar = ("teacher",)
+    requires_teacher: ClassVar[bool] = True
+
+    cosine_weight: float = 1.0
+    similarity_weight: float = 1.0
+    mse_weight: float = 0.0
+
+    def _problems(self):
+        """Recipe validation."""
+        names = ("cosine_weight", "similarity_weight", "mse_weight")
+        for name in names:
+            if getattr(self, name) < 0:
+                yield name, f"must be >= 0, got {getattr(self, name)}"
+        if all(getattr(self, name) == 0 for name in names):
+            yield None, "cosine_weight, similarity_weight and mse_weight are all 0: nothing to train on"
+
+    def __call__(self, embeddings: tf.Tensor, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
+        student = tf.cast(embeddings[:, 0], tf.float32)
+        teacher = tf.cast(labels["teacher"], tf.float32)
+        loss = tf.constant(0.0, tf.float32)
+        if self.cosine_weight:
+            loss += self.cosine_weight * tf.reduce_mean(1.0 - paired_cosine(student, teacher))
+        if self.similarity_weight:
+            n = tf.shape(student)[0]
+            off_diagonal = 1.0 - tf.eye(n, dtype=tf.float32)
+            diff = cosine_matrix(student, student) - cosine_matrix(teacher, teacher)   # [n, n]
+            pairs = tf.maximum(tf.reduce_sum(off_diagonal), 1.0)
+            loss += self.similarity_weight * tf.reduce_sum(tf.square(diff) * off_diagonal) / pairs
+        if self.mse_weight:
+            loss += self.mse_weight * tf.reduce_mean(tf.square(student - teacher))
+        return loss
 
 
 def masked_token_mse(student: tf.Tensor, teacher: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
