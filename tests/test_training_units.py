@@ -380,3 +380,35 @@ def test_config_error_is_a_value_error():
     assert issubclass(train_data.DataError, ValueError) and issubclass(TeacherCacheError, ValueError)
     assert issubclass(__import__("tfkosent.training.config", fromlist=["RecipeError"]).RecipeError,
                       ConfigError)
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def write_metrics(path, evals, last_step):
+    """A metrics.jsonl with a start event, eval records {step: score} and train records."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps({"kind": "event", "step": 0, "message": "start"}) + "\n")
+        for step, score in evals.items():
+            f.write(json.dumps({"kind": "eval", "step": step, "cosine_spearman": score}) + "\n")
+        for step in range(10, last_step + 1, 10):
+            f.write(json.dumps({"kind": "train", "step": step, "task": "raw", "loss": 1.0 / step}) + "\n")
+    return str(path)
+
+
+def test_chained_dev_curve_adds_up_steps_and_drops_repeated_starts(tmp_path):
+    from tfkosent.training import reporting
+    first = write_metrics(tmp_path / "a.jsonl", {0: 60.0, 50: 70.0, 100: 72.0}, 100)
+    second = write_metrics(tmp_path / "b.jsonl", {0: 72.0, 40: 73.5, 80: 74.0}, 80)
+    assert reporting.chained_dev_curve([first, second]) == \
+        [(0, 60.0), (50, 70.0), (100, 72.0), (140, 73.5), (180, 74.0)]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps({"kind": "train", "step": 10, "task": "raw", "loss": 1.0}) + "\n")
+    with pytest.raises(ValueError, match="empty.jsonl: no evaluation records"):
+        reporting.chained_dev_curve([first, str(empty)])
+    png = tmp_path / "curves.png"
+    assert reporting.main(["--curve", f"mse={first},{second}", "--curve", f"cos={first}",
+                           "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit):
+        reporting.main(["--curve", f"x={tmp_path / 'missing.jsonl'}", "--out", str(png)])

@@ -8,6 +8,9 @@
                     "batch", "examples"} of every step, written before the step runs
     logs/           TensorBoard scalars: train/<task>/loss, train/<task>/learning_rate, eval/*
     loss_curve.png  training loss (and dev Spearman) against step, drawn at the end
+
+`python -m tfkosent.training.reporting --curve LABEL=RUN1,RUN2 --out PNG` plots the dev
+curves of runs that continue each other (distillation epochs), several chains on one axis.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 METRICS_FILE = "metrics.jsonl"
 BATCHES_FILE = "batches.jsonl"
@@ -120,18 +123,34 @@ def read_batch_log(path: str) -> List[Dict]:
     return [steps[s] for s in sorted(steps)]
 
 
-def plot_loss_curve(metrics_path: str, png_path: str, title: str = "") -> Optional[str]:
-    """Training loss per task (and dev cosine Spearman, right axis) against step; PNG via Agg."""
+def _new_axes():
+    """A 7x4-inch figure with one axes, drawn with Agg (no display needed)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    fig = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _save(fig, ax, png_path: str, title: str) -> str:
+    """Title, tight layout, and the PNG written atomically (temporary file, then rename)."""
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    tmp = png_path + ".tmp"
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, png_path)
+    return png_path
+
+
+def plot_loss_curve(metrics_path: str, png_path: str, title: str = "") -> Optional[str]:
+    """Training loss per task (and dev cosine Spearman, right axis) against step; PNG via Agg."""
     train = read_metrics(metrics_path, "train")
     evals = read_metrics(metrics_path, "eval")
     if not train:
         return None
-    fig = Figure(figsize=(7, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
+    fig, ax = _new_axes()
     for task in sorted({r["task"] for r in train}):
         points = [(r["step"], r["loss"]) for r in train if r["task"] == task and r["loss"] is not None]
         ax.plot([p[0] for p in points], [p[1] for p in points], label=f"loss ({task})", lw=1)
@@ -149,10 +168,81 @@ def plot_loss_curve(metrics_path: str, png_path: str, title: str = "") -> Option
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     ax.legend(handles, labels, fontsize=8, loc="best")
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    tmp = png_path + ".tmp"
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, png_path)
-    return png_path
+    return _save(fig, ax, png_path, title)
+
+
+def chained_dev_curve(metrics_paths: Sequence[str],
+                      key: str = "cosine_spearman") -> List[Tuple[int, float]]:
+    """The dev curve of runs that continue each other (epoch 2 starts from epoch 1's model).
+
+    metrics_paths: the runs' metrics.jsonl in order.  Steps add up: run k's step s is
+    plotted at s plus the last step of runs 0..k-1.  A later run's step-0 evaluation
+    (the previous run's model again) is dropped.  Returns [(step, score)] sorted.
+    """
+    points: List[Tuple[int, float]] = []
+    offset = 0
+    for i, path in enumerate(metrics_paths):
+        evals = read_metrics(path, "eval")
+        if not evals:
+            raise ValueError(f"{path}: no evaluation records")
+        points += [(offset + r["step"], float(r[key])) for r in evals if i == 0 or r["step"] > 0]
+        offset += max(r["step"] for r in read_metrics(path))
+    return points
+
+
+def plot_dev_curves(curves: Dict[str, Sequence[str]], png_path: str, title: str = "",
+                    boundaries: Sequence[str] = ()) -> str:
+    """Dev cosine Spearman of several run chains on one axis; PNG via Agg, written atomically.
+
+    curves: {label: metrics.jsonl paths of the chain, in order} (`chained_dev_curve`).
+    boundaries: optional chain whose run ends are drawn as dotted vertical lines.
+    """
+    fig, ax = _new_axes()
+    for label, paths in curves.items():
+        points = chained_dev_curve(paths)
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", ms=3, lw=1, label=label)
+        step, score = points[-1]
+        ax.annotate(f"{score:.2f}", (step, score), fontsize=8, xytext=(3, 3),
+                    textcoords="offset points")
+    offset = 0
+    for path in boundaries:
+        offset += max(r["step"] for r in read_metrics(path))
+        ax.axvline(offset, color="grey", ls=":", lw=1)
+    ax.set_xlabel("step (runs chained)")
+    ax.set_ylabel("dev cosine Spearman (x100)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, ax, png_path, title)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`python -m tfkosent.training.reporting --curve LABEL=RUN1,RUN2 ... --out PNG`."""
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog="python -m tfkosent.training.reporting",
+        description="Plot the dev curves of run chains (each RUN a run directory or its "
+                    "metrics.jsonl; a chain's runs continue each other) into one PNG.")
+    parser.add_argument("--curve", action="append", required=True, metavar="LABEL=RUN[,RUN...]")
+    parser.add_argument("--out", required=True, help="PNG to write")
+    parser.add_argument("--title", default="")
+    args = parser.parse_args(argv)
+    curves: Dict[str, List[str]] = {}
+    for spec in args.curve:
+        label, sep, runs = spec.partition("=")
+        if not sep or not label or not runs:
+            parser.error(f"--curve {spec!r}: expected LABEL=RUN[,RUN...]")
+        paths = [os.path.join(r, METRICS_FILE) if os.path.isdir(r) else r for r in runs.split(",")]
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            parser.error(f"--curve {label}: no such metrics file: {', '.join(missing)}")
+        curves[label] = paths
+    try:
+        first = next(iter(curves.values()))
+        print(plot_dev_curves(curves, args.out, args.title, boundaries=first))
+    except ValueError as e:
+        parser.error(str(e))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,7 +9,7 @@ type, LayerNorm), its pooler, and a subset of its transformer layers:
 The default subset is `num_layers` evenly spaced layers ending with the last
 one (12 -> 3 gives [3, 7, 11], 12 -> 6 gives [1, 3, 5, 7, 9, 11]).  The result
 is an ordinary tfkosent model directory with the teacher's vocabulary, ready to
-be trained with `distill_mse` or `distill_hidden` against the teacher.
+be trained with `distill_cosine`, `distill_mse` or `distill_hidden` against the teacher.
 
 `intermediate_size` narrows every kept layer's feed-forward block (structured
 pruning, as in Michel et al. 2019 and the FFN pruning of CoFi, Xia et al.

@@ -9,7 +9,7 @@ One run, in order:
 
   1. data: every task's sources are read, converted to the loss's example kind
      and tokenized once with the model's Preprocessor (errors before any
-     training); distillation tasks get cached teacher embeddings (distill_mse)
+     training); distillation tasks get cached teacher embeddings (distill_mse, distill_cosine)
      or a frozen teacher encoder run inside the step (distill_hidden);
   2. model: the encoder (or a student cut from a teacher) is built in the
      strategy's scope, optionally under a mixed-precision policy;
