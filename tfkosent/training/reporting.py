@@ -171,6 +171,22 @@ def plot_loss_curve(metrics_path: str, png_path: str, title: str = "") -> Option
     return _save(fig, ax, png_path, title)
 
 
+def _chain(metrics_paths: Sequence[str], key: str) -> Tuple[List[Tuple[int, float]], List[int]]:
+    """(dev curve, run ends) of runs that continue each other; each file is read once."""
+    points: List[Tuple[int, float]] = []
+    ends: List[int] = []
+    offset = 0
+    for i, path in enumerate(metrics_paths):
+        records = read_metrics(path)
+        evals = [r for r in records if r["kind"] == "eval"]
+        if not evals:
+            raise ValueError(f"{path}: no evaluation records")
+        points += [(offset + r["step"], float(r[key])) for r in evals if i == 0 or r["step"] > 0]
+        offset += max(r["step"] for r in records)
+        ends.append(offset)
+    return points, ends
+
+
 def chained_dev_curve(metrics_paths: Sequence[str],
                       key: str = "cosine_spearman") -> List[Tuple[int, float]]:
     """The dev curve of runs that continue each other (epoch 2 starts from epoch 1's model).
@@ -179,35 +195,25 @@ def chained_dev_curve(metrics_paths: Sequence[str],
     plotted at s plus the last step of runs 0..k-1.  A later run's step-0 evaluation
     (the previous run's model again) is dropped.  Returns [(step, score)] sorted.
     """
-    points: List[Tuple[int, float]] = []
-    offset = 0
-    for i, path in enumerate(metrics_paths):
-        evals = read_metrics(path, "eval")
-        if not evals:
-            raise ValueError(f"{path}: no evaluation records")
-        points += [(offset + r["step"], float(r[key])) for r in evals if i == 0 or r["step"] > 0]
-        offset += max(r["step"] for r in read_metrics(path))
-    return points
+    return _chain(metrics_paths, key)[0]
 
 
-def plot_dev_curves(curves: Dict[str, Sequence[str]], png_path: str, title: str = "",
-                    boundaries: Sequence[str] = ()) -> str:
+def plot_dev_curves(curves: Dict[str, Sequence[str]], png_path: str, title: str = "") -> str:
     """Dev cosine Spearman of several run chains on one axis; PNG via Agg, written atomically.
 
     curves: {label: metrics.jsonl paths of the chain, in order} (`chained_dev_curve`).
-    boundaries: optional chain whose run ends are drawn as dotted vertical lines.
+    The first chain's run ends are drawn as dotted vertical lines.
     """
     fig, ax = _new_axes()
-    for label, paths in curves.items():
-        points = chained_dev_curve(paths)
+    for n, (label, paths) in enumerate(curves.items()):
+        points, ends = _chain(paths, "cosine_spearman")
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", ms=3, lw=1, label=label)
         step, score = points[-1]
         ax.annotate(f"{score:.2f}", (step, score), fontsize=8, xytext=(3, 3),
                     textcoords="offset points")
-    offset = 0
-    for path in boundaries:
-        offset += max(r["step"] for r in read_metrics(path))
-        ax.axvline(offset, color="grey", ls=":", lw=1)
+        if n == 0:
+            for end in ends:
+                ax.axvline(end, color="grey", ls=":", lw=1)
     ax.set_xlabel("step (runs chained)")
     ax.set_ylabel("dev cosine Spearman (x100)")
     ax.grid(True, alpha=0.3)
@@ -221,7 +227,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tfkosent.training.reporting",
         description="Plot the dev curves of run chains (each RUN a run directory or its "
-                    "metrics.jsonl; a chain's runs continue each other) into one PNG.")
+                    "metrics.jsonl; a chain's runs continue each other) into one PNG; dotted "
+                    "lines mark where the first chain's runs end.")
     parser.add_argument("--curve", action="append", required=True, metavar="LABEL=RUN[,RUN...]")
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument("--title", default="")
@@ -237,8 +244,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(f"--curve {label}: no such metrics file: {', '.join(missing)}")
         curves[label] = paths
     try:
-        first = next(iter(curves.values()))
-        print(plot_dev_curves(curves, args.out, args.title, boundaries=first))
+        print(plot_dev_curves(curves, args.out, args.title))
     except ValueError as e:
         parser.error(str(e))
     return 0
