@@ -194,8 +194,8 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     options, steps, _ = load_spec(DEFAULT_PIPELINE)
     assert [s.name for s in steps] == [
         "convert", "teacher_nli", "teacher_sts", "cross_encoder", "silver", "teacher_silver",
-        "student_init", "distill", "distill_epoch2", "distill_epoch3", "student_gold", "student_sts",
-        "evaluate", "package"]
+        "student_init", "distill", "distill_epoch2", "distill_epoch3", "student_gold", "student_gold2",
+        "student_sts", "evaluate", "package"]
     p = Pipeline(work_dir=str(tmp_path / "w"))
     checked, skipped = [], []
     for step in p.steps:
@@ -213,7 +213,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
             assert config.model.startswith(str(tmp_path / "w"))
         checked.append(step.name)
     assert {"teacher_nli", "teacher_sts", "teacher_silver", "distill", "distill_epoch2",
-            "distill_epoch3", "student_gold", "student_sts"} <= set(checked)
+            "distill_epoch3", "student_gold", "student_gold2", "student_sts"} <= set(checked)
     for name in ("teacher_silver", "student_sts"):
         config = p.recipe_config(p.step(name), check=False)
         assert str(tmp_path / "w" / "silver" / "silver.tsv") in [d.path for d in config.tasks[0].data]
@@ -252,6 +252,15 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert gold.model == str(tmp_path / "w" / "distill_epoch3" / "model")
     assert p.recipe_config(p.step("student_sts"), check=False).model == gold.model
     assert not any(d.path for d in gold.tasks[0].data)      # gold only: the without-silver run
+    # the second CoSENT epoch: student_gold.yaml again, from student_gold, new order, lower rate
+    gold2 = p.recipe_config(p.step("student_gold2"), check=False)
+    assert p.recipe_path(p.step("student_gold2")) == p.recipe_path(p.step("student_gold"))
+    assert gold2.model == str(tmp_path / "w" / "student_gold" / "model")
+    assert gold2.output_dir == str(tmp_path / "w" / "student_gold2")
+    assert gold2.seed == 43 and gold2.optimizer.learning_rate == pytest.approx(2e-5)
+    assert [d.name for d in gold2.tasks[0].data] == [d.name for d in gold.tasks[0].data]
+    package = p.step("package").args
+    assert "student_gold2" in package["candidates"] and "student_gold2" in p.step("evaluate").args["models"]
     if skipped:
         pytest.skip(f"recipes of step(s) {skipped} are not in this checkout yet")
 
@@ -319,3 +328,48 @@ steps:
         p.recipe_config(p.step("c"), check=False)
     with pytest.raises(Exception, match=r"pipeline step d.*tasks.2: the list has 1 item"):
         p.recipe_config(p.step("d"), check=False)
+
+
+def test_continuing_from_an_adopted_step_evaluates_and_packages_what_ran(tmp_path, tiny_model_dir,
+                                                                         shared_data_dir):
+    """--adopt a later step, run only what follows: the real `evaluate` scores the steps that are
+    done and lists the others; `package` chooses among the candidates that ran, records the rest,
+    and refuses once a left-out candidate is done (the evaluation is then stale)."""
+    from tfkosent.pipeline.default_model import KINDS
+
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(
+        "options: {}\nsteps:\n"
+        "  - {name: early, kind: given}\n  - {name: late, kind: given}\n  - {name: after, kind: given}\n"
+        "  - {name: evaluate, kind: evaluate, args: {models: [early, late, after], tasks: [korsts-dev], "
+        "limit: 24}}\n"
+        "  - {name: package, kind: package, args: {candidates: [after, late, early], "
+        "evaluation: evaluate}}\n", encoding="utf-8")
+    logged = []
+
+    def given(ctx):
+        return {"model": tiny_model_dir}
+
+    def build():
+        return Pipeline(str(spec), work_dir=str(tmp_path / "w"), package_dir=str(tmp_path / "pkg"),
+                        data_dir=shared_data_dir, log=logged.append,
+                        kinds={"given": given, "evaluate": KINDS["evaluate"], "package": KINDS["package"]})
+
+    p = build()
+    with pytest.raises(PipelineError, match="none of .* is done; nothing to evaluate"):
+        p.run(only="evaluate")
+    p.adopt("late", tiny_model_dir)
+    p.run(only="after")
+    p.run(only="evaluate")
+    results = json.loads((tmp_path / "w" / "evaluate" / "results.json").read_text())
+    assert sorted(results["models"]) == ["after", "late"] and results["not_done"] == ["early"]
+    assert any("'early' is not done, not evaluated" in m for m in logged)
+    p.run(only="package")
+    meta = json.loads((tmp_path / "pkg" / "config.json").read_text())["metadata"]["default_model"]
+    assert meta["candidates_not_run"] == ["early"]
+    assert sorted(meta["selection_scores"]) == ["after", "late"]
+    assert meta["selected"] in ("after", "late")
+    p.run(only="early")                      # done after the evaluation: the table is stale
+    os.remove(tmp_path / "w" / "package" / DONE_FILE)
+    with pytest.raises(PipelineError, match=r"\['early'\] are done but not in the evaluation"):
+        build().run(only="package")

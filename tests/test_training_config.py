@@ -12,6 +12,9 @@ from tfkosent.training.config import (RecipeError, TrainConfig, format_key_path,
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = sorted(glob.glob(os.path.join(REPO, "tfkosent", "configs", "*.yaml")))
+# every recipe in the repository: the ablations and the default model's steps too (not pipeline.yaml)
+ALL_RECIPES = SHIPPED + sorted(p for p in glob.glob(os.path.join(REPO, "tfkosent", "configs", "*", "*.yaml"))
+                               if os.path.basename(p) != "pipeline.yaml")
 
 MINIMAL = """\
 model: /models/tiny
@@ -35,7 +38,7 @@ def error_of(tmp_path, text, name="recipe.yaml"):
     return str(info.value), path
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=os.path.basename)
+@pytest.mark.parametrize("path", ALL_RECIPES, ids=lambda p: os.path.relpath(p, REPO))
 def test_shipped_recipes_parse(path):
     config = load_config(path)
     assert isinstance(config, TrainConfig) and config.tasks

@@ -542,8 +542,16 @@ def step_evaluate(ctx: StepContext) -> dict:
     tasks = list(a.get("tasks", DEFAULT_TASKS))
     batch_size = int(a.get("batch_size", 64))
     table: Dict[str, dict] = {}
+    not_done: List[str] = []
     for name in a["models"]:
         if not ctx.pipeline.enabled(ctx.pipeline.step(name)):
+            continue
+        if ctx.pipeline.state(ctx.pipeline.step(name)) != "done":
+            # Reachable only when steps were skipped on purpose (--from / --only after --adopt,
+            # e.g. continuing from an adopted student_gold): the table covers what exists, and
+            # says what it left out; `package` refuses if such a step is done later.
+            ctx.pipeline.log(f"[pipeline] {ctx.step.name}: step {name!r} is not done, not evaluated")
+            not_done.append(name)
             continue
         path = ctx.model_of(name)
         per_model = os.path.join(ctx.dir, f"{name}.json")  # one file per model: a resume skips it
@@ -568,7 +576,9 @@ def step_evaluate(ctx: StepContext) -> dict:
         if kind == "bi_encoder":
             table[name]["klue_f1_cosine_threshold"] = threshold
         write_json(table[name], per_model)
-    write_json({"tasks": tasks, "models": table}, os.path.join(ctx.dir, "results.json"))
+    if not table:
+        raise PipelineError(f"step {ctx.step.name!r}: none of {a['models']} is done; nothing to evaluate")
+    write_json({"tasks": tasks, "models": table, "not_done": not_done}, os.path.join(ctx.dir, "results.json"))
     md = [f"### {name}\n\n`{entry['model']}`\n\n" + format_markdown_table(entry["results"])
           for name, entry in table.items()]
     from tfkosent.data.datasets import atomic_write_bytes
@@ -576,7 +586,8 @@ def step_evaluate(ctx: StepContext) -> dict:
     return {"results_json": os.path.join(ctx.dir, "results.json"),
             "results_md": os.path.join(ctx.dir, "results.md"),
             SELECTION_TASK: {n: e["results"].get(SELECTION_TASK, {}).get("cosine_spearman")
-                             for n, e in table.items()}}
+                             for n, e in table.items()},
+            "not_done": not_done}
 
 
 def _git_commit() -> Optional[str]:
@@ -602,6 +613,18 @@ def step_package(ctx: StepContext) -> dict:
                             f"{a.get('evaluation', 'evaluate')!r}, which is not done")
     results = _read_json(evaluation["outputs"]["results_json"])["models"]
     candidates = [c for c in a["candidates"] if p.enabled(p.step(c))]
+    # Candidates the evaluation left out because their steps had not run (see step_evaluate):
+    # skipped and recorded, unless the step has been done since, which makes the table stale.
+    not_run = [c for c in candidates if c not in results]
+    stale = [c for c in not_run if p.state(p.step(c)) == "done"]
+    if stale:
+        raise PipelineError(f"candidate(s) {stale} are done but not in the evaluation: run the "
+                            f"evaluation again (remove {p.step_dir(a.get('evaluation', 'evaluate'))}/{DONE_FILE})")
+    candidates = [c for c in candidates if c not in not_run]
+    if not candidates:
+        raise PipelineError(f"none of the candidates {a['candidates']} has been run and evaluated")
+    if not_run:
+        p.log(f"[pipeline] {ctx.step.name}: candidate(s) {not_run} did not run; choosing among {candidates}")
     missing = [c for c in candidates if SELECTION_TASK not in results.get(c, {}).get("results", {})]
     if missing:
         raise PipelineError(f"no {SELECTION_TASK} score for candidate(s) {missing} in the evaluation")
@@ -641,7 +664,7 @@ def step_package(ctx: StepContext) -> dict:
             "pipeline_sha256": _sha256(p.spec_path), "git_commit": _git_commit(),
             "options": p.options, "selected": best,
             "selection": f"highest {SELECTION_TASK} cosine Spearman among {candidates}",
-            "selection_scores": scores,
+            "selection_scores": scores, "candidates_not_run": not_run,
             "scores": results[best]["results"],
             "teacher": teacher, "teacher_scores": results.get(teacher, {}).get("results") if teacher else None,
             "parameters": n_params, "dtype": "float16",
