@@ -369,6 +369,19 @@ def test_continuing_from_an_adopted_step_evaluates_and_packages_what_ran(tmp_pat
     assert meta["candidates_not_run"] == ["early"]
     assert sorted(meta["selection_scores"]) == ["after", "late"]
     assert meta["selected"] in ("after", "late")
+    late = next(s for s in meta["steps"] if s["name"] == "late")
+    assert late["adopted_from"] == tiny_model_dir and "adopted_provenance" not in late  # a plain model
+    # a package adopted in a new run (the previous default model) keeps its own run's record
+    again = Pipeline(str(spec), work_dir=str(tmp_path / "w2"), package_dir=str(tmp_path / "pkg2"),
+                     data_dir=shared_data_dir, log=logged.append,
+                     kinds={"given": given, "evaluate": KINDS["evaluate"], "package": KINDS["package"]})
+    again.adopt("late", str(tmp_path / "pkg"))
+    again.run(only="evaluate")
+    again.run(only="package")
+    meta2 = json.loads((tmp_path / "pkg2" / "config.json").read_text())["metadata"]["default_model"]
+    assert meta2["selected"] == "late" and meta2["candidates_not_run"] == ["after", "early"]
+    (late2,) = [s for s in meta2["steps"] if s["name"] == "late"]
+    assert late2["adopted_provenance"]["selection_scores"] == meta["selection_scores"]
     p.run(only="early")                      # done after the evaluation: the table is stale
     os.remove(tmp_path / "w" / "package" / DONE_FILE)
     with pytest.raises(PipelineError, match=r"\['early'\] are done but not in the evaluation"):

@@ -651,8 +651,16 @@ def step_package(ctx: StepContext) -> dict:
             keep = {k: v for k, v in info["outputs"].items()
                     if k in ("model", "recipe", "steps", "best_score", "best_step", "pairs",
                              "teacher_layers", "command")}
-            steps.append({"name": s.name, "kind": s.kind, "args": s.args, "outputs": keep,
-                          "wall_time_s": info.get("total_wall_time_s"), "finished_at": info.get("finished_at")})
+            entry = {"name": s.name, "kind": s.kind, "args": s.args, "outputs": keep,
+                     "wall_time_s": info.get("total_wall_time_s"), "finished_at": info.get("finished_at")}
+            if info.get("adopted"):
+                # An adopted earlier package (e.g. the previous default model as student_gold)
+                # carries the record of the run that made it; keep it, or the chain is lost.
+                entry["adopted_from"] = info["outputs"].get("adopted_from")
+                earlier = load_model_dir(info["outputs"]["model"]).config.metadata.get("default_model")
+                if earlier:
+                    entry["adopted_provenance"] = earlier
+            steps.append(entry)
     teacher = p.resolve_ref(a["teacher"]) if a.get("teacher") else None
     metadata = dict(files.config.metadata)
     if results[best].get("klue_f1_cosine_threshold") is not None:  # see tfkosent.evaluation.sts
