@@ -657,7 +657,8 @@ def step_package(ctx: StepContext) -> dict:
                 # An adopted earlier package (e.g. the previous default model as student_gold)
                 # carries the record of the run that made it; keep it, or the chain is lost.
                 entry["adopted_from"] = info["outputs"].get("adopted_from")
-                earlier = load_model_dir(info["outputs"]["model"]).config.metadata.get("default_model")
+                config = _read_json(os.path.join(info["outputs"]["model"], "config.json"))
+                earlier = (config.get("metadata") or {}).get("default_model")
                 if earlier:
                     entry["adopted_provenance"] = earlier
             steps.append(entry)
