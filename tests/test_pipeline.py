@@ -217,26 +217,29 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     for name in ("teacher_silver", "student_sts"):
         config = p.recipe_config(p.step(name), check=False)
         assert str(tmp_path / "w" / "silver" / "silver.tsv") in [d.path for d in config.tasks[0].data]
-    # the defaults make the shipped model: teacher_sts teaches, and labels the silver pairs
-    assert options == {"nli": False, "teacher_silver": False, "teacher_epoch2": False, "cross_encoder": False}
+    # the defaults make the shipped model: teacher_sts2 (teacher_sts.yaml again from teacher_sts,
+    # new order, half the rate) teaches every distillation step and is packaged as the teacher;
+    # teacher_sts labels the silver pairs
+    assert options == {"nli": False, "teacher_silver": False, "teacher_epoch2": True, "cross_encoder": False}
     distill = p.recipe_config(p.step("distill"), check=False)
-    assert distill.tasks[0].teacher == str(tmp_path / "w" / "teacher_sts" / "model")
+    assert distill.tasks[0].teacher == str(tmp_path / "w" / "teacher_sts2" / "model")
     distill_teacher, distill_sources = distill.tasks[0].teacher, distill.tasks[0].data
     assert p.resolve_ref(p.step("silver").args["scorer"]) == "teacher_sts"
     assert p.recipe_config(p.step("teacher_sts"), check=False).model == str(tmp_path / "w" / "convert" / "model")
-    # --option teacher_epoch2=true: teacher_sts2 (teacher_sts.yaml again from teacher_sts, new
-    # order, half the rate) teaches every distillation step and is packaged as the teacher
-    second = Pipeline(work_dir=str(tmp_path / "w"), options={"teacher_epoch2": True})
-    teacher2 = second.recipe_config(second.step("teacher_sts2"), check=False)
-    assert second.recipe_path(second.step("teacher_sts2")) == p.recipe_path(p.step("teacher_sts"))
+    teacher2 = p.recipe_config(p.step("teacher_sts2"), check=False)
+    assert p.recipe_path(p.step("teacher_sts2")) == p.recipe_path(p.step("teacher_sts"))
     assert teacher2.model == str(tmp_path / "w" / "teacher_sts" / "model")
     assert teacher2.seed == 43 and teacher2.optimizer.learning_rate == pytest.approx(1e-5)
     for name in ("distill", "distill_epoch2", "distill_epoch3"):
-        assert second.recipe_config(second.step(name), check=False).tasks[0].teacher == \
+        assert p.recipe_config(p.step(name), check=False).tasks[0].teacher == \
             str(tmp_path / "w" / "teacher_sts2" / "model")
     for name in ("student_init", "package"):
-        assert second.resolve_ref(second.step(name).args["teacher"]) == "teacher_sts2"
-    assert p.resolve_ref(p.step("package").args["teacher"]) == "teacher_sts"     # off by default
+        assert p.resolve_ref(p.step(name).args["teacher"]) == "teacher_sts2"
+    # --option teacher_epoch2=false: the one-epoch teacher_sts teaches, teacher_sts2 does not run
+    first = Pipeline(work_dir=str(tmp_path / "w"), options={"teacher_epoch2": False})
+    assert first.recipe_config(first.step("distill"), check=False).tasks[0].teacher == \
+        str(tmp_path / "w" / "teacher_sts" / "model")
+    assert first.resolve_ref(first.step("package").args["teacher"]) == "teacher_sts"
     every = Pipeline(work_dir=str(tmp_path / "w"),
                      options={"teacher_silver": True, "cross_encoder": True, "nli": True,
                               "teacher_epoch2": True})
