@@ -193,9 +193,9 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
 
     options, steps, _ = load_spec(DEFAULT_PIPELINE)
     assert [s.name for s in steps] == [
-        "convert", "teacher_nli", "teacher_sts", "teacher_sts2", "cross_encoder", "silver", "teacher_silver",
-        "student_init", "distill", "distill_epoch2", "distill_epoch3", "student_gold", "student_gold2",
-        "student_sts", "evaluate", "package"]
+        "convert", "teacher_nli", "teacher_sts", "teacher_sts2", "cross_encoder", "cross_encoder2", "silver",
+        "teacher_silver", "student_init", "distill", "distill_epoch2", "distill_epoch3", "student_gold",
+        "student_gold2", "student_sts", "evaluate", "package"]
     p = Pipeline(work_dir=str(tmp_path / "w"))
     checked, skipped = [], []
     for step in p.steps:
@@ -213,18 +213,31 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
             assert config.model.startswith(str(tmp_path / "w"))
         checked.append(step.name)
     assert {"teacher_nli", "teacher_sts", "teacher_silver", "distill", "distill_epoch2",
-            "distill_epoch3", "student_gold", "student_gold2", "student_sts"} <= set(checked)
+            "distill_epoch3", "student_gold", "student_gold2", "student_sts", "cross_encoder",
+            "cross_encoder2"} <= set(checked)
     for name in ("teacher_silver", "student_sts"):
         config = p.recipe_config(p.step(name), check=False)
         assert str(tmp_path / "w" / "silver" / "silver.tsv") in [d.path for d in config.tasks[0].data]
     # the defaults make the shipped model: teacher_sts2 (teacher_sts.yaml again from teacher_sts,
     # new order, half the rate) teaches every distillation step and is packaged as the teacher;
-    # teacher_sts labels the silver pairs
-    assert options == {"nli": False, "teacher_silver": False, "teacher_epoch2": True, "cross_encoder": False}
+    # the two-epoch cross-encoder labels the silver pairs
+    assert options == {"nli": False, "teacher_silver": False, "teacher_epoch2": True, "cross_encoder": True}
     distill = p.recipe_config(p.step("distill"), check=False)
     assert distill.tasks[0].teacher == str(tmp_path / "w" / "teacher_sts2" / "model")
     distill_teacher, distill_sources = distill.tasks[0].teacher, distill.tasks[0].data
-    assert p.resolve_ref(p.step("silver").args["scorer"]) == "teacher_sts"
+    assert p.resolve_ref(p.step("silver").args["scorer"]) == "cross_encoder2"
+    assert p.resolve_ref(p.step("silver").args["bi_encoder"]) == "teacher_sts"
+    # cross_encoder2: the cross-encoder recipe again, from cross_encoder, new order, same rate
+    ce, ce2 = (p.recipe_config(p.step(n), check=False) for n in ("cross_encoder", "cross_encoder2"))
+    assert p.recipe_path(p.step("cross_encoder2")) == p.recipe_path(p.step("cross_encoder"))
+    assert ce.model == str(tmp_path / "w" / "convert" / "model")
+    assert ce2.model == str(tmp_path / "w" / "cross_encoder" / "model")
+    assert ce2.model_type == "cross_encoder" and ce2.seed == 43
+    assert ce2.optimizer.learning_rate == pytest.approx(ce.optimizer.learning_rate)
+    # --option cross_encoder=false: neither cross-encoder step runs, teacher_sts labels by cosine
+    cosine = Pipeline(work_dir=str(tmp_path / "w"), options={"cross_encoder": False})
+    assert cosine.resolve_ref(cosine.step("silver").args["scorer"]) == "teacher_sts"
+    assert cosine.state(cosine.step("cross_encoder2")) == "disabled"
     assert p.recipe_config(p.step("teacher_sts"), check=False).model == str(tmp_path / "w" / "convert" / "model")
     teacher2 = p.recipe_config(p.step("teacher_sts2"), check=False)
     assert p.recipe_path(p.step("teacher_sts2")) == p.recipe_path(p.step("teacher_sts"))
@@ -245,7 +258,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
                               "teacher_epoch2": True})
     distill = every.recipe_config(every.step("distill"), check=False)
     assert distill.tasks[0].teacher == str(tmp_path / "w" / "teacher_silver" / "model")
-    assert every.resolve_ref(every.step("silver").args["scorer"]) == "cross_encoder"
+    assert every.resolve_ref(every.step("silver").args["scorer"]) == "cross_encoder2"
     assert every.recipe_config(every.step("teacher_sts"), check=False).model == \
         str(tmp_path / "w" / "teacher_nli" / "model")
     # epochs 2 and 3 are distill.yaml again (one list of sources), each from the previous epoch's
@@ -277,7 +290,9 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert gold2.seed == 43 and gold2.optimizer.learning_rate == pytest.approx(2e-5)
     assert [d.name for d in gold2.tasks[0].data] == [d.name for d in gold.tasks[0].data]
     package = p.step("package").args
-    assert "student_gold2" in package["candidates"] and "student_gold2" in p.step("evaluate").args["models"]
+    for name in ("student_gold2", "student_sts"):
+        assert name in package["candidates"] and name in p.step("evaluate").args["models"]
+    assert "cross_encoder2" in p.step("evaluate").args["models"]
     if skipped:
         pytest.skip(f"recipes of step(s) {skipped} are not in this checkout yet")
 

@@ -412,3 +412,19 @@ def test_chained_dev_curve_adds_up_steps_and_drops_repeated_starts(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SystemExit):
         reporting.main(["--curve", f"x={tmp_path / 'missing.jsonl'}", "--out", str(png)])
+
+
+def test_dev_curve_plot_reads_a_cross_encoders_spearman(tmp_path):
+    """Cross-encoder runs log `spearman` (no cosine): the plot takes each run's own metric."""
+    from tfkosent.training import reporting
+    cross = tmp_path / "cross.jsonl"
+    with open(cross, "w") as f:
+        for step, score in ((0, 7.0), (200, 80.4), (400, 81.0)):
+            f.write(json.dumps({"kind": "eval", "step": step, "spearman": score, "pearson": score}) + "\n")
+    assert reporting._chain([str(cross)], None)[0] == [(0, 7.0), (200, 80.4), (400, 81.0)]
+    with pytest.raises(KeyError):
+        reporting._chain([str(cross)], "cosine_spearman")
+    bi = write_metrics(tmp_path / "bi.jsonl", {0: 60.0, 50: 70.0}, 50)
+    png = tmp_path / "both.png"
+    assert reporting.main(["--curve", f"ce={cross}", "--curve", f"bi={bi}", "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(same as --option nli=false; off by default since the option defaults to false)")
     c.add_argument("--option", action="append", metavar="NAME=BOOL",
                    help="turn an option of the pipeline file on or off, e.g. nli=true, "
-                        "cross_encoder=true, teacher_epoch2=false (the defaults are the pipeline "
+                        "cross_encoder=false, teacher_epoch2=false (the defaults are the pipeline "
                         "file's options: they make the shipped model)")
     c.add_argument("--adopt", action="append", metavar="STEP=DIR",
                    help="mark STEP done with a model trained earlier (a model directory or a run "

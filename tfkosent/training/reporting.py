@@ -160,7 +160,7 @@ def plot_loss_curve(metrics_path: str, png_path: str, title: str = "") -> Option
     handles, labels = ax.get_legend_handles_labels()
     if evals:
         ax2 = ax.twinx()
-        key = "cosine_spearman" if "cosine_spearman" in evals[0] else "spearman"  # cross-encoders
+        key = _dev_key(evals)
         name = "dev cosine Spearman" if key == "cosine_spearman" else "dev Spearman"
         ax2.plot([r["step"] for r in evals], [r.get(key) for r in evals], "o-",
                  color="tab:red", ms=3, lw=1, label=name)
@@ -171,8 +171,14 @@ def plot_loss_curve(metrics_path: str, png_path: str, title: str = "") -> Option
     return _save(fig, ax, png_path, title)
 
 
-def _chain(metrics_paths: Sequence[str], key: str) -> Tuple[List[Tuple[int, float]], List[int]]:
-    """(dev curve, run ends) of runs that continue each other; each file is read once."""
+def _dev_key(evals) -> str:
+    """The dev metric of a run: bi-encoders log `cosine_spearman`, cross-encoders `spearman`."""
+    return "cosine_spearman" if "cosine_spearman" in evals[0] else "spearman"
+
+
+def _chain(metrics_paths: Sequence[str], key: Optional[str]) -> Tuple[List[Tuple[int, float]], List[int]]:
+    """(dev curve, run ends) of runs that continue each other; each file is read once.
+    key None: each run's own dev metric (`_dev_key`)."""
     points: List[Tuple[int, float]] = []
     ends: List[int] = []
     offset = 0
@@ -181,7 +187,8 @@ def _chain(metrics_paths: Sequence[str], key: str) -> Tuple[List[Tuple[int, floa
         evals = [r for r in records if r["kind"] == "eval"]
         if not evals:
             raise ValueError(f"{path}: no evaluation records")
-        points += [(offset + r["step"], float(r[key])) for r in evals if i == 0 or r["step"] > 0]
+        run_key = key or _dev_key(evals)
+        points += [(offset + r["step"], float(r[run_key])) for r in evals if i == 0 or r["step"] > 0]
         offset += max(r["step"] for r in records)
         ends.append(offset)
     return points, ends
@@ -199,14 +206,15 @@ def chained_dev_curve(metrics_paths: Sequence[str],
 
 
 def plot_dev_curves(curves: Dict[str, Sequence[str]], png_path: str, title: str = "") -> str:
-    """Dev cosine Spearman of several run chains on one axis; PNG via Agg, written atomically.
+    """Dev Spearman of several run chains on one axis (cosine for bi-encoders, the score for
+    cross-encoders); PNG via Agg, written atomically.
 
     curves: {label: metrics.jsonl paths of the chain, in order} (`chained_dev_curve`).
     The first chain's run ends are drawn as dotted vertical lines.
     """
     fig, ax = _new_axes()
     for n, (label, paths) in enumerate(curves.items()):
-        points, ends = _chain(paths, "cosine_spearman")
+        points, ends = _chain(paths, None)
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", ms=3, lw=1, label=label)
         step, score = points[-1]
         ax.annotate(f"{score:.2f}", (step, score), fontsize=8, xytext=(3, 3),
@@ -215,7 +223,7 @@ def plot_dev_curves(curves: Dict[str, Sequence[str]], png_path: str, title: str 
             for end in ends:
                 ax.axvline(end, color="grey", ls=":", lw=1)
     ax.set_xlabel("step (runs chained)")
-    ax.set_ylabel("dev cosine Spearman (x100)")
+    ax.set_ylabel("dev Spearman (x100; cosine for bi-encoders)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, ax, png_path, title)
