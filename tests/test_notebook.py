@@ -43,12 +43,12 @@ def test_notebook_fine_tunes_a_tiny_export(tmp_path):
 
     model = testing.write_tiny_model(str(tmp_path / "model"), sentences=synthetic.vocabulary_sentences())
     export_dir = str(tmp_path / "export")
-    data_dir = synthetic.write_data_dir(str(tmp_path / "data"), sts_train=160, sts_dev=60,
+    data_dir = synthetic.write_data_dir(str(tmp_path / "data"), sts_train=320, sts_dev=200,
                                         datasets=["korsts-train", "korsts-dev"])
     nb = nbformat.read(NOTEBOOK, as_version=4)
     parameters_cell(nb).source = "\n".join([
         f"EXPORT_DIR = {export_dir!r}", f"MODEL_DIR = {model!r}", f"DATA_DIR = {data_dir!r}",
-        "TRAIN_LIMIT = 160", "DEV_LIMIT = None", "EPOCHS = 4", "BATCH_SIZE = 16",
+        "TRAIN_LIMIT = 320", "DEV_LIMIT = None", "EPOCHS = 4", "BATCH_SIZE = 16",
         "LEARNING_RATE = 1e-3", f"OUTPUT_DIR = {str(tmp_path / 'out')!r}"])
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
@@ -58,8 +58,11 @@ def test_notebook_fine_tunes_a_tiny_export(tmp_path):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     results = json.loads(next(line for line in text.splitlines() if line.startswith("RESULTS "))[8:])
-    assert results["train_pairs"] == 160 and results["dev_pairs"] == 60 and len(results["loss"]) == 4
+    assert results["train_pairs"] == 320 and results["dev_pairs"] == 200 and len(results["loss"]) == 4
     assert results["loss"][-1] < results["loss"][0]
-    assert results["after"] > results["before"], results
+    # 320 train / 200 dev pairs: with 160 / 60 the dev Spearman moved by up to 7 points with the
+    # seed, and once (in the full suite) ended below its start.  At this size five seeds gained
+    # 14.3-16.9 points (61.68 -> 75.97 ... 78.57), so a 5-point floor fails only if it stops learning.
+    assert results["after"] > results["before"] + 5.0, results
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the scatter plot
     assert os.path.isfile(tmp_path / "out" / "embedder" / "saved_model.pb")

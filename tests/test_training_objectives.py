@@ -215,6 +215,42 @@ def test_student_recipe_cuts_the_teacher(cosent_run, data_dir, tmp_path):
     np.testing.assert_array_equal(live.encode(["나는 밥을 먹는다."]), before)
 
 
+def test_a_trained_model_drops_the_parents_weight_specific_metadata(model_dir, data_dir, tmp_path):
+    """Training from a packaged model (or cutting a student from one) must not carry the parent's
+    fitted KLUE-STS cut, packaging record or training record: they describe other weights."""
+    import shutil
+    from tfkosent.config import ModelConfig
+    from tfkosent.evaluation.runner import model_f1_threshold
+    from tfkosent import SentenceEncoder
+    from tfkosent.model_dir import load_model_dir
+    from tfkosent.training.student import init_student
+
+    parent = str(tmp_path / "packaged")
+    shutil.copytree(model_dir, parent)
+    path = os.path.join(parent, "config.json")
+    config = ModelConfig.load(path)
+    stale = {"klue_f1_cosine_threshold": 0.85, "default_model": {"selected": "x"},
+             "training": {"step": 7}, "licence": "MIT", "query_prefix": "query: "}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(ModelConfig(config.encoder, config.preprocess, {**config.metadata, **stale}).to_dict(), f)
+    assert model_f1_threshold(SentenceEncoder.load(parent)) == 0.85
+
+    tasks = [{"loss": "cosent", "data": [{"name": "korsts-train", "limit": 32}], "batch_size": 16}]
+    result, _, _ = run(tmp_path / "child", parent, data_dir, tasks, eval=None)
+    cross, _, _ = run(tmp_path / "cross", parent, data_dir, [{**tasks[0], "loss": "cross_bce"}],
+                      model_type="cross_encoder", eval=None)
+    student = init_student(parent, str(tmp_path / "student"), layers=[1])
+    assert load_model_dir(cross.model_dir).config.metadata["task"] == "cross-encoder"
+    for child in (result.model_dir, cross.model_dir, student):
+        meta = load_model_dir(child).config.metadata
+        assert "klue_f1_cosine_threshold" not in meta and "default_model" not in meta, child
+        assert meta["licence"] == "MIT" and meta["query_prefix"] == "query: ", child
+        if child != cross.model_dir:
+            assert model_f1_threshold(SentenceEncoder.load(child)) is None
+    assert load_model_dir(result.model_dir).config.metadata["training"]["base_model"] == parent
+    assert "training" not in load_model_dir(student).config.metadata
+
+
 def test_round_robin_multitask(model_dir, data_dir, tmp_path):
     """(The sequential schedule and the order logic are unit-tested in test_training_units.)"""
     tasks = [{"name": "nli", "loss": "simcse_supervised", "data": [{"name": "klue-nli-train", "limit": 64}],

@@ -170,6 +170,20 @@ class PreprocessConfig:
                 "mask_token": self.mask_token}
 
 
+# Metadata keys that describe one set of weights: how they were trained and selected, what they
+# scored, the KLUE-STS cut fitted on their scores.  A model derived from them (trained further, or
+# cut into a student) gets its own, so `inherited_metadata` drops these; every other key (source,
+# licence, prefixes, vocabulary pruning, task) describes the lineage and is kept.
+WEIGHT_SPECIFIC_METADATA = ("training", "default_model", "klue_f1_cosine_threshold")
+
+
+def inherited_metadata(metadata: Mapping[str, Any]) -> dict:
+    """A copy of a parent model's metadata for a model derived from it: without the keys in
+    `WEIGHT_SPECIFIC_METADATA` (a stale `klue_f1_cosine_threshold`, say, would make the child's
+    fixed-cut KLUE-STS F1 use the parent's cut)."""
+    return {k: v for k, v in metadata.items() if k not in WEIGHT_SPECIFIC_METADATA}
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The whole `config.json` of a model directory."""

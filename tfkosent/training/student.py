@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tfkosent.config import ModelConfig
+from tfkosent.config import ModelConfig, inherited_metadata
 from tfkosent.model_dir import load_model_dir, save_model_dir
 
 _LAYER = re.compile(r"^layer_(\d+)/(.*)$")
@@ -101,7 +101,7 @@ def init_student(teacher_dir: str, out_dir: str, layers: Optional[Sequence[int]]
         elif int(match.group(1)) in layers:
             weights[f"layer_{layers.index(int(match.group(1)))}/{match.group(2)}"] = value
     encoder = dataclasses.replace(files.config.encoder, num_layers=len(layers))
-    metadata = dict(files.config.metadata)
+    metadata = inherited_metadata(files.config.metadata)
     metadata.update(name=f"{metadata.get('name', 'model')}-student-{len(layers)}l",
                     student_of=files.path, teacher_layers=layers, trained=False)
     if intermediate_size is not None and intermediate_size != encoder.intermediate_size:

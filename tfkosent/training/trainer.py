@@ -54,7 +54,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfkosent.config import ModelConfig
+from tfkosent.config import ModelConfig, inherited_metadata
 from tfkosent.data.datasets import atomic_write_bytes
 from tfkosent.evaluation.sts import evaluate_sts
 from tfkosent.layers.packing import num_special_tokens
@@ -585,7 +585,7 @@ class Trainer:
 
     def _write_model(self, path: str, weights, step: int, score: Optional[float]) -> str:
         c = self.config
-        metadata = dict(self.files.config.metadata)
+        metadata = inherited_metadata(self.files.config.metadata)
         metadata.update(trained=True, training={
             "base_model": self.files.path, "step": int(step),
             "tasks": [{"name": t.name, "loss": t.loss.type, "data": [s.label for s in t.data]}
@@ -594,8 +594,10 @@ class Trainer:
                     if c.eval is not None and score is not None else None)})
         if self.cross:  # the format of CrossEncoder.save (task "cross-encoder", head weights)
             from tfkosent.cross_encoder import save_cross_encoder
-            return save_cross_encoder(path, self.files.config, weights, metadata=metadata,
-                                      sentencepiece_proto=self.files.sentencepiece_proto,
+            # The whole metadata goes in the config: save_cross_encoder *adds* its `metadata`
+            # argument to config.metadata, which would bring the parent's dropped keys back.
+            config = dataclasses.replace(self.files.config, metadata=metadata)
+            return save_cross_encoder(path, config, weights, sentencepiece_proto=self.files.sentencepiece_proto,
                                       wordpiece_vocab=self.files.wordpiece_vocab)
         config = ModelConfig(self.files.config.encoder, self.files.config.preprocess, metadata)
         return save_model_dir(path, config, weights, sentencepiece_proto=self.files.sentencepiece_proto,
