@@ -414,7 +414,7 @@ def test_chained_dev_curve_adds_up_steps_and_drops_repeated_starts(tmp_path):
         reporting.main(["--curve", f"x={tmp_path / 'missing.jsonl'}", "--out", str(png)])
 
 
-def test_dev_curve_plot_reads_a_cross_encoders_spearman(tmp_path):
+def test_dev_curve_plot_reads_a_cross_encoders_spearman(tmp_path, monkeypatch):
     """Cross-encoder runs log `spearman` (no cosine): the plot takes each run's own metric."""
     from tfkosent.training import reporting
     cross = tmp_path / "cross.jsonl"
@@ -428,3 +428,8 @@ def test_dev_curve_plot_reads_a_cross_encoders_spearman(tmp_path):
     png = tmp_path / "both.png"
     assert reporting.main(["--curve", f"ce={cross}", "--curve", f"bi={bi}", "--out", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    limits = []  # --ymin cuts the untrained step 0 off the axis
+    monkeypatch.setattr(reporting, "_save", lambda fig, ax, path, title: limits.append(ax.get_ylim()) or path)
+    reporting.main(["--curve", f"ce={cross}", "--out", str(png)])
+    reporting.main(["--curve", f"ce={cross}", "--out", str(png), "--ymin", "79"])
+    assert limits[0][0] < 7.0 and limits[1][0] == 79.0 and limits[1][1] > 81.0

@@ -205,12 +205,14 @@ def chained_dev_curve(metrics_paths: Sequence[str],
     return _chain(metrics_paths, key)[0]
 
 
-def plot_dev_curves(curves: Dict[str, Sequence[str]], png_path: str, title: str = "") -> str:
+def plot_dev_curves(curves: Dict[str, Sequence[str]], png_path: str, title: str = "",
+                    ymin: Optional[float] = None) -> str:
     """Dev Spearman of several run chains on one axis (cosine for bi-encoders, the score for
     cross-encoders); PNG via Agg, written atomically.
 
     curves: {label: metrics.jsonl paths of the chain, in order} (`chained_dev_curve`).
-    The first chain's run ends are drawn as dotted vertical lines.
+    The first chain's run ends are drawn as dotted vertical lines.  ymin: the lower end of the
+    score axis (an untrained model's step-0 score, say 7, otherwise flattens the curves above 80).
     """
     fig, ax = _new_axes()
     for n, (label, paths) in enumerate(curves.items()):
@@ -226,6 +228,8 @@ def plot_dev_curves(curves: Dict[str, Sequence[str]], png_path: str, title: str 
     ax.set_ylabel("dev Spearman (x100; cosine for bi-encoders)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    if ymin is not None:
+        ax.set_ylim(bottom=ymin)
     return _save(fig, ax, png_path, title)
 
 
@@ -240,6 +244,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--curve", action="append", required=True, metavar="LABEL=RUN[,RUN...]")
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument("--title", default="")
+    parser.add_argument("--ymin", type=float, default=None,
+                        help="lower end of the score axis (points under it are cut off)")
     args = parser.parse_args(argv)
     curves: Dict[str, List[str]] = {}
     for spec in args.curve:
@@ -252,7 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(f"--curve {label}: no such metrics file: {', '.join(missing)}")
         curves[label] = paths
     try:
-        print(plot_dev_curves(curves, args.out, args.title))
+        print(plot_dev_curves(curves, args.out, args.title, ymin=args.ymin))
     except ValueError as e:
         parser.error(str(e))
     return 0
