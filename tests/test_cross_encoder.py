@@ -369,3 +369,35 @@ def test_silver_scored_by_a_bi_encoder(model_dir, data_dir, tmp_path, monkeypatc
     with pytest.raises(SystemExit):   # one scorer, not both
         main(args[:5] + ["--cross-encoder", model_dir] + args[5:])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_silver_stats_compares_labels_on_shared_pairs_in_either_order(tmp_path, capsys):
+    from tfkosent.cli import main
+    from tfkosent.training.silver import SilverError, compare_silver
+
+    first = tmp_path / "a.tsv"
+    first.write_text("sentence1\tsentence2\tscore\n가\t나\t1.0\n다\t라\t3.0\n마\t바\t5.0\n", encoding="utf-8")
+    second = tmp_path / "b.tsv"   # two pairs shared (one written the other way round), one new
+    second.write_text("sentence1\tsentence2\tscore\n라\t다\t2.0\n가\t나\t1.5\n사\t아\t4.0\n", encoding="utf-8")
+    result = compare_silver([str(first), str(second)])
+    assert [f["num_pairs"] for f in result["files"]] == [3, 3]
+    assert result["files"][0]["mean_score"] == pytest.approx(3.0)
+    assert result["files"][1]["mean_score"] == pytest.approx(2.5)
+    row = result["against_first"][0]
+    assert row["shared_pairs"] == 2
+    assert row["mean_abs_diff"] == pytest.approx(0.75)          # |1 - 1.5| and |3 - 2|
+    assert row["pearson"] == pytest.approx(1.0)                  # (1, 3) vs (1.5, 2): same order
+    assert main(["silver-stats", str(first), str(second)]) == 0
+    out = capsys.readouterr().out
+    assert "3 pairs, mean label 3.00" in out and "2 shared pairs" in out
+    # a bad line is named by file and line, never skipped
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("sentence1\tsentence2\tscore\n가\t나\t1.0\n다\t라\tmany\n", encoding="utf-8")
+    with pytest.raises(SilverError, match=r"bad\.tsv:3: score 'many'"):
+        compare_silver([str(bad)])
+    twice = tmp_path / "twice.tsv"
+    twice.write_text("sentence1\tsentence2\tscore\n가\t나\t1.0\n나\t가\t2.0\n", encoding="utf-8")
+    with pytest.raises(SilverError, match=r"twice\.tsv:3: the pair is already"):
+        compare_silver([str(twice)])
+    assert main(["silver-stats", str(bad)]) == 2
+    assert "bad.tsv:3" in capsys.readouterr().err

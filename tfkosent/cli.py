@@ -130,6 +130,11 @@ def cmd_silver(args) -> int:
     return silver_cli(args)
 
 
+def cmd_silver_stats(args) -> int:
+    from tfkosent.training.silver import silver_stats_cli
+    return silver_stats_cli(args)
+
+
 def cmd_embed_corpus(args, beam_args: List[str]) -> int:
     from tfkosent.beam.embed_corpus import run_cli
     return run_cli(args, beam_args)
@@ -239,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=8192, help="pairs per score-cache shard")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.set_defaults(func=cmd_silver)
+
+    p = sub.add_parser("silver-stats", help="label statistics of silver.tsv files, and how each "
+                                            "later file's labels agree with the first's")
+    p.add_argument("files", nargs="+", help="silver.tsv files (header sentence1, sentence2, score)")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    p.set_defaults(func=cmd_silver_stats)
 
     p = sub.add_parser(
         "embed-corpus", help="bulk-embed text files with Apache Beam",

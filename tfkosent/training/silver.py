@@ -36,6 +36,8 @@ CLI: `tfkosent silver --bi-encoder DIR (--cross-encoder DIR | --scorer DIR) --ou
 [--sources ...] [--neighbors K] [--random N] [--resume]`.  `--scorer` takes any model
 directory: a bi-encoder scores a pair by its clipped cosine (a strong 12-layer teacher
 labelling pairs for a small student), a cross-encoder as above.
+`tfkosent silver-stats A.tsv [B.tsv ...]` (`compare_silver`) prints each file's label count and
+mean, and how each later file's labels agree with A's on the pairs both hold.
 """
 
 from __future__ import annotations
@@ -274,6 +276,96 @@ def _read_pairs(path: str) -> List[Pair]:
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
     return [tuple(line.split("\t")) for line in lines[1:] if line]
+
+
+def read_silver_tsv(path: str) -> Dict[Pair, float]:
+    """{(sentence1, sentence2): score} of a silver.tsv (header `sentence1, sentence2, score`).
+
+    A pair is keyed as written; `compare_silver` matches pairs in either order.  A line without
+    three tab-separated fields or with a score that is not a number is an error naming the file
+    and line; so is a pair written twice.
+    """
+    scores: Dict[Pair, float] = {}
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        if header[:3] != ["sentence1", "sentence2", "score"]:
+            raise SilverError(f"{path}:1: expected the header sentence1<TAB>sentence2<TAB>score, "
+                              f"got {header!r}")
+        for number, line in enumerate(f, start=2):
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            fields = line.split("\t")
+            if len(fields) != 3:
+                raise SilverError(f"{path}:{number}: expected 3 tab-separated fields, got {len(fields)}")
+            try:
+                score = float(fields[2])
+            except ValueError:
+                raise SilverError(f"{path}:{number}: score {fields[2]!r} is not a number") from None
+            pair = (fields[0], fields[1])
+            if pair in scores or pair[::-1] in scores:
+                raise SilverError(f"{path}:{number}: the pair is already on an earlier line")
+            scores[pair] = score
+    return scores
+
+
+def compare_silver(paths: Sequence[str]) -> dict:
+    """Label statistics of silver files, and how the labels of each later file agree with the
+    first file's on the pairs they share (either order).
+
+    Returns {"files": [{path, num_pairs, mean_score, std_score}], "against_first":
+    [{path, shared_pairs, pearson, spearman, mean_abs_diff}]} (scores on the files' 0-5 scale).
+    """
+    from scipy import stats
+
+    tables = [read_silver_tsv(p) for p in paths]
+    files = []
+    for path, table in zip(paths, tables):
+        values = np.fromiter(table.values(), np.float64, len(table))
+        files.append({"path": path, "num_pairs": len(table),
+                      "mean_score": float(values.mean()) if len(values) else float("nan"),
+                      "std_score": float(values.std()) if len(values) else float("nan")})
+    against = []
+    first = tables[0]
+    for path, table in zip(paths[1:], tables[1:]):
+        a, b = [], []
+        for pair, score in first.items():
+            other = table.get(pair, table.get(pair[::-1]))
+            if other is not None:
+                a.append(score)
+                b.append(other)
+        a, b = np.asarray(a), np.asarray(b)
+        row = {"path": path, "shared_pairs": len(a)}
+        if len(a) >= 2:
+            row.update(pearson=float(stats.pearsonr(a, b)[0]), spearman=float(stats.spearmanr(a, b)[0]),
+                       mean_abs_diff=float(np.abs(a - b).mean()))
+        against.append(row)
+    return {"files": files, "against_first": against}
+
+
+def silver_stats_cli(args) -> int:
+    """Entry point of `tfkosent silver-stats FILE [FILE ...]`."""
+    import sys
+    from tfkosent.training.cli import EXIT_ERROR
+    try:
+        result = compare_silver(args.files)
+    except (SilverError, FileNotFoundError) as e:
+        print(f"tfkosent silver-stats: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
+    for row in result["files"]:
+        print(f"{row['path']}: {row['num_pairs']} pairs, mean label {row['mean_score']:.2f} "
+              f"(std {row['std_score']:.2f}) of 5")
+    for row in result["against_first"]:
+        if "pearson" in row:
+            print(f"{row['path']} vs {args.files[0]}: {row['shared_pairs']} shared pairs, Pearson "
+                  f"{row['pearson']:.3f}, Spearman {row['spearman']:.3f}, mean |difference| "
+                  f"{row['mean_abs_diff']:.2f}")
+        else:
+            print(f"{row['path']} vs {args.files[0]}: {row['shared_pairs']} shared pairs (too few to compare)")
+    return 0
 
 
 def build_silver(bi_encoder: str, scorer: str, out_dir: str,
