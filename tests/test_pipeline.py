@@ -194,8 +194,8 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     options, steps, _ = load_spec(DEFAULT_PIPELINE)
     assert [s.name for s in steps] == [
         "convert", "teacher_nli", "teacher_sts", "teacher_sts2", "cross_encoder", "cross_encoder2", "silver",
-        "teacher_silver", "student_init", "distill", "distill_epoch2", "distill_epoch3", "student_gold",
-        "student_gold2", "student_sts", "evaluate", "package"]
+        "teacher_silver", "student_init", "distill", "distill_epoch2", "distill_epoch3", "distill_epoch4",
+        "student_gold", "student_gold2", "student_sts", "evaluate", "package"]
     p = Pipeline(work_dir=str(tmp_path / "w"))
     checked, skipped = [], []
     for step in p.steps:
@@ -213,7 +213,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
             assert config.model.startswith(str(tmp_path / "w"))
         checked.append(step.name)
     assert {"teacher_nli", "teacher_sts", "teacher_silver", "distill", "distill_epoch2",
-            "distill_epoch3", "student_gold", "student_gold2", "student_sts", "cross_encoder",
+            "distill_epoch3", "distill_epoch4", "student_gold", "student_gold2", "student_sts", "cross_encoder",
             "cross_encoder2"} <= set(checked)
     for name in ("teacher_silver", "student_sts"):
         config = p.recipe_config(p.step(name), check=False)
@@ -243,7 +243,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert p.recipe_path(p.step("teacher_sts2")) == p.recipe_path(p.step("teacher_sts"))
     assert teacher2.model == str(tmp_path / "w" / "teacher_sts" / "model")
     assert teacher2.seed == 43 and teacher2.optimizer.learning_rate == pytest.approx(1e-5)
-    for name in ("distill", "distill_epoch2", "distill_epoch3"):
+    for name in ("distill", "distill_epoch2", "distill_epoch3", "distill_epoch4"):
         assert p.recipe_config(p.step(name), check=False).tasks[0].teacher == \
             str(tmp_path / "w" / "teacher_sts2" / "model")
     for name in ("student_init", "package"):
@@ -261,11 +261,11 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert every.resolve_ref(every.step("silver").args["scorer"]) == "cross_encoder2"
     assert every.recipe_config(every.step("teacher_sts"), check=False).model == \
         str(tmp_path / "w" / "teacher_nli" / "model")
-    # epochs 2 and 3 are distill.yaml again (one list of sources), each from the previous epoch's
+    # epochs 2 to 4 are distill.yaml again (one list of sources), each from the previous epoch's
     # student, reading the distill step's teacher cache with the same teacher, in a new order at
     # half the rate; the students fine-tune the last one
     previous = "distill"
-    for name, seed in (("distill_epoch2", 43), ("distill_epoch3", 44)):
+    for name, seed in (("distill_epoch2", 43), ("distill_epoch3", 44), ("distill_epoch4", 45)):
         epoch = p.recipe_config(p.step(name), check=False)
         assert p.recipe_path(p.step(name)) == p.recipe_path(p.step("distill"))
         assert epoch.model == str(tmp_path / "w" / previous / "model")
@@ -279,7 +279,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert distill.seed == 42 and distill.optimizer.learning_rate == pytest.approx(2e-4)
     assert distill.tasks[0].teacher_cache is None            # the default: its own folder
     gold = p.recipe_config(p.step("student_gold"), check=False)
-    assert gold.model == str(tmp_path / "w" / "distill_epoch3" / "model")
+    assert gold.model == str(tmp_path / "w" / "distill_epoch4" / "model")
     assert p.recipe_config(p.step("student_sts"), check=False).model == gold.model
     assert not any(d.path for d in gold.tasks[0].data)      # gold only: the without-silver run
     # the second CoSENT epoch: student_gold.yaml again, from student_gold, new order, lower rate
@@ -290,7 +290,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert gold2.seed == 43 and gold2.optimizer.learning_rate == pytest.approx(2e-5)
     assert [d.name for d in gold2.tasks[0].data] == [d.name for d in gold.tasks[0].data]
     package = p.step("package").args
-    for name in ("student_gold2", "student_sts"):
+    for name in ("student_gold2", "student_sts", "distill_epoch4"):
         assert name in package["candidates"] and name in p.step("evaluate").args["models"]
     assert "cross_encoder2" in p.step("evaluate").args["models"]
     if skipped:
@@ -418,3 +418,87 @@ def test_continuing_from_an_adopted_step_evaluates_and_packages_what_ran(tmp_pat
     os.remove(tmp_path / "w" / "package" / DONE_FILE)
     with pytest.raises(PipelineError, match=r"\['early'\] are done but not in the evaluation"):
         build().run(only="package")
+
+
+def _set_finished_at(work, name, when):
+    path = work / name / DONE_FILE
+    info = json.loads(path.read_text())
+    info["finished_at"] = when
+    path.write_text(json.dumps(info))
+
+
+def test_a_done_step_whose_recipe_changed_is_stale_and_redone_only_when_asked(make, tmp_path, capsys):
+    make().run()
+    # the pipeline file changes b's arguments (say, a newer model to start from)
+    (tmp_path / "pipeline.yaml").write_text(SPEC.replace("args: {model: a}", "args: {model: a, lr: 2}"),
+                                            encoding="utf-8")
+    p = make()
+    assert p.stale_reason(p.step("b")) == "its arguments in the pipeline file changed since it ran (lr)"
+    assert p.stale_reason(p.step("a")) is None and p.stale_reason(p.step("c")) is None
+    make.calls.clear()
+    p.run(dry_run=True)
+    assert "b                fake             stale     -> stop: its arguments" in capsys.readouterr().out
+    with pytest.raises(PipelineError, match=r"step 'b' is done but stale: .*--rerun-stale"):
+        p.run()
+    assert make.calls == [] and (make.work / "b" / DONE_FILE).is_file()   # nothing touched
+    p.run(rerun_stale=True)
+    assert ran(make) == ["b"]
+    aside = [d for d in os.listdir(make.work) if d.startswith("b.replaced-")]
+    assert len(aside) == 1 and (make.work / aside[0] / DONE_FILE).is_file()   # kept, not deleted
+    assert json.loads((make.work / "b" / DONE_FILE).read_text())["args"] == {"model": "a", "lr": 2}
+    assert make().stale_reason(make().step("b")) is None
+
+
+def test_a_step_is_stale_when_what_it_reads_was_redone_after_it(make):
+    make().run()
+    _set_finished_at(make.work, "b", "2026-01-01T00:00:00Z")
+    _set_finished_at(make.work, "a", "2026-01-01T00:00:01Z")    # a was done again after b
+    p = make()
+    assert p.stale_reason(p.step("b")) == "step 'a', which it reads from, was done again after it"
+    assert p.stale_reason(p.step("c")) is None                  # c does not read a
+    make.calls.clear()
+    p.run(rerun_stale=True)
+    assert ran(make) == ["b"]
+    # an adopted step was trained elsewhere: its inputs' times here say nothing about it
+    info = json.loads((make.work / "b" / DONE_FILE).read_text())
+    info.update(adopted=True, finished_at="2020-01-01T00:00:00Z")
+    (make.work / "b" / DONE_FILE).write_text(json.dumps(info))
+    assert make().stale_reason(make().step("b")) is None
+
+
+def test_a_step_is_stale_when_an_option_changes_the_step_it_reads(tmp_path):
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text("options: {extra: true}\nsteps:\n"
+                    "  - {name: a, kind: train}\n"
+                    "  - {name: opt, kind: train, when: extra}\n"
+                    "  - {name: b, kind: train, args: {model: [opt, a]}}\n", encoding="utf-8")
+
+    def fake(ctx):
+        if "model" in ctx.args:
+            ctx.model_of(ctx.args["model"])
+        os.makedirs(os.path.join(ctx.dir, "model"), exist_ok=True)
+        return {"model": os.path.join(ctx.dir, "model")}
+
+    def build(**options):
+        return Pipeline(str(spec), work_dir=str(tmp_path / "w"), kinds={"train": fake},
+                        log=lambda msg: None, options=options or None)
+
+    build().run()
+    assert build().stale_reason(build().step("b")) is None
+    off = build(extra=False)
+    assert off.stale_reason(off.step("b")) == "its model is step 'a' now, it ran with opt (the options changed)"
+
+
+def test_evaluate_reuses_a_per_model_result_only_for_the_same_model(tmp_path):
+    from tfkosent.pipeline.default_model import _per_model_result_current
+
+    path = tmp_path / "student.json"
+    path.write_text(json.dumps({"tasks": ["korsts-dev"], "model_finished_at": "2026-12-03T10:00:00Z"}))
+    assert _per_model_result_current(str(path), ["korsts-dev"], "2026-12-03T10:00:00Z")
+    assert not _per_model_result_current(str(path), ["korsts-dev"], "2026-12-03T11:00:00Z")  # redone
+    assert not _per_model_result_current(str(path), ["korsts-test"], "2026-12-03T10:00:00Z")
+    # results written before the field existed: current when written after the model was done
+    path.write_text(json.dumps({"tasks": ["korsts-dev"]}))
+    os.utime(path, (1_700_000_000, 1_700_000_000))           # 2023-11-14
+    assert not _per_model_result_current(str(path), ["korsts-dev"], "2026-12-03T10:00:00Z")
+    assert _per_model_result_current(str(path), ["korsts-dev"], "2023-11-14T00:00:00Z")

@@ -221,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--adopt", action="append", metavar="STEP=DIR",
                    help="mark STEP done with a model trained earlier (a model directory or a run "
                         "directory with model/): it is copied into the work directory")
+    c.add_argument("--rerun-stale", action="store_true",
+                   help="redo done steps that no longer match the pipeline file (arguments changed, "
+                        "or a step they read from was redone after them): each is renamed "
+                        "STEP.replaced-<time> first, nothing is deleted (without this flag the run "
+                        "stops at the first stale step; --dry-run lists them)")
     c.add_argument("--package-dir", default=None,
                    help="where the package step writes (default: tfkosent/assets/default_model)")
     c.set_defaults(func=cmd_pipeline)

@@ -2,6 +2,7 @@
 
     tfkosent pipeline default-model [--work-dir runs/default_model] [--data-dir DIR]
                                     [--from STEP] [--until STEP] [--only STEP] [--dry-run]
+                                    [--rerun-stale]
 
 The steps, in order, their kinds and arguments are listed in
 `tfkosent/configs/default_model/pipeline.yaml`; the training steps' recipes sit
@@ -21,6 +22,11 @@ A step whose folder exists without DONE.json is "partial": running it again
 continues it (training steps resume from their newest checkpoint, the teacher
 cache from its missing shards, `tfkosent silver` with --resume; conversion,
 student initialization and packaging are atomic and simply run again).
+
+A done step is "stale" when pipeline.yaml changed its arguments since it ran, an
+option now makes it read another step, or a step it reads from was done again
+after it (`Pipeline.stale_reason`).  A run stops at a stale step unless
+`--rerun-stale`, which renames its folder STEP.replaced-<time> and runs it again.
 
 Recipes are written for the default work directory (`recipe_work_dir` of
 pipeline.yaml, runs/default_model) so that each also runs alone with
@@ -51,7 +57,9 @@ DONE_FILE = "DONE.json"
 ATTEMPTS_FILE = "attempts.jsonl"
 MODEL_SUBDIR = "model"
 SELECTION_TASK = "korsts-dev"      # the only set a model may be selected on
-PLAN_STATES = ("done", "partial", "todo", "disabled")
+PLAN_STATES = ("done", "stale", "partial", "todo", "disabled")
+# Step arguments that name the step whose output a step reads (a list: the first enabled step).
+REF_ARGS = ("model", "teacher", "bi_encoder", "scorer", "evaluation")
 
 StepRef = Union[str, Sequence[str]]
 
@@ -74,6 +82,11 @@ class Step:
 
 def _utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _canonical(value) -> str:
+    """A JSON form for comparing arguments read from YAML with those stored in DONE.json."""
+    return json.dumps(value, sort_keys=True)
 
 
 def _write_json_atomic(path: str, obj) -> None:
@@ -234,6 +247,76 @@ class Pipeline:
             return "done"
         return "partial" if os.path.isdir(self.step_dir(step.name)) else "todo"
 
+    def dependencies(self, step: Step) -> List[str]:
+        """The steps a step reads from: a reference argument (`REF_ARGS`: a step name, or a list
+        whose first enabled step counts) resolved, and every enabled step named by any other
+        argument, e.g. evaluate's `models` or package's `candidates`."""
+        names: List[str] = []
+        for key, value in step.args.items():
+            if key in REF_ARGS:
+                try:
+                    found = [self.resolve_ref(value)]
+                except PipelineError:
+                    found = []
+            else:
+                found = [item for item in (value if isinstance(value, (list, tuple)) else [value])
+                         if isinstance(item, str) and item in self._by_name
+                         and self.enabled(self._by_name[item])]
+            names += [n for n in found if n != step.name and n not in names]
+        return names
+
+    def stale_reason(self, step: Step) -> Optional[str]:
+        """Why a done step no longer matches the pipeline file, or None (also when not done).
+
+        A done step is stale when (1) its arguments in pipeline.yaml changed since it ran (e.g.
+        `model: distill_epoch3` became `distill_epoch4`), (2) a step it reads from resolves to
+        another step now (an option turned on or off), or (3) a step it reads from was done again
+        after it (not checked for an adopted step).  Running a stale step's old outputs into later steps would silently mix
+        two recipes, so `run` stops at one unless told to redo it (`rerun_stale`).
+        """
+        info = self.done_info(step.name) if self.enabled(step) else None
+        if info is None:
+            return None
+        recorded = info.get("args")
+        if recorded is not None and _canonical(recorded) != _canonical(step.args):
+            changed = sorted(k for k in set(recorded) | set(step.args)
+                             if _canonical(recorded.get(k)) != _canonical(step.args.get(k)))
+            return f"its arguments in the pipeline file changed since it ran ({', '.join(changed)})"
+        inputs = info.get("inputs") or {}
+        if inputs and step.kind in ("train", "silver", "student_init"):  # these record every ref
+            for key in REF_ARGS:
+                if key in step.args:
+                    try:
+                        now = self.resolve_ref(step.args[key])
+                    except PipelineError:
+                        continue
+                    if now not in inputs:
+                        return (f"its {key} is step {now!r} now, it ran with "
+                                f"{', '.join(sorted(inputs))} (the options changed)")
+        if info.get("adopted"):  # trained elsewhere: when its inputs were made is not known here
+            return None
+        finished = info.get("finished_at") or ""
+        for name in self.dependencies(step):
+            upstream = self.done_info(name)
+            if upstream is not None and (upstream.get("finished_at") or "") > finished:
+                return f"step {name!r}, which it reads from, was done again after it"
+        return None
+
+    def set_aside(self, step: Step) -> str:
+        """Makes a done step runnable again without deleting anything: its folder is renamed
+        STEP.replaced-<UTC time> (an evaluate step keeps its folder, whose per-model results
+        check their own model's DONE time, and only its DONE.json is renamed).  Returns the new
+        path."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        directory = self.step_dir(step.name)
+        if step.kind == "evaluate":
+            source, target = os.path.join(directory, DONE_FILE), os.path.join(directory, f"DONE.replaced-{stamp}.json")
+        else:
+            source, target = directory, f"{directory}.replaced-{stamp}"
+        os.rename(source, target)
+        self.log(f"[pipeline] {step.name}: set aside as {target}")
+        return target
+
     def resolve_ref(self, ref: StepRef) -> str:
         """A step name, or the first enabled step of a list."""
         names = [ref] if isinstance(ref, str) else list(ref)
@@ -324,15 +407,21 @@ class Pipeline:
             raise PipelineError(f"--from {from_} comes after --until {until}; order: {', '.join(names)}")
         return self.steps[lo:hi + 1]
 
-    def format_plan(self, selected: Sequence[Step]) -> str:
+    def format_plan(self, selected: Sequence[Step], rerun_stale: bool = False) -> str:
         chosen = {s.name for s in selected}
         lines = [f"pipeline {self.spec_path}", f"work dir {self.work_dir}"
                  + (f", data dir {self.data_dir}" if self.data_dir else ""),
                  f"options {json.dumps(self.options)}"]
         for i, step in enumerate(self.steps, 1):
             state = self.state(step)
+            reason = self.stale_reason(step) if state == "done" else None
+            if reason:
+                state = "stale"
             if step.name not in chosen:
                 action = "not selected"
+            elif reason:
+                action = (f"set aside and rerun ({reason})" if rerun_stale
+                          else f"stop: {reason}; --rerun-stale redoes it")
             elif state == "done":
                 action = "skip (done)"
             elif state == "disabled":
@@ -342,7 +431,7 @@ class Pipeline:
             else:
                 action = "run"
             extra = ""
-            info = self.done_info(step.name) if state == "done" else None
+            info = self.done_info(step.name) if state in ("done", "stale") else None
             if info and info.get("total_wall_time_s") is not None:
                 extra = f"  [{info['total_wall_time_s']:.0f} s]"
             recipe = f"  {step.args['recipe']}" if "recipe" in step.args else ""
@@ -395,15 +484,31 @@ class Pipeline:
     # ------------------------------------------------------------------ running
 
     def run(self, from_: Optional[str] = None, until: Optional[str] = None,
-            only: Optional[str] = None, dry_run: bool = False) -> Dict[str, str]:
-        """Runs the selected steps in order; returns {step: what happened}."""
+            only: Optional[str] = None, dry_run: bool = False,
+            rerun_stale: bool = False) -> Dict[str, str]:
+        """Runs the selected steps in order; returns {step: what happened}.
+
+        A stale done step (`stale_reason`) stops the run with an error naming it, unless
+        `rerun_stale`: then it is set aside (`set_aside`, nothing deleted) and run again, and
+        so are the later steps that become stale because of it."""
         selected = self.select(from_, until, only)
         if dry_run:
-            print(self.format_plan(selected))
+            print(self.format_plan(selected, rerun_stale))
             return {s.name: self.state(s) for s in selected}
         happened: Dict[str, str] = {}
         for step in selected:
             state = self.state(step)
+            reason = self.stale_reason(step) if state == "done" else None
+            if reason and not rerun_stale:
+                raise PipelineError(
+                    f"step {step.name!r} is done but stale: {reason}.  Its outputs would mix two "
+                    f"recipes into the later steps.  Run again with --rerun-stale to set it aside "
+                    f"({self.step_dir(step.name)}.replaced-<time>, nothing is deleted) and redo it, "
+                    f"or move {self.step_dir(step.name)} away yourself.")
+            if reason:
+                self.log(f"[pipeline] {step.name}: stale ({reason})")
+                self.set_aside(step)
+                state = self.state(step)
             if state in ("done", "disabled"):
                 self.log(f"[pipeline] {step.name}: {state}, skipped")
                 happened[step.name] = f"skipped ({state})"
@@ -533,6 +638,22 @@ def klue_f1_threshold(encode_fn, data_dir: Optional[str], limit: Optional[int] =
     return fit_f1_threshold(sims["cosine"], [e.binary_label for e in examples])
 
 
+def _per_model_result_current(path: str, tasks: List[str], model_finished_at: Optional[str]) -> bool:
+    """Whether an evaluate step's STEP/<model>.json still describes that step's model: the same
+    tasks, and written for the model's current DONE time (files from before this field was
+    recorded: written after that time)."""
+    entry = _read_json(path)
+    if entry.get("tasks") != tasks:
+        return False
+    if "model_finished_at" in entry:
+        return entry["model_finished_at"] == model_finished_at
+    if not model_finished_at:
+        return True
+    import calendar
+    done_at = calendar.timegm(time.strptime(model_finished_at, "%Y-%m-%dT%H:%M:%SZ"))
+    return os.path.getmtime(path) >= done_at
+
+
 def step_evaluate(ctx: StepContext) -> dict:
     """STS tables (run_tasks) of each listed step's model: STEP/<model>.json, results.json/.md."""
     from tfkosent.cross_encoder import is_cross_encoder_dir
@@ -555,7 +676,8 @@ def step_evaluate(ctx: StepContext) -> dict:
             continue
         path = ctx.model_of(name)
         per_model = os.path.join(ctx.dir, f"{name}.json")  # one file per model: a resume skips it
-        if os.path.isfile(per_model) and _read_json(per_model).get("tasks") == tasks:
+        model_finished_at = (ctx.pipeline.done_info(name) or {}).get("finished_at")
+        if os.path.isfile(per_model) and _per_model_result_current(per_model, tasks, model_finished_at):
             table[name] = _read_json(per_model)
             continue
         start = time.time()
@@ -572,7 +694,8 @@ def step_evaluate(ctx: StepContext) -> dict:
                                 limit=a.get("limit"), f1_cosine_threshold=threshold)
             kind = "bi_encoder"
         table[name] = {"model": path, "model_type": kind, "tasks": tasks, "limit": a.get("limit"),
-                       "results": results, "seconds": round(time.time() - start, 1)}
+                       "results": results, "seconds": round(time.time() - start, 1),
+                       "model_finished_at": model_finished_at}
         if kind == "bi_encoder":
             table[name]["klue_f1_cosine_threshold"] = threshold
         write_json(table[name], per_model)
@@ -742,11 +865,12 @@ def main_cli(args) -> int:
         print(f"tfkosent pipeline: error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
-        print(pipeline.format_plan(selected))
+        print(pipeline.format_plan(selected, bool(getattr(args, "rerun_stale", False))))
         return 0
     _configure_logging()
     try:
-        pipeline.run(args.from_step, args.until, args.only)
+        pipeline.run(args.from_step, args.until, args.only,
+                     rerun_stale=bool(getattr(args, "rerun_stale", False)))
     except PipelineError as e:
         print(f"tfkosent pipeline: error: {e}", file=sys.stderr)
         signum = getattr(e.__cause__, "signum", None)
