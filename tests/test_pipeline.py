@@ -504,3 +504,15 @@ def test_evaluate_reuses_a_per_model_result_only_for_the_same_model(tmp_path):
     os.utime(path, (1_700_000_000, 1_700_000_000))           # 2023-11-14
     assert not _per_model_result_current(str(path), ["korsts-dev"], "2026-12-03T10:00:00Z")
     assert _per_model_result_current(str(path), ["korsts-dev"], "2023-11-14T00:00:00Z")
+
+
+def test_dry_run_shows_what_a_redone_step_makes_stale_downstream(make, tmp_path, capsys):
+    make().run()
+    (tmp_path / "pipeline.yaml").write_text(SPEC.replace("- {name: a, kind: fake}",
+                                                         "- {name: a, kind: fake, args: {lr: 2}}"),
+                                            encoding="utf-8")
+    make().run(dry_run=True, rerun_stale=True)
+    out = capsys.readouterr().out
+    assert "a                fake             stale     -> set aside and rerun (its arguments" in out
+    assert "b                fake             stale     -> set aside and rerun (step 'a', which it reads from, runs before it)" in out
+    assert "c                fake             done      -> skip (done)" in out

@@ -412,9 +412,14 @@ class Pipeline:
         lines = [f"pipeline {self.spec_path}", f"work dir {self.work_dir}"
                  + (f", data dir {self.data_dir}" if self.data_dir else ""),
                  f"options {json.dumps(self.options)}"]
+        will_run: set = set()   # steps this run would (re)run: what reads them is redone after them
         for i, step in enumerate(self.steps, 1):
             state = self.state(step)
             reason = self.stale_reason(step) if state == "done" else None
+            if state == "done" and not reason and not (self.done_info(step.name) or {}).get("adopted"):
+                first = next((d for d in self.dependencies(step) if d in will_run), None)
+                if first:
+                    reason = f"step {first!r}, which it reads from, runs before it"
             if reason:
                 state = "stale"
             if step.name not in chosen:
@@ -437,6 +442,8 @@ class Pipeline:
             recipe = f"  {step.args['recipe']}" if "recipe" in step.args else ""
             if step.args.get("overrides"):
                 recipe += "".join(f" --set {k}={v}" for k, v in step.args["overrides"].items())
+            if step.name in chosen and (state in ("partial", "todo") or (reason and rerun_stale)):
+                will_run.add(step.name)
             lines.append(f"{i:>3}. {step.name:<16} {step.kind:<16} {state:<9} -> {action}{recipe}{extra}")
         return "\n".join(lines)
 
