@@ -271,9 +271,9 @@ class Pipeline:
         A done step is stale when (1) its arguments in pipeline.yaml changed since it ran (e.g.
         `model: distill_epoch3` became `distill_epoch4`), (2) a step it reads from resolves to
         another step now (an option turned on or off), or (3) a step it reads from was done again
-        after it (not checked for an adopted step).  Running a stale step's old outputs into later steps would silently mix
-        two recipes, so `run` stops at one unless told to redo it (`rerun_stale`).
-        """
+        after it (not checked for an adopted step).  Running a stale step's old outputs into
+        later steps would silently mix two recipes, so `run` stops at one unless told to redo it
+        (`rerun_stale`)."""
         info = self.done_info(step.name) if self.enabled(step) else None
         if info is None:
             return None
