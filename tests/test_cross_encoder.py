@@ -393,7 +393,7 @@ def test_silver_stats_compares_labels_on_shared_pairs_in_either_order(tmp_path, 
     # a bad line is named by file and line, never skipped
     bad = tmp_path / "bad.tsv"
     bad.write_text("sentence1\tsentence2\tscore\n가\t나\t1.0\n다\t라\tmany\n", encoding="utf-8")
-    with pytest.raises(SilverError, match=r"bad\.tsv:3: score 'many'"):
+    with pytest.raises(SilverError, match=r"bad\.tsv:3: non-numeric score 'many'"):
         compare_silver([str(bad)])
     twice = tmp_path / "twice.tsv"
     twice.write_text("sentence1\tsentence2\tscore\n가\t나\t1.0\n나\t가\t2.0\n", encoding="utf-8")

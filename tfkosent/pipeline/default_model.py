@@ -46,7 +46,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Union
 
 from tfkosent.config import ConfigError
 
@@ -265,14 +265,15 @@ class Pipeline:
             names += [n for n in found if n != step.name and n not in names]
         return names
 
-    def stale_reason(self, step: Step) -> Optional[str]:
+    def stale_reason(self, step: Step, redone: Collection[str] = ()) -> Optional[str]:
         """Why a done step no longer matches the pipeline file, or None (also when not done).
 
         A done step is stale when (1) its arguments in pipeline.yaml changed since it ran (e.g.
         `model: distill_epoch3` became `distill_epoch4`), (2) a step it reads from resolves to
         another step now (an option turned on or off), or (3) a step it reads from was done again
-        after it (not checked for an adopted step).  Running a stale step's old outputs into
-        later steps would silently mix two recipes, so `run` stops at one unless told to redo it
+        after it, or is among `redone` (steps a planned run redoes before it; `format_plan`).
+        (3) is not checked for an adopted step.  Running a stale step's old outputs into later
+        steps would silently mix two recipes, so `run` stops at one unless told to redo it
         (`rerun_stale`)."""
         info = self.done_info(step.name) if self.enabled(step) else None
         if info is None:
@@ -297,6 +298,8 @@ class Pipeline:
             return None
         finished = info.get("finished_at") or ""
         for name in self.dependencies(step):
+            if name in redone:
+                return f"step {name!r}, which it reads from, runs before it"
             upstream = self.done_info(name)
             if upstream is not None and (upstream.get("finished_at") or "") > finished:
                 return f"step {name!r}, which it reads from, was done again after it"
@@ -415,11 +418,7 @@ class Pipeline:
         will_run: set = set()   # steps this run would (re)run: what reads them is redone after them
         for i, step in enumerate(self.steps, 1):
             state = self.state(step)
-            reason = self.stale_reason(step) if state == "done" else None
-            if state == "done" and not reason and not (self.done_info(step.name) or {}).get("adopted"):
-                first = next((d for d in self.dependencies(step) if d in will_run), None)
-                if first:
-                    reason = f"step {first!r}, which it reads from, runs before it"
+            reason = self.stale_reason(step, will_run) if state == "done" else None
             if reason:
                 state = "stale"
             if step.name not in chosen:

@@ -108,8 +108,13 @@ class TaskData:
 # --------------------------------------------------------------------------- reading sources
 
 
-def _read_table(path: Path, fmt: Optional[str]) -> Tuple[str, List[Dict[str, Any]]]:
-    """The file's format and its rows as dicts (header-TSV or JSONL), each field validated."""
+def read_table(path: Path, fmt: Optional[str]) -> Tuple[str, List[Tuple[int, Dict[str, Any]]]]:
+    """The file's format and its rows as (line number, dict) (header-TSV or JSONL).
+
+    Every field the format needs is validated; a malformed line raises `DatasetFormatError`
+    naming the file and line.  The line numbers let callers name a line in their own checks
+    (e.g. `tfkosent.training.silver.read_silver_tsv`'s duplicate pairs).
+    """
     rows: List[Tuple[int, Dict[str, Any]]] = []
     if path.suffix == ".jsonl":
         with open(path, encoding="utf-8-sig") as f:
@@ -163,7 +168,7 @@ def _read_table(path: Path, fmt: Optional[str]) -> Tuple[str, List[Dict[str, Any
         if fmt == "nli" and row["label"] not in NLI_LABELS:
             raise DatasetFormatError(path, line_no, f"label {row['label']!r} is not one of "
                                      f"{list(NLI_LABELS)}")
-    return fmt, [row for _, row in rows]
+    return fmt, rows
 
 
 def _read_file(path: Path, fmt: Optional[str]) -> Tuple[str, list]:
@@ -173,7 +178,8 @@ def _read_file(path: Path, fmt: Optional[str]) -> Tuple[str, list]:
         opener = gzip.open if name.endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8") as f:
             return "sentences", [line.strip() for line in f if line.strip()]
-    fmt, rows = _read_table(path, fmt)
+    fmt, numbered = read_table(path, fmt)
+    rows = [row for _, row in numbered]
     if fmt == "sts":
         return "sts", [STSExample(r["sentence1"], r["sentence2"], float(r["score"])) for r in rows]
     if fmt == "nli":

@@ -45,11 +45,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tfkosent.data.datasets import atomic_write_bytes
+from tfkosent.data.datasets import DatasetFormatError, atomic_write_bytes
+from tfkosent.training.data import read_table
 from tfkosent.training.teacher_cache import ShardedCache, TeacherCacheError, teacher_fingerprint
 
 logger = logging.getLogger("tfkosent.training")
@@ -279,33 +281,23 @@ def _read_pairs(path: str) -> List[Pair]:
 
 
 def read_silver_tsv(path: str) -> Dict[Pair, float]:
-    """{(sentence1, sentence2): score} of a silver.tsv (header `sentence1, sentence2, score`).
+    """{(sentence1, sentence2): score} of a silver file in the `sts` data format (`silver.tsv`).
 
-    A pair is keyed as written; `compare_silver` matches pairs in either order.  A line without
-    three tab-separated fields or with a score that is not a number is an error naming the file
-    and line; so is a pair written twice.
+    Parsed by the training data reader (`tfkosent.training.data.read_table`), so a malformed
+    line is an error naming the file and line exactly as in training.  On top of that, a pair
+    written twice (in either order) is an error naming its second line.  A pair is keyed as
+    written; `compare_silver` matches pairs in either order.
     """
+    try:
+        _, rows = read_table(Path(path), "sts")
+    except DatasetFormatError as e:
+        raise SilverError(str(e)) from None
     scores: Dict[Pair, float] = {}
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if header[:3] != ["sentence1", "sentence2", "score"]:
-            raise SilverError(f"{path}:1: expected the header sentence1<TAB>sentence2<TAB>score, "
-                              f"got {header!r}")
-        for number, line in enumerate(f, start=2):
-            line = line.rstrip("\n")
-            if not line:
-                continue
-            fields = line.split("\t")
-            if len(fields) != 3:
-                raise SilverError(f"{path}:{number}: expected 3 tab-separated fields, got {len(fields)}")
-            try:
-                score = float(fields[2])
-            except ValueError:
-                raise SilverError(f"{path}:{number}: score {fields[2]!r} is not a number") from None
-            pair = (fields[0], fields[1])
-            if pair in scores or pair[::-1] in scores:
-                raise SilverError(f"{path}:{number}: the pair is already on an earlier line")
-            scores[pair] = score
+    for line_no, row in rows:
+        pair = (row["sentence1"], row["sentence2"])
+        if pair in scores or pair[::-1] in scores:
+            raise SilverError(f"{path}:{line_no}: the pair is already on an earlier line")
+        scores[pair] = float(row["score"])
     return scores
 
 
