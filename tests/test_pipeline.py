@@ -195,7 +195,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert [s.name for s in steps] == [
         "convert", "teacher_nli", "teacher_sts", "teacher_sts2", "cross_encoder", "cross_encoder2", "silver",
         "teacher_silver", "student_init", "distill", "distill_epoch2", "distill_epoch3", "distill_epoch4",
-        "distill_epoch5", "student_gold", "student_gold2", "student_sts", "evaluate", "package"]
+        "distill_epoch5", "distill_epoch6", "student_gold", "student_gold2", "student_sts", "evaluate", "package"]
     p = Pipeline(work_dir=str(tmp_path / "w"))
     checked, skipped = [], []
     for step in p.steps:
@@ -213,7 +213,8 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
             assert config.model.startswith(str(tmp_path / "w"))
         checked.append(step.name)
     assert {"teacher_nli", "teacher_sts", "teacher_silver", "distill", "distill_epoch2",
-            "distill_epoch3", "distill_epoch4", "distill_epoch5", "student_gold", "student_gold2", "student_sts",
+            "distill_epoch3", "distill_epoch4", "distill_epoch5", "distill_epoch6", "student_gold",
+            "student_gold2", "student_sts",
             "cross_encoder",
             "cross_encoder2"} <= set(checked)
     for name in ("teacher_silver", "student_sts"):
@@ -244,7 +245,8 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert p.recipe_path(p.step("teacher_sts2")) == p.recipe_path(p.step("teacher_sts"))
     assert teacher2.model == str(tmp_path / "w" / "teacher_sts" / "model")
     assert teacher2.seed == 43 and teacher2.optimizer.learning_rate == pytest.approx(1e-5)
-    for name in ("distill", "distill_epoch2", "distill_epoch3", "distill_epoch4", "distill_epoch5"):
+    for name in ("distill", "distill_epoch2", "distill_epoch3", "distill_epoch4", "distill_epoch5",
+                 "distill_epoch6"):
         assert p.recipe_config(p.step(name), check=False).tasks[0].teacher == \
             str(tmp_path / "w" / "teacher_sts2" / "model")
     for name in ("student_init", "package"):
@@ -262,12 +264,12 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert every.resolve_ref(every.step("silver").args["scorer"]) == "cross_encoder2"
     assert every.recipe_config(every.step("teacher_sts"), check=False).model == \
         str(tmp_path / "w" / "teacher_nli" / "model")
-    # epochs 2 to 5 are distill.yaml again (one list of sources), each from the previous epoch's
+    # epochs 2 to 6 are distill.yaml again (one list of sources), each from the previous epoch's
     # student, reading the distill step's teacher cache with the same teacher, in a new order at
     # half the rate; the students fine-tune the last one
     previous = "distill"
     for name, seed in (("distill_epoch2", 43), ("distill_epoch3", 44), ("distill_epoch4", 45),
-                       ("distill_epoch5", 46)):
+                       ("distill_epoch5", 46), ("distill_epoch6", 47)):
         epoch = p.recipe_config(p.step(name), check=False)
         assert p.recipe_path(p.step(name)) == p.recipe_path(p.step("distill"))
         assert epoch.model == str(tmp_path / "w" / previous / "model")
@@ -281,7 +283,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert distill.seed == 42 and distill.optimizer.learning_rate == pytest.approx(2e-4)
     assert distill.tasks[0].teacher_cache is None            # the default: its own folder
     gold = p.recipe_config(p.step("student_gold"), check=False)
-    assert gold.model == str(tmp_path / "w" / "distill_epoch5" / "model")
+    assert gold.model == str(tmp_path / "w" / "distill_epoch6" / "model")
     assert p.recipe_config(p.step("student_sts"), check=False).model == gold.model
     assert not any(d.path for d in gold.tasks[0].data)      # gold only: the without-silver run
     # the second CoSENT epoch: student_gold.yaml again, from student_gold, new order, lower rate
@@ -292,7 +294,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert gold2.seed == 43 and gold2.optimizer.learning_rate == pytest.approx(2e-5)
     assert [d.name for d in gold2.tasks[0].data] == [d.name for d in gold.tasks[0].data]
     package = p.step("package").args
-    for name in ("student_gold2", "student_sts", "distill_epoch4", "distill_epoch5"):
+    for name in ("student_gold2", "student_sts", "distill_epoch4", "distill_epoch5", "distill_epoch6"):
         assert name in package["candidates"] and name in p.step("evaluate").args["models"]
     assert "cross_encoder2" in p.step("evaluate").args["models"]
     if skipped:
