@@ -29,7 +29,6 @@ BATCH_SIZE, PAD_TO = 64, 8
 
 def _worker(args) -> dict:
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(args.threads)
-    import numpy as np
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -37,12 +36,20 @@ def _worker(args) -> dict:
     from tfkosent import SentenceEncoder
     from tfkosent.config import EncoderConfig
     from tfkosent.data import load_sts
+    from tfkosent.layers.packing import num_special_tokens
     from tfkosent.layers.transformer import TransformerEncoder
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from throughput import padded_batches
 
     examples = load_sts("korsts-test", data_dir=args.data_dir)
     sentences = [e.sentence1 for e in examples] + [e.sentence2 for e in examples]
     model = SentenceEncoder.load(args.model)
-    rows = [[2] + list(ids[:model.max_seq_length - 2]) + [3] for ids in model.tokenize(sentences)]
+    # [CLS] ... [SEP] in the model's own ids (XLM-R's <s> = 0, </s> = 2, <pad> = 1 for the default).
+    special = model._backend.preprocessor.tokenizer.get_special_tokens_dict()
+    cap = model.max_seq_length - num_special_tokens(1, model._backend.packing)
+    rows = [[special["start_of_sequence_id"]] + list(ids[:cap]) + [special["end_of_segment_id"]]
+            for ids in model.tokenize(sentences)]
+    padding_id = special["padding_id"]
     if args.worker == "ours":
         encoder = model._backend.encoder
     else:
@@ -50,21 +57,13 @@ def _worker(args) -> dict:
             vocab_size=8002, hidden_size=768, num_layers=3, num_heads=12, intermediate_size=3072,
             max_position_embeddings=512, type_vocab_size=2, pooling="mean"))
         encoder.build()
-        rows = [[r[0]] + [t % 8000 + 2 for t in r[1:-1]] + [r[-1]] for r in rows]
+        # KoBERT's [CLS] = 2, [SEP] = 3, [PAD] = 1; ids fold into its 8,002-piece vocabulary.
+        rows = [[2] + [t % 8000 + 2 for t in r[1:-1]] + [3] for r in rows]
+        padding_id = 1
     spec = {k: tf.TensorSpec([None, None], tf.int32) for k in ("input_word_ids", "input_mask", "input_type_ids")}
     run = tf.function(lambda x: encoder(x, training=False)["pooled_output"], input_signature=[spec],
                       jit_compile=args.jit)
-    order = np.argsort([-len(r) for r in rows], kind="stable")
-    batches = []
-    for i in range(0, len(rows), BATCH_SIZE):
-        batch = [rows[j] for j in order[i:i + BATCH_SIZE]]
-        width = -(-len(batch[0]) // PAD_TO) * PAD_TO
-        ids = np.zeros((len(batch), width), np.int32)
-        mask = np.zeros_like(ids)
-        for r, row in enumerate(batch):
-            ids[r, :len(row)] = row
-            mask[r, :len(row)] = 1
-        batches.append({"input_word_ids": ids, "input_mask": mask, "input_type_ids": np.zeros_like(ids)})
+    _, batches = padded_batches(rows, BATCH_SIZE, pad_to=PAD_TO, padding_id=padding_id)
     start = time.perf_counter()
     for batch in batches:          # every shape once: traces (and XLA compiles) before timing
         run(batch).numpy()
