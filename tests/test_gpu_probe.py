@@ -84,10 +84,17 @@ def test_import_student_writes_a_loadable_model_and_rejects_wrong_names(tmp_path
     np.savez(tmp_path / "s_layers.npz", **rest)
 
     out = str(tmp_path / "student")
-    assert import_model.main(["--base", base, "--student", str(tmp_path / "s"), "--out", out]) == 0
+    assert import_model.main(["--base", base, "--student", str(tmp_path / "s"), "--out", out,
+                              "--student-of", base, "--teacher-layers", "1"]) == 0
     files = load_model_dir(out)
     assert files.config.encoder.num_layers == 1
     assert "gpu_probe/train_torch.py" in " ".join(files.config.metadata["notes"])
+    # what the pipeline's distillation losses read to map hidden states to the teacher's
+    assert files.config.metadata["teacher_layers"] == [1]
+    assert files.config.metadata["student_of"] == base
+    with pytest.raises(SystemExit, match="names 2 layers, the weights have 1"):
+        import_model.main(["--base", base, "--student", str(tmp_path / "s"), "--out", out + "3",
+                           "--teacher-layers", "1,2"])
     emb_out = SentenceEncoder.load(out).encode(["안녕하세요", "반갑습니다"])
     assert emb_out.shape == (2, 32) and np.all(np.isfinite(emb_out))
 

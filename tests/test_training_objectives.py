@@ -108,6 +108,21 @@ OBJECTIVES = {  # name: (task, recipe overrides)
 }
 
 
+def test_stop_at_step_ends_early_on_the_full_runs_learning_rate(cosent_run, model_dir, data_dir, tmp_path):
+    """`stop_at_step` runs a prefix of a longer schedule (the GPU probe's teacher: a 4-epoch
+    schedule kept after epoch 2); `max_steps` instead shortens the schedule itself."""
+    _, full, _ = cosent_run
+    tasks = [{"loss": "cosent", "data": ["korsts-train"], "batch_size": 16}]
+    half = len(full) // 2
+    _, prefix, _ = run(tmp_path / "prefix", model_dir, data_dir, tasks, epochs=2, stop_at_step=half, eval=None)
+    _, capped, _ = run(tmp_path / "capped", model_dir, data_dir, tasks, epochs=2, max_steps=half, eval=None)
+    assert [r["step"] for r in prefix] == [r["step"] for r in full[:half]]
+    np.testing.assert_allclose([r["learning_rate"] for r in prefix],
+                               [r["learning_rate"] for r in full[:half]], rtol=1e-6)
+    assert prefix[-1]["learning_rate"] > 0.4 * max(r["learning_rate"] for r in full)
+    assert capped[-1]["learning_rate"] < 0.1 * max(r["learning_rate"] for r in full)
+
+
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))
 def test_objective_learns(name, model_dir, data_dir, tmp_path):
     task, overrides = OBJECTIVES[name]

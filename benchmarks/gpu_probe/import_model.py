@@ -7,7 +7,8 @@ vocabulary and config of the model they started from (the `convert` step's direc
 
   # a student (float16, two files: PREFIX_embeddings.npz + PREFIX_layers.npz)
   python benchmarks/gpu_probe/import_model.py --base runs/default_model_t2/convert/model \\
-      --student runs/gpu_probe_run1/student --out runs/gpu_probe_run1/student_model
+      --student runs/gpu_probe_run1/student --out runs/gpu_probe_run1/student_model \\
+      --student-of runs/gpu_probe_run1/teacher_model --teacher-layers 3,7,11
   # the teacher (int8 with per-output-unit scales, PREFIX_int8_*.npz)
   python benchmarks/gpu_probe/import_model.py --base runs/default_model_t2/convert/model \\
       --teacher runs/gpu_probe_run1/teacher --out runs/gpu_probe_run1/teacher_model
@@ -57,6 +58,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--name", default=None, help="metadata.name (default: the output directory's name)")
     p.add_argument("--note", action="append", default=[], help="a line for metadata.notes (repeatable)")
+    p.add_argument("--student-of", default=None,
+                   help="a student's teacher (model directory), recorded as metadata.student_of")
+    p.add_argument("--teacher-layers", default=None,
+                   help="the teacher layers the student was cut from, e.g. 3,7,11 (train_torch.py's "
+                        "choice), recorded as metadata.teacher_layers: distillation losses that map "
+                        "hidden states read it")
     args = p.parse_args(argv)
 
     import os
@@ -77,6 +84,13 @@ def main(argv=None) -> int:
     metadata["notes"] = list(metadata.get("notes", [])) + [
         "trained with PyTorch on a GPU by benchmarks/gpu_probe/train_torch.py from the weights of "
         f"{os.path.abspath(args.base)}; imported by benchmarks/gpu_probe/import_model.py"] + args.note
+    if args.student_of:
+        metadata["student_of"] = args.student_of
+    if args.teacher_layers:
+        metadata["teacher_layers"] = [int(i) for i in args.teacher_layers.split(",")]
+        if len(metadata["teacher_layers"]) != layers:
+            raise SystemExit(f"--teacher-layers names {len(metadata['teacher_layers'])} layers, "
+                             f"the weights have {layers}")
     if args.teacher:
         metadata["notes"].append("weights are int8 with a float32 scale per output unit (the transfer "
                                  "format of the probe), widened to float32")

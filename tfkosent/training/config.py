@@ -301,6 +301,7 @@ class TrainConfig:
     schedule: Literal[SCHEDULES] = "sequential"
     epochs: int = 1
     max_steps: Optional[int] = None
+    stop_at_step: Optional[int] = None
     max_seq_length: Optional[int] = None
     pad_to_multiple_of: int = 8
     bucket_batches: int = 50
@@ -327,7 +328,7 @@ class TrainConfig:
             yield "tasks", "needs at least one task"
         if self.epochs <= 0:
             yield "epochs", f"must be positive, got {self.epochs}"
-        for name in ("max_steps", "max_seq_length"):
+        for name in ("max_steps", "stop_at_step", "max_seq_length"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 yield name, f"must be positive, got {value}"

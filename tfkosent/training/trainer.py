@@ -342,7 +342,7 @@ class Trainer:
                         name=f"teacher_encoder_{task.index}")
                 task.teacher.trainable = False
         with self.strategy.scope():
-            self.schedule = create_schedule(c.optimizer, self.total_steps)
+            self.schedule = create_schedule(c.optimizer, self.schedule_steps)
             self.optimizer = create_optimizer(c.optimizer, self.schedule,
                                               loss_scaling=c.mixed_precision == "float16")
             self.optimizer.build(self._trainable_variables())
@@ -370,7 +370,11 @@ class Trainer:
         self.orders = [multitask.interleave({t: self.tasks[t].tokens.num_batches(self.tasks[t].batch_size)
                                              for t in e.task_epochs}) for e in self.epochs]
         total = sum(len(o) for o in self.orders)
-        self.total_steps = min(total, c.max_steps) if c.max_steps else total
+        # The learning rate spans `schedule_steps`; the run ends at `total_steps`, earlier when
+        # `stop_at_step` asks for a prefix of a longer schedule (the GPU probe's teacher: a 4-epoch
+        # schedule kept after epoch 2, while its rate was still at about half its peak).
+        self.schedule_steps = min(total, c.max_steps) if c.max_steps else total
+        self.total_steps = min(self.schedule_steps, c.stop_at_step or self.schedule_steps)
 
     def _setup(self) -> None:
         c = self.config
