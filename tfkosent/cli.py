@@ -217,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--option", action="append", metavar="NAME=BOOL",
                    help="turn an option of the pipeline file on or off, e.g. nli=true, "
                         "cross_encoder=false, teacher_epoch2=false (the defaults are the pipeline "
-                        "file's options: they make the shipped model)")
+                        "file's options: they make the all-TensorFlow default model, session 12's; the "
+                        "shipped one adds GPU-probe steps, MODEL_CARD.md)")
     c.add_argument("--adopt", action="append", metavar="STEP=DIR",
                    help="mark STEP done with a model trained earlier (a model directory or a run "
                         "directory with model/): it is copied into the work directory")

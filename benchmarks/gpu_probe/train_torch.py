@@ -1,7 +1,9 @@
 """The default model's recipe in PyTorch, for a lent GPU machine that has no TensorFlow.
 
-A probe, not the recipe: `tfkosent pipeline default-model` (TensorFlow, resumable, on a CPU) is
-what builds the shipped model.  This script re-implements the same encoder (tfkosent's
+Since session 15 the shipped model starts here: its teacher, distillation and first CoSENT
+epoch came from this script on a lent H200, its cross-encoder silver step from the TensorFlow
+pipeline (MODEL_CARD.md, "Reproduce"); `tfkosent pipeline default-model` alone (TensorFlow,
+resumable, on a CPU) makes the all-TensorFlow model.  This script re-implements the same encoder (tfkosent's
 post-LN BERT with mean pooling, `tfkosent/layers/transformer.py`, the same canonical weight names
 and Keras [in, out] kernels, so nothing is converted on the way back), the same losses (CoSENT
 scale 20, `distill_cosine`, supervised SimCSE at temperature 0.05) and the same optimizer
@@ -17,9 +19,10 @@ linear decay), to measure on a GPU in minutes what the CPU needs sessions for:
      that run, scored on KorSTS dev/test and KLUE-STS dev.
 
 Inputs are made by `prepare.py` (token ids and the 4-bit weights).  Everything it writes to
---out as it goes: results.jsonl (one line per measurement), and at the end the best student
-(float16, tfkosent canonical names; `import_model.py` turns it into a model directory) and the
-best teacher (int8 with a float32 scale per output unit, to fit the transfer limit).
+--out as it goes: results.jsonl (one line per measurement), the longest distillation's student
+before any CoSENT (student_d<N>), after each CoSENT stage (student_d<N>_gold1, _gold2) and the
+best student if it is another (float16, tfkosent canonical names; `import_model.py` turns each
+into a model directory), and the best teacher (int8 with a float32 scale per output unit, to fit the transfer limit).
 
   python train_torch.py --inputs .gpu_probe --out $OUT --budget-s 450
   python train_torch.py --inputs .gpu_probe --out /tmp/smoke --smoke      # CPU check, tiny
@@ -509,6 +512,11 @@ def main(argv=None):
         if epoch in snapshots or epoch == epochs:
             snaps[epoch] = student.state()
     del cache
+    # The longest distillation also comes back before any CoSENT: the silver step (cross-encoder
+    # labels, `student_sts`) runs in the TensorFlow pipeline, and on the CPU chain it gained most
+    # from a distilled student (+0.78 KorSTS dev over gold only) against +0.27/+0.31 from the
+    # probe's students that had already had their gold epoch (TRAINING.md, session 15).
+    save_student(snaps[max(snaps)], args.out, f"student_d{max(snaps)}")
 
     # 4. student_gold (5e-5, seed 42) then student_gold2 (2e-5, seed 43) from each snapshot
     best_student = {"dev": -1.0}
