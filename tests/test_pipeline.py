@@ -118,7 +118,7 @@ def test_dry_run_reports_states_without_running(make, capsys):
     assert make.calls == []
     assert states == {"a": "done", "b": "done", "opt": "disabled", "c": "partial", "d": "todo"}
     out = capsys.readouterr().out
-    assert "skip (done)" in out and "resume" in out and "-> run" in out and "skip (option extra" in out
+    assert "skip (done)" in out and "resume" in out and "-> run" in out and "skip (runs only when extra)" in out
 
 
 def test_failing_step_leaves_no_marker_and_stops(make):
@@ -193,9 +193,10 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
 
     options, steps, _ = load_spec(DEFAULT_PIPELINE)
     assert [s.name for s in steps] == [
-        "convert", "teacher_nli", "teacher_sts", "teacher_sts2", "cross_encoder", "cross_encoder2", "silver",
-        "teacher_silver", "student_init", "distill", "distill_epoch2", "distill_epoch3", "distill_epoch4",
-        "distill_epoch5", "distill_epoch6", "student_gold", "student_gold2", "student_sts", "evaluate", "package"]
+        "convert", "teacher_nli", "teacher_sts", "teacher_sts2", "teacher_probe", "cross_encoder",
+        "cross_encoder2", "silver", "teacher_silver", "student_init", "distill", "distill_epoch2",
+        "distill_epoch3", "distill_epoch4", "distill_epoch5", "distill_epoch6", "distill_probe",
+        "student_gold", "student_gold2", "student_sts", "evaluate", "package"]
     p = Pipeline(work_dir=str(tmp_path / "w"))
     checked, skipped = [], []
     for step in p.steps:
@@ -214,7 +215,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
         checked.append(step.name)
     assert {"teacher_nli", "teacher_sts", "teacher_silver", "distill", "distill_epoch2",
             "distill_epoch3", "distill_epoch4", "distill_epoch5", "distill_epoch6", "student_gold",
-            "student_gold2", "student_sts",
+            "student_gold2", "student_sts", "teacher_probe", "distill_probe",
             "cross_encoder",
             "cross_encoder2"} <= set(checked)
     for name in ("teacher_silver", "student_sts"):
@@ -223,7 +224,10 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     # the defaults make the shipped model: teacher_sts2 (teacher_sts.yaml again from teacher_sts,
     # new order, half the rate) teaches every distillation step and is packaged as the teacher;
     # the two-epoch cross-encoder labels the silver pairs
-    assert options == {"nli": False, "teacher_silver": False, "teacher_epoch2": True, "cross_encoder": True}
+    assert options == {"nli": False, "teacher_silver": False, "teacher_epoch2": True, "cross_encoder": True,
+                       "probe_recipe": False}
+    assert [s.name for s in p.steps if p.state(s) == "disabled"] == [
+        "teacher_nli", "teacher_probe", "teacher_silver", "distill_probe"]
     distill = p.recipe_config(p.step("distill"), check=False)
     assert distill.tasks[0].teacher == str(tmp_path / "w" / "teacher_sts2" / "model")
     distill_teacher, distill_sources = distill.tasks[0].teacher, distill.tasks[0].data
@@ -297,6 +301,31 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     for name in ("student_gold2", "student_sts", "distill_epoch4", "distill_epoch5", "distill_epoch6"):
         assert name in package["candidates"] and name in p.step("evaluate").args["models"]
     assert "cross_encoder2" in p.step("evaluate").args["models"]
+    # --option probe_recipe=true: the GPU probe's recipe in TensorFlow.  teacher_probe (CoSENT at
+    # 3e-5, 2 of 4 scheduled epochs, uniform batches) replaces teacher_sts + teacher_sts2 everywhere,
+    # distill_probe (one 10-epoch schedule stopped after 5, uniform batches) the six distill steps
+    probe = Pipeline(work_dir=str(tmp_path / "w"), options={"probe_recipe": True})
+    assert [s.name for s in probe.steps if probe.enabled(s)] == [
+        "convert", "teacher_probe", "cross_encoder", "cross_encoder2", "silver", "student_init",
+        "distill_probe", "student_gold", "student_gold2", "student_sts", "evaluate", "package"]
+    teacher = probe.recipe_config(probe.step("teacher_probe"), check=False)
+    assert teacher.model == str(tmp_path / "w" / "convert" / "model")
+    assert (teacher.epochs, teacher.stop_at_step, teacher.bucket_batches) == (4, 1088, 1)
+    assert teacher.optimizer.learning_rate == pytest.approx(3e-5)
+    assert [d.name for d in teacher.tasks[0].data] == ["korsts-train", "klue-sts-train"]
+    student = probe.recipe_config(probe.step("distill_probe"), check=False)
+    assert student.model == str(tmp_path / "w" / "student_init" / "model")
+    assert student.tasks[0].teacher == str(tmp_path / "w" / "teacher_probe" / "model")
+    assert (student.epochs, student.stop_at_step, student.bucket_batches) == (10, 13000, 1)
+    assert student.optimizer.learning_rate == pytest.approx(2e-4)
+    assert [d.name for d in student.tasks[0].data] == [d.name for d in distill_sources]
+    for name in ("silver", "student_init", "package"):
+        key = "bi_encoder" if name == "silver" else "teacher"
+        assert probe.resolve_ref(probe.step(name).args[key]) == "teacher_probe"
+    for name in ("student_gold", "student_sts"):
+        assert probe.recipe_config(probe.step(name), check=False).model == \
+            str(tmp_path / "w" / "distill_probe" / "model")
+    assert "distill_probe" in package["candidates"] and "teacher_probe" in p.step("evaluate").args["models"]
     if skipped:
         pytest.skip(f"recipes of step(s) {skipped} are not in this checkout yet")
 
@@ -335,7 +364,7 @@ def test_cli_options_and_adopt_parse(tmp_path, capsys, tiny_model_dir):
     assert main(["pipeline", "default-model", "--work-dir", str(work), "--option", "teacher_silver=false",
                  "--adopt", f"convert={tiny_model_dir}", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "would adopt" in out and "skip (option teacher_silver is off)" in out
+    assert "would adopt" in out and "skip (runs only when teacher_silver)" in out
     assert not (work / "convert" / DONE_FILE).exists()        # a dry run changes nothing
 
 
@@ -518,3 +547,57 @@ def test_dry_run_shows_what_a_redone_step_makes_stale_downstream(make, tmp_path,
     assert "a                fake             stale     -> set aside and rerun (its arguments" in out
     assert "b                fake             stale     -> set aside and rerun (step 'a', which it reads from, runs before it)" in out
     assert "c                fake             done      -> skip (done)" in out
+
+
+def test_when_takes_not_and_lists_of_conditions(tmp_path):
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text("options: {new: false, extra: true}\n"
+                    "steps:\n"
+                    "  - {name: old, kind: fake, when: not new}\n"
+                    "  - {name: new_only, kind: fake, when: new}\n"
+                    "  - {name: both, kind: fake, when: [extra, not new]}\n", encoding="utf-8")
+    kinds = {"fake": lambda ctx: {}}
+
+    def enabled(**options):
+        p = Pipeline(str(spec), work_dir=str(tmp_path / "w"), options=options, kinds=kinds)
+        return [s.name for s in p.steps if p.enabled(s)]
+
+    assert enabled() == ["old", "both"]
+    assert enabled(new=True) == ["new_only"]
+    assert enabled(extra=False) == ["old"]
+    p = Pipeline(str(spec), work_dir=str(tmp_path / "w"), options={"new": True}, kinds=kinds)
+    assert p.step("both").when_text() == "extra and not new"
+    assert "skip (runs only when extra and not new)" in p.format_plan(p.steps)
+
+
+@pytest.mark.parametrize("when, message", [("not bogus", "'bogus' is not an option"),
+                                           ("[new, bogus]", "'bogus' is not an option"),
+                                           ("[]", "must be an option name"),
+                                           ("{a: 1}", "must be an option name")])
+def test_when_names_only_known_options(tmp_path, when, message):
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(f"options: {{new: false}}\nsteps:\n  - {{name: s, kind: fake, when: {when}}}\n",
+                    encoding="utf-8")
+    with pytest.raises(PipelineError, match=message) as err:
+        load_spec(str(spec))
+    assert "steps[0] (s)" in str(err.value)
+
+
+def test_an_alternative_behind_an_option_that_is_off_leaves_done_steps_current(make, tmp_path):
+    old = SPEC.replace("options: {extra: true}", "options: {extra: true, new: false}")
+    old = old.replace("args: {model: a}}", "args: {model: a, also: [a, opt]}}")
+    (tmp_path / "pipeline.yaml").write_text(old, encoding="utf-8")
+    make().run()
+    # the file gains a step behind an option that is off, offered first in b's lists
+    new = old.replace("  - {name: b, kind: fake, args: {model: a, also: [a, opt]}}",
+                      "  - {name: a2, kind: fake, when: new}\n"
+                      "  - {name: b, kind: fake, args: {model: [a2, a], also: [a2, a, opt]}}")
+    assert new != old
+    (tmp_path / "pipeline.yaml").write_text(new, encoding="utf-8")
+    p = make()
+    assert p.stale_reason(p.step("b")) is None
+    # turned on, the option makes b read a2: stale
+    p = Pipeline(str(tmp_path / "pipeline.yaml"), work_dir=str(make.work), options={"new": True},
+                 kinds=p.kinds)
+    assert p.stale_reason(p.step("b")) == ("its arguments in the pipeline file changed since it ran "
+                                           "(also, model)")

@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-nli", action="store_true", help="skip the optional teacher_nli step "
                    "(same as --option nli=false; off by default since the option defaults to false)")
     c.add_argument("--option", action="append", metavar="NAME=BOOL",
-                   help="turn an option of the pipeline file on or off, e.g. nli=true, "
+                   help="turn an option of the pipeline file on or off, e.g. nli=true, probe_recipe=true, "
                         "cross_encoder=false, teacher_epoch2=false (the defaults are the pipeline "
                         "file's options: they make the all-TensorFlow default model, session 12's; the "
                         "shipped one adds GPU-probe steps, MODEL_CARD.md)")

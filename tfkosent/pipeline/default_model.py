@@ -73,8 +73,28 @@ class Step:
     name: str
     kind: str
     args: Dict[str, Any]
-    when: Optional[str] = None      # an option name: the step runs only when it is true
+    # When the step runs: None (always), an option name ("cross_encoder": when it is true),
+    # "not NAME" (when it is false), or a list of those (when all of them hold).
+    when: Union[None, str, Sequence[str]] = None
     description: str = ""
+
+    def conditions(self) -> List[tuple]:
+        """[(option name, required value)] of `when`."""
+        if self.when is None:
+            return []
+        items = [self.when] if isinstance(self.when, str) else list(self.when)
+        out = []
+        for item in items:
+            words = str(item).split()
+            if len(words) == 2 and words[0] == "not":
+                out.append((words[1], False))
+            else:
+                out.append((str(item).strip(), True))
+        return out
+
+    def when_text(self) -> str:
+        """`when` as one line, e.g. "teacher_epoch2 and not probe_recipe"."""
+        return " and ".join(name if value else f"not {name}" for name, value in self.conditions())
 
 
 # --------------------------------------------------------------------------- helpers
@@ -157,11 +177,19 @@ def load_spec(path: str):
         extra = set(raw) - {"name", "kind", "args", "when", "description"}
         if extra:
             raise PipelineError(f"{where} ({raw['name']}): unknown key(s) {sorted(extra)}")
-        if raw.get("when") is not None and raw["when"] not in options:
-            raise PipelineError(f"{where} ({raw['name']}): when: {raw['when']!r} is not an option "
-                                f"(options: {sorted(options)})")
-        steps.append(Step(str(raw["name"]), str(raw["kind"]), dict(raw.get("args") or {}),
-                          raw.get("when"), str(raw.get("description") or "")))
+        when = raw.get("when")
+        if when is not None and not (isinstance(when, str) or (
+                isinstance(when, list) and when and all(isinstance(w, str) for w in when))):
+            raise PipelineError(f"{where} ({raw['name']}): when: must be an option name, "
+                                f"'not NAME' or a list of those, got {when!r}")
+        when = tuple(when) if isinstance(when, list) else when
+        step = Step(str(raw["name"]), str(raw["kind"]), dict(raw.get("args") or {}),
+                    when, str(raw.get("description") or ""))
+        for name, _ in step.conditions():
+            if name not in options:
+                raise PipelineError(f"{where} ({raw['name']}): when: {name!r} is not an option "
+                                    f"(options: {sorted(options)})")
+        steps.append(step)
     if not steps:
         raise PipelineError(f"{path}: no steps")
     names = [s.name for s in steps]
@@ -231,7 +259,7 @@ class Pipeline:
         return self._by_name[name]
 
     def enabled(self, step: Step) -> bool:
-        return step.when is None or bool(self.options.get(step.when))
+        return all(bool(self.options.get(name)) == value for name, value in step.conditions())
 
     def step_dir(self, name: str) -> str:
         return os.path.join(self.work_dir, name)
@@ -279,10 +307,12 @@ class Pipeline:
         if info is None:
             return None
         recorded = info.get("args")
-        if recorded is not None and _canonical(recorded) != _canonical(step.args):
-            changed = sorted(k for k in set(recorded) | set(step.args)
-                             if _canonical(recorded.get(k)) != _canonical(step.args.get(k)))
-            return f"its arguments in the pipeline file changed since it ran ({', '.join(changed)})"
+        if recorded is not None:
+            then, now = self._effective_args(recorded), self._effective_args(step.args)
+            if _canonical(then) != _canonical(now):
+                changed = sorted(k for k in set(then) | set(now)
+                                 if _canonical(then.get(k)) != _canonical(now.get(k)))
+                return f"its arguments in the pipeline file changed since it ran ({', '.join(changed)})"
         inputs = info.get("inputs") or {}
         if inputs and step.kind in ("train", "silver", "student_init"):  # these record every ref
             for key in REF_ARGS:
@@ -304,6 +334,27 @@ class Pipeline:
             if upstream is not None and (upstream.get("finished_at") or "") > finished:
                 return f"step {name!r}, which it reads from, was done again after it"
         return None
+
+    def _effective_args(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        """Step arguments as far as they decide what a step does under the current options: a
+        reference argument (`REF_ARGS`) becomes the step it resolves to, and a list of step names
+        (evaluate's `models`, package's `candidates`) keeps only its enabled steps.  So a pipeline
+        file that adds an alternative behind an option that is off (a new step in a `model:` list)
+        leaves the done steps of the old recipe current; a reference that resolves elsewhere now
+        is caught here or by `stale_reason`'s input check."""
+        out = {}
+        for key, value in args.items():
+            names = value if isinstance(value, (list, tuple)) else [value]
+            is_refs = bool(names) and all(isinstance(n, str) and n in self._by_name for n in names)
+            if key in REF_ARGS and is_refs:
+                try:
+                    value = self.resolve_ref(value)
+                except PipelineError:
+                    pass
+            elif isinstance(value, (list, tuple)) and is_refs:
+                value = [n for n in names if self.enabled(self._by_name[n])]
+            out[key] = value
+        return out
 
     def set_aside(self, step: Step) -> str:
         """Makes a done step runnable again without deleting anything: its folder is renamed
@@ -429,7 +480,7 @@ class Pipeline:
             elif state == "done":
                 action = "skip (done)"
             elif state == "disabled":
-                action = f"skip (option {step.when} is off)"
+                action = f"skip (runs only when {step.when_text()})"
             elif state == "partial":
                 action = "resume"
             else:
