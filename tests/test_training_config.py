@@ -121,6 +121,12 @@ def test_semantic_errors(tmp_path):
         MINIMAL.replace("[korsts-train]", "[{name: korsts-tain}]"): "tasks[0].data[0].name: unknown dataset",
         MINIMAL.replace("[korsts-train]", "[korsts-train, korsts-dev]"):
             "tasks[0].data[1]: 'korsts-dev' is an evaluation set; keep it out of training",
+        MINIMAL + "length_chunks: 0\n": "length_chunks: must be positive, got 0",
+        MINIMAL + "length_chunks: 8\nstrategy: tpu\n": "length_chunks: needs run-time shapes",
+        MINIMAL.replace("loss: cosent", "loss: cross_bce") + "model_type: cross_encoder\nlength_chunks: 4\n":
+            "length_chunks: only applies to bi-encoder embeddings",
+        MINIMAL.replace("loss: cosent", "loss: distill_hidden") + "    teacher: /t\nlength_chunks: 4\n":
+            "tasks[0].loss: loss 'distill_hidden' compares token states",
     }
     for text, expected in cases.items():
         message, _ = error_of(tmp_path, text)

@@ -433,3 +433,68 @@ def test_dev_curve_plot_reads_a_cross_encoders_spearman(tmp_path, monkeypatch):
     reporting.main(["--curve", f"ce={cross}", "--out", str(png)])
     reporting.main(["--curve", f"ce={cross}", "--out", str(png), "--ymin", "79"])
     assert limits[0][0] < 7.0 and limits[1][0] == 79.0 and limits[1][1] > 81.0
+
+
+# --------------------------------------------------------------------------- length chunks
+
+
+def _ragged_inputs(files, texts):
+    import tensorflow as tf
+
+    from tfkosent.layers.preprocessor import Preprocessor
+    pre = Preprocessor.from_config_and_vocab(files.config.preprocess, files.sentencepiece_proto,
+                                             seq_length=32)
+    packed = pre.bert_pack_inputs([pre.tokenize(tf.constant(texts))], seq_length=32)
+    return {k: v for k, v in packed.items()}
+
+
+@pytest.mark.parametrize("num_chunks", [1, 3, 8, 12])
+def test_pooled_in_length_chunks_matches_the_whole_batch(tiny_model_dir, num_chunks):
+    import tensorflow as tf
+
+    from tfkosent.model_dir import load_model_dir
+    from tfkosent.training.length_chunks import pooled_in_length_chunks
+
+    files = load_model_dir(tiny_model_dir)
+    encoder = files.build_encoder()
+    texts = ["가", "나는 밥을 먹는다 그리고 우리는 책을 읽는다 오늘은 비가 온다", "고양이", "우리는 책을 읽는다",
+             "오늘", "나는 밥을 먹는다", "가 나 다 라 마 바 사 아 자 차 카 타 파 하", "책"]   # 8 sentences
+    inputs = _ragged_inputs(files, texts)
+    lengths = inputs["input_mask"].numpy().sum(1)
+    assert len(set(lengths)) >= 5 and lengths.max() < 32           # ragged, padded at the end
+    whole = encoder(inputs, training=False)["pooled_output"].numpy()
+    chunked = pooled_in_length_chunks(encoder, inputs, num_chunks, training=False).numpy()
+    np.testing.assert_allclose(chunked, whole, atol=2e-5)         # in batch order, not length order
+    # the gradient of a loss over the whole batch is the same too
+    target = tf.constant(np.random.default_rng(1).normal(size=whole.shape), tf.float32)
+
+    def grads(fn):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(fn() - target))
+        return tape.gradient(loss, encoder.trainable_variables)
+
+    g_whole = grads(lambda: encoder(inputs, training=False)["pooled_output"])
+    g_chunk = grads(lambda: pooled_in_length_chunks(encoder, inputs, num_chunks, training=False))
+    for a, b in zip(g_whole, g_chunk):
+        a, b = tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy()
+        np.testing.assert_allclose(b, a, atol=1e-4 * max(1.0, np.abs(a).max()))
+
+
+def test_pooled_in_length_chunks_runs_in_a_graph_with_unknown_batch_and_length(tiny_model_dir):
+    import tensorflow as tf
+
+    from tfkosent.model_dir import load_model_dir
+    from tfkosent.training.length_chunks import pooled_in_length_chunks
+
+    files = load_model_dir(tiny_model_dir)
+    encoder = files.build_encoder()
+    spec = {k: tf.TensorSpec([None, None], tf.int32)
+            for k in ("input_word_ids", "input_mask", "input_type_ids")}
+    fn = tf.function(lambda x: pooled_in_length_chunks(encoder, x, 4, training=True),
+                     input_signature=[spec])
+    for texts in (["가", "나는 밥을 먹는다", "고양이", "우리는 책을 읽는다 오늘은 비가 온다"], ["책"]):
+        out = fn(_ragged_inputs(files, texts))
+        assert out.shape == (len(texts), files.config.encoder.hidden_size)
+        assert np.isfinite(out.numpy()).all()
+    with pytest.raises(ValueError, match="num_chunks must be positive"):
+        pooled_in_length_chunks(encoder, _ragged_inputs(files, ["가"]), 0, training=False)

@@ -305,6 +305,7 @@ class TrainConfig:
     max_seq_length: Optional[int] = None
     pad_to_multiple_of: int = 8
     bucket_batches: int = 50
+    length_chunks: int = 1
     optimizer: OptimizerConfig = OptimizerConfig()
     eval: Optional[EvalConfig] = EvalConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
@@ -332,7 +333,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 yield name, f"must be positive, got {value}"
-        for name in ("pad_to_multiple_of", "bucket_batches", "log_every"):
+        for name in ("pad_to_multiple_of", "bucket_batches", "length_chunks", "log_every"):
             if getattr(self, name) <= 0:
                 yield name, f"must be positive, got {getattr(self, name)}"
         if self.schedule == "round_robin":
@@ -364,6 +365,16 @@ class TrainConfig:
             yield "tasks", f"task names must be unique, got {names}"
         if self.devices is not None and self.strategy != "mirrored":
             yield "devices", "only applies to strategy: mirrored"
+        if self.length_chunks > 1:
+            # Chunks cut to their own longest sentence have shapes known only at run time.
+            if self.strategy == "tpu":
+                yield "length_chunks", "needs run-time shapes, which TPUs do not compile; use 1"
+            if cross:
+                yield "length_chunks", "only applies to bi-encoder embeddings, not model_type: cross_encoder"
+            for i, task in enumerate(self.tasks):
+                if task.loss.build().online_teacher:
+                    yield ("tasks", i, "loss"), (f"loss {task.loss.type!r} compares token states; "
+                                                 f"length_chunks applies to pooled embeddings only")
 
     def task_epochs(self, task: TaskConfig) -> int:
         return task.epochs if task.epochs is not None else self.epochs

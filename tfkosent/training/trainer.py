@@ -65,6 +65,7 @@ from tfkosent.training import data as train_data
 from tfkosent.training import multitask
 from tfkosent.training.checkpointing import CHECKPOINT_DIR, StopSignals, TrainState
 from tfkosent.training.config import RecipeError, TrainConfig, resolve_path
+from tfkosent.training.length_chunks import pooled_in_length_chunks
 from tfkosent.training.optimization import create_optimizer, create_schedule
 from tfkosent.training.reporting import LOSS_CURVE_FILE, METRICS_FILE, RunLog, plot_loss_curve
 from tfkosent.training.strategy import create_strategy, is_tpu
@@ -385,6 +386,8 @@ class Trainer:
             self.strategy = create_strategy(c.strategy, c.tpu, c.devices)
         logger.info("strategy %s with %d replica(s)", type(self.strategy).__name__,
                     self.strategy.num_replicas_in_sync)
+        if c.length_chunks > 1 and is_tpu(self.strategy):   # `strategy: auto` found a TPU
+            raise RecipeError("length_chunks: needs run-time shapes, which TPUs do not compile; use 1")
         self.files = self._model_files()
         enc = self.files.config.encoder
         self.seq_cap = min(c.max_seq_length or self.files.config.preprocess.seq_length, enc.max_seq_length)
@@ -428,7 +431,7 @@ class Trainer:
         """int32 [b, views, seq] inputs -> float32 [b, views, hidden] pooled outputs."""
         shape = tf.shape(inputs["input_word_ids"])
         flat = {k: tf.reshape(inputs[k], [-1, shape[2]]) for k in ENCODER_INPUT_KEYS}
-        pooled = self.encoder(flat, training=training)["pooled_output"]
+        pooled = pooled_in_length_chunks(self.encoder, flat, self.config.length_chunks, training)
         return tf.reshape(tf.cast(pooled, tf.float32),
                           [shape[0], shape[1], self.files.config.encoder.hidden_size])
 
