@@ -135,6 +135,11 @@ def cmd_silver_stats(args) -> int:
     return silver_stats_cli(args)
 
 
+def cmd_carry(args) -> int:
+    from tfkosent.training.carry import carry_cli
+    return carry_cli(args)
+
+
 def cmd_embed_corpus(args, beam_args: List[str]) -> int:
     from tfkosent.beam.embed_corpus import run_cli
     return run_cli(args, beam_args)
@@ -200,6 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one recipe value (repeatable), e.g. --set optimizer.learning_rate=1e-4 "
                         "--set tasks.0.teacher_cache=runs/x/teacher_cache/raw")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("carry", help="pack a training run's newest checkpoint into one file, to resume "
+                                     "it on another machine (unpack, then the same training command)")
+    carry = p.add_subparsers(dest="action", required=True)
+    c = carry.add_parser("pack", help="RUN_DIR's newest checkpoint and small files -> FILE (.npz)")
+    c.add_argument("run_dir")
+    c.add_argument("file")
+    c.add_argument("--exact", action="store_true",
+                   help="keep every tensor as it is (about twice the size; the resume is then "
+                        "bit-identical); default: weights float16, large optimizer tensors bfloat16")
+    c.set_defaults(func=cmd_carry)
+    c = carry.add_parser("unpack", help="FILE -> RUN_DIR (its checkpoint and files), ready to resume")
+    c.add_argument("file")
+    c.add_argument("run_dir")
+    c.set_defaults(func=cmd_carry)
 
     p = sub.add_parser("pipeline", help="multi-step, resumable recipes (the default model)")
     pipe = p.add_subparsers(dest="pipeline_name", required=True)
