@@ -22,10 +22,11 @@ TensorBoard logs, model/ and export/ (written when the run ends).
 
 `exact=True` keeps every tensor as it is (a resume is then bit-identical to an
 uninterrupted run, like a resume on the same machine).  The default is compact,
-about half the size: model weights as float16 (relative error <= 2^-11) and
-large optimizer tensors as bfloat16 (AdamW's second moments are squared
-gradients, often < 6e-8, which float16 would flush to zero; bfloat16 keeps
-float32's exponent range with 8 bits of mantissa).  A compact resume continues
+about half the size: model weights as float16 (relative error about 2^-11;
+values under 6e-5, float16's subnormals, lose more) and large optimizer tensors
+as bfloat16 (AdamW's second moments are squared gradients, often < 6e-8, which
+float16 would flush to zero; bfloat16 keeps float32's exponent range with 8 bits
+of mantissa).  A compact resume continues
 from weights within float16 rounding of the checkpoint's, so it is close to,
 not identical with, an uninterrupted run.
 """
