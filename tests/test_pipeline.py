@@ -197,7 +197,9 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
         "cross_encoder2", "silver", "teacher_silver", "student_init", "distill", "distill_epoch2",
         "distill_epoch3", "distill_epoch4", "distill_epoch5", "distill_epoch6", "distill_probe",
         "student_gold", "student_gold2", "student_sts", "evaluate", "package"]
-    p = Pipeline(work_dir=str(tmp_path / "w"))
+    # every recipe resolves under session 12's chain (probe_recipe=false), where each step a
+    # recipe names is enabled; the probe steps are checked at the end
+    p = Pipeline(work_dir=str(tmp_path / "w"), options={"probe_recipe": False})
     checked, skipped = [], []
     for step in p.steps:
         if step.kind != "train":
@@ -221,11 +223,17 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     for name in ("teacher_silver", "student_sts"):
         config = p.recipe_config(p.step(name), check=False)
         assert str(tmp_path / "w" / "silver" / "silver.tsv") in [d.path for d in config.tasks[0].data]
-    # the defaults make the shipped model: teacher_sts2 (teacher_sts.yaml again from teacher_sts,
-    # new order, half the rate) teaches every distillation step and is packaged as the teacher;
-    # the two-epoch cross-encoder labels the silver pairs
+    # the defaults make the shipped model: the probe recipe (teacher_probe, distill_probe) and the
+    # two-epoch cross-encoder's silver pairs
     assert options == {"nli": False, "teacher_silver": False, "teacher_epoch2": True, "cross_encoder": True,
-                       "probe_recipe": False}
+                       "probe_recipe": True}
+    default = Pipeline(work_dir=str(tmp_path / "w"))
+    assert [s.name for s in default.steps if default.state(s) == "disabled"] == [
+        "teacher_nli", "teacher_sts", "teacher_sts2", "teacher_silver", "distill", "distill_epoch2",
+        "distill_epoch3", "distill_epoch4", "distill_epoch5", "distill_epoch6"]
+    # --option probe_recipe=false: session 12's chain.  teacher_sts2 (teacher_sts.yaml again from
+    # teacher_sts, new order, half the rate) teaches every distillation step and is packaged as the
+    # teacher
     assert [s.name for s in p.steps if p.state(s) == "disabled"] == [
         "teacher_nli", "teacher_probe", "teacher_silver", "distill_probe"]
     distill = p.recipe_config(p.step("distill"), check=False)
@@ -241,9 +249,12 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert ce2.model_type == "cross_encoder" and ce2.seed == 43
     assert ce2.optimizer.learning_rate == pytest.approx(ce.optimizer.learning_rate)
     # --option cross_encoder=false: neither cross-encoder step runs, teacher_sts labels by cosine
-    cosine = Pipeline(work_dir=str(tmp_path / "w"), options={"cross_encoder": False})
+    cosine = Pipeline(work_dir=str(tmp_path / "w"), options={"cross_encoder": False, "probe_recipe": False})
     assert cosine.resolve_ref(cosine.step("silver").args["scorer"]) == "teacher_sts"
     assert cosine.state(cosine.step("cross_encoder2")) == "disabled"
+    # ... and with the probe recipe (the default), its teacher does
+    cosine = Pipeline(work_dir=str(tmp_path / "w"), options={"cross_encoder": False})
+    assert cosine.resolve_ref(cosine.step("silver").args["scorer"]) == "teacher_probe"
     assert p.recipe_config(p.step("teacher_sts"), check=False).model == str(tmp_path / "w" / "convert" / "model")
     teacher2 = p.recipe_config(p.step("teacher_sts2"), check=False)
     assert p.recipe_path(p.step("teacher_sts2")) == p.recipe_path(p.step("teacher_sts"))
@@ -256,13 +267,13 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     for name in ("student_init", "package"):
         assert p.resolve_ref(p.step(name).args["teacher"]) == "teacher_sts2"
     # --option teacher_epoch2=false: the one-epoch teacher_sts teaches, teacher_sts2 does not run
-    first = Pipeline(work_dir=str(tmp_path / "w"), options={"teacher_epoch2": False})
+    first = Pipeline(work_dir=str(tmp_path / "w"), options={"teacher_epoch2": False, "probe_recipe": False})
     assert first.recipe_config(first.step("distill"), check=False).tasks[0].teacher == \
         str(tmp_path / "w" / "teacher_sts" / "model")
     assert first.resolve_ref(first.step("package").args["teacher"]) == "teacher_sts"
     every = Pipeline(work_dir=str(tmp_path / "w"),
                      options={"teacher_silver": True, "cross_encoder": True, "nli": True,
-                              "teacher_epoch2": True})
+                              "teacher_epoch2": True, "probe_recipe": False})
     distill = every.recipe_config(every.step("distill"), check=False)
     assert distill.tasks[0].teacher == str(tmp_path / "w" / "teacher_silver" / "model")
     assert every.resolve_ref(every.step("silver").args["scorer"]) == "cross_encoder2"
