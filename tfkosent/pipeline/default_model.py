@@ -43,6 +43,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -53,6 +54,8 @@ from tfkosent.config import ConfigError
 DEFAULT_PIPELINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "configs", "default_model", "pipeline.yaml")
 DEFAULT_WORK_DIR = os.path.join("runs", "default_model")
+# The directory holding the tfkosent package (the repository root in a checkout).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DONE_FILE = "DONE.json"
 ATTEMPTS_FILE = "attempts.jsonl"
 MODEL_SUBDIR = "model"
@@ -770,6 +773,33 @@ def step_evaluate(ctx: StepContext) -> dict:
             "not_done": not_done}
 
 
+# Where the package step's provenance paths point, in the order they are rewritten (the work
+# dir usually lies inside the repository, so it goes first).
+PATH_PLACEHOLDERS = {"$WORK_DIR": "the pipeline's --work-dir", "$DATA_DIR": "the pipeline's --data-dir",
+                     ".": "the repository root; other relative paths are relative to it"}
+
+
+def _portable_paths(value, work_dir: str, data_dir: Optional[str], repo_root: str):
+    """`value` (JSON-like) with absolute paths under the work dir, the data dir and the repository
+    rewritten as `$WORK_DIR/...`, `$DATA_DIR/...` and repository-relative paths, inside any string
+    (commands too).  The shipped config.json then says how the model was made without naming the
+    directories of the machine that made it; paths elsewhere (an adopted model) stay as they are."""
+    if isinstance(value, dict):
+        return {k: _portable_paths(v, work_dir, data_dir, repo_root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_portable_paths(v, work_dir, data_dir, repo_root) for v in value]
+    if not isinstance(value, str):
+        return value
+    for root, placeholder in ((work_dir, "$WORK_DIR"), (data_dir, "$DATA_DIR"), (repo_root, ".")):
+        if root:
+            root = re.escape(root.rstrip(os.sep))
+            # a path below the root, then the root itself where a path ends (space, quote, end)
+            below = "" if placeholder == "." else placeholder + "/"
+            value = re.sub(root + re.escape(os.sep), lambda m: below, value)
+            value = re.sub(root + r"(?=$|[\s'\"])", lambda m: placeholder, value)
+    return value
+
+
 def _git_commit() -> Optional[str]:
     import subprocess
     try:
@@ -862,6 +892,8 @@ def step_package(ctx: StepContext) -> dict:
                          f"tfkosent evaluate default --tasks {','.join(_read_json(evaluation['outputs']['results_json'])['tasks'])}"],
             "steps": steps, "packaged_at": _utc_now(),
         })
+    metadata = _portable_paths(metadata, p.work_dir, p.data_dir, REPO_ROOT)
+    metadata["default_model"]["path_placeholders"] = PATH_PLACEHOLDERS
     config = ModelConfig(files.config.encoder, files.config.preprocess, metadata)
     path = save_model_dir(out, config, files.weights, sentencepiece_proto=files.sentencepiece_proto,
                           wordpiece_vocab=files.wordpiece_vocab, dtype="float16", overwrite=True)
