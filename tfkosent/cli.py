@@ -8,6 +8,7 @@
     tfkosent evaluate M --tasks korsts-dev,korsts-test,klue-sts-dev [--data-dir D] [--json F] [--plot DIR]
     tfkosent train CONFIG [--resume] [--data-dir D] [--set KEY.PATH=VALUE ...]
     tfkosent silver --bi-encoder DIR (--cross-encoder DIR | --scorer DIR) --out DIR [--sources S...] [--neighbors K] [--random N] [--resume]
+    tfkosent prune-ffn MODEL OUT --intermediate-size N [--by activations|weights] [--sources S...] [--limit N]
     tfkosent pipeline default-model [--work-dir W] [--data-dir D] [--from S] [--until S] [--only S] [--dry-run]
                                     [--option NAME=BOOL] [--adopt STEP=DIR]
     tfkosent embed-corpus INPUT OUTPUT --model DIR [--runner DirectRunner] [beam options]
@@ -133,6 +134,11 @@ def cmd_silver(args) -> int:
 def cmd_silver_stats(args) -> int:
     from tfkosent.training.silver import silver_stats_cli
     return silver_stats_cli(args)
+
+
+def cmd_prune_ffn(args) -> int:
+    from tfkosent.training.prune import prune_cli
+    return prune_cli(args)
 
 
 def cmd_carry(args) -> int:
@@ -270,6 +276,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=8192, help="pairs per score-cache shard")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.set_defaults(func=cmd_silver)
+
+    p = sub.add_parser("prune-ffn", help="cut every layer's feed-forward block to fewer neurons "
+                                         "(the least active ones go)")
+    p.add_argument("model", help="model directory to prune")
+    p.add_argument("out", help="output model directory")
+    p.add_argument("--intermediate-size", type=int, required=True, help="FFN neurons kept per layer")
+    p.add_argument("--by", choices=("activations", "weights"), default="activations",
+                   help="mean |activation| x output-row norm on --sources sentences (default), or "
+                        "input-column x output-row weight norms (no data)")
+    p.add_argument("--sources", nargs="+", default=None,
+                   help="datasets whose sentences measure the activations, NAME or NAME:LIMIT "
+                        "(default: korsts-train klue-sts-train; evaluation sets are refused)")
+    p.add_argument("--limit", type=int, default=4000, help="sentences used (a seeded sample)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_prune_ffn)
 
     p = sub.add_parser("silver-stats", help="label statistics of silver.tsv files, and how each "
                                             "later file's labels agree with the first's")

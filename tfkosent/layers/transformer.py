@@ -269,11 +269,13 @@ class TransformerEncoder(keras.layers.Layer):
 
     # --- forward ----------------------------------------------------------------
 
-    def call(self, inputs, training=False):
+    def embed(self, inputs, training=False):
+        """float [batch * seq, hidden] (compute dtype): the embeddings of `inputs` (a dict as for
+        `call`) after their LayerNorm and dropout, tokens flattened as the layers take them."""
         c = self.config
         word_ids = tf.cast(inputs["input_word_ids"], tf.int32)
-        mask = tf.cast(inputs["input_mask"], tf.int32)
-        seq = tf.shape(word_ids)[1]
+        shape = tf.shape(word_ids)
+        batch, seq = shape[0], shape[1]
         positions = tf.range(seq, dtype=tf.int32) + c.position_offset
         x = self.word_embeddings(word_ids) + self.position_embeddings(positions)[tf.newaxis]
         if self.token_type_embeddings is not None:
@@ -288,8 +290,14 @@ class TransformerEncoder(keras.layers.Layer):
         # back to back, two rounds (2026-12-06, 2-core CPU, BENCHMARKS.md 3f): the 3 x 384
         # default model 1,166 / 1,185 -> 1,362 / 1,403 sentences/s, the 3 x 768 shape
         # 389 / 379 -> 404 / 418.
-        batch = tf.shape(word_ids)[0]
-        x = tf.reshape(x, [batch * seq, c.hidden_size])
+        return tf.reshape(x, [batch * seq, c.hidden_size])
+
+    def call(self, inputs, training=False):
+        c = self.config
+        mask = tf.cast(inputs["input_mask"], tf.int32)
+        shape = tf.shape(mask)
+        batch, seq = shape[0], shape[1]
+        x = self.embed(inputs, training=training)
         encoder_outputs = []
         for layer in self.transformer_layers:
             x = layer(x, mask, training=training)

@@ -116,8 +116,8 @@ def collect_sentences(sources: Sequence[str], data_dir: Optional[str] = None,
     for spec in sources:
         name, limit = parse_source(spec)
         if name in EVALUATION_SETS:
-            raise SilverError(f"source {name!r} is an evaluation set; its sentences never become "
-                              f"silver pairs")
+            raise SilverError(f"source {name!r} is an evaluation set; its sentences are never "
+                              f"trained on (silver pairs, pruning statistics)")
         if name not in DATASETS:
             raise SilverError(f"unknown source {name!r}; known: {', '.join(DATASETS)}")
         kind, records = read_source(DataSource(name=name, limit=limit), data_dir)

@@ -12,10 +12,9 @@ is an ordinary tfkosent model directory with the teacher's vocabulary, ready to
 be trained with `distill_cosine`, `distill_mse` or `distill_hidden` against the teacher.
 
 `intermediate_size` narrows every kept layer's feed-forward block (structured
-pruning, as in Michel et al. 2019 and the FFN pruning of CoFi, Xia et al.
-2022, without the learned masks): a layer keeps the `intermediate_size`
+pruning, `tfkosent.training.prune`): a layer keeps the `intermediate_size`
 neurons with the largest ||W_in[:, j]|| * ||W_out[j, :]||, in their original
-order.  The FFN is two thirds of a layer's multiply-adds at hidden 384, so
+order (a trained model is better pruned by its activations: `prune.py`).  The FFN is two thirds of a layer's multiply-adds at hidden 384, so
 halving it makes the student ~1.5x cheaper per token; distillation then
 recovers what the dropped neurons did.
 
@@ -28,12 +27,11 @@ import argparse
 import dataclasses
 import re
 import sys
-from typing import Dict, List, Optional, Sequence
-
-import numpy as np
+from typing import List, Optional, Sequence
 
 from tfkosent.config import ModelConfig, inherited_metadata
 from tfkosent.model_dir import load_model_dir, save_model_dir
+from tfkosent.training.prune import prune_ffn  # noqa: F401  (re-exported: its home before prune.py)
 
 _LAYER = re.compile(r"^layer_(\d+)/(.*)$")
 
@@ -56,27 +54,6 @@ def check_layers(layers: Sequence[int], num_teacher_layers: int) -> List[int]:
     if len(set(layers)) != len(layers):
         raise ValueError(f"layers {layers} repeat a teacher layer")
     return layers
-
-
-def prune_ffn(weights: Dict[str, np.ndarray], num_layers: int, keep: int) -> Dict[str, np.ndarray]:
-    """The weights with each layer's FFN cut to the `keep` neurons of largest
-    ||intermediate kernel column|| x ||output kernel row|| (original order kept).
-
-    weights: canonical names (layer_i/intermediate/{kernel [hidden, ffn], bias [ffn]},
-    layer_i/output/kernel [ffn, hidden]); returns a new dict, other entries shared.
-    """
-    out = dict(weights)
-    for i in range(num_layers):
-        w_in = np.asarray(weights[f"layer_{i}/intermediate/kernel"])
-        w_out = np.asarray(weights[f"layer_{i}/output/kernel"])
-        if not 0 < keep <= w_in.shape[1]:
-            raise ValueError(f"intermediate_size must be in 1..{w_in.shape[1]} (the teacher's), got {keep}")
-        importance = np.linalg.norm(w_in, axis=0) * np.linalg.norm(w_out, axis=1)
-        kept = np.sort(np.argsort(-importance, kind="stable")[:keep])
-        out[f"layer_{i}/intermediate/kernel"] = w_in[:, kept]
-        out[f"layer_{i}/intermediate/bias"] = np.asarray(weights[f"layer_{i}/intermediate/bias"])[kept]
-        out[f"layer_{i}/output/kernel"] = w_out[kept]
-    return out
 
 
 def init_student(teacher_dir: str, out_dir: str, layers: Optional[Sequence[int]] = None,

@@ -1,0 +1,100 @@
+"""FFN pruning (tfkosent/training/prune.py): which neurons go, and what the pruned model keeps."""
+
+import numpy as np
+import pytest
+
+from tfkosent import SentenceEncoder
+from tfkosent.model_dir import load_model_dir, save_model_dir
+from tfkosent.testing import korean_sentences
+from tfkosent.training.prune import ffn_activation_importance, prune_ffn, prune_model_ffn
+
+SENTENCES = korean_sentences(40, seed=3)
+
+
+def _with_dead_neuron(tiny_model_dir, out, neuron=5):
+    """tiny_model_dir with FFN neuron `neuron` of layer 0 given the LARGEST weights of its layer
+    but a bias of -1e4: GELU outputs 0 for it on every token, so it adds nothing."""
+    files = load_model_dir(tiny_model_dir)
+    w = dict(files.weights)
+    w_in, w_out = w["layer_0/intermediate/kernel"].copy(), w["layer_0/output/kernel"].copy()
+    w_in[:, neuron] *= 50.0
+    w_out[neuron] *= 50.0
+    bias = w["layer_0/intermediate/bias"].copy()
+    bias[neuron] = -1e4
+    w.update({"layer_0/intermediate/kernel": w_in, "layer_0/output/kernel": w_out,
+              "layer_0/intermediate/bias": bias})
+    return save_model_dir(out, files.config, w, sentencepiece_proto=files.sentencepiece_proto)
+
+
+def test_activation_importance_finds_a_neuron_that_never_fires(tiny_model_dir, tmp_path):
+    model = _with_dead_neuron(tiny_model_dir, str(tmp_path / "dead"))
+    config = load_model_dir(model).config.encoder
+    importance = ffn_activation_importance(model, SENTENCES)
+    assert [i.shape for i in importance] == [(config.intermediate_size,)] * config.num_layers
+    assert importance[0][5] == 0.0 and (np.delete(importance[0], 5) > 0).all()
+    # by weights the dead neuron is the MOST important one: the criteria disagree
+    from tfkosent.training.prune import ffn_weight_importance
+    assert np.argmax(ffn_weight_importance(load_model_dir(model).weights, config.num_layers)[0]) == 5
+
+
+def test_pruning_by_activations_drops_the_dead_neuron_and_keeps_the_embeddings(tiny_model_dir, tmp_path):
+    model = _with_dead_neuron(tiny_model_dir, str(tmp_path / "dead"))
+    width = load_model_dir(model).config.encoder.intermediate_size
+    # keep all but one neuron per layer: layer 0 loses the dead one (nothing changes there);
+    # layer 1 loses its least active one
+    by_act = prune_model_ffn(model, str(tmp_path / "act"), width - 1, by="activations",
+                             sentences=SENTENCES, sources=["test"])
+    files = load_model_dir(by_act)
+    assert files.config.encoder.intermediate_size == width - 1
+    assert files.config.metadata["ffn_pruned_from"] == width
+    assert files.config.metadata["ffn_pruning"] == {"by": "activations", "sentences": 40, "sources": ["test"]}
+    assert -1e4 not in files.weights["layer_0/intermediate/bias"]
+    by_weights = prune_model_ffn(model, str(tmp_path / "w"), width - 1, by="weights")
+    assert -1e4 in load_model_dir(by_weights).weights["layer_0/intermediate/bias"]
+    full = SentenceEncoder.load(model).encode(SENTENCES)
+    err_act = np.abs(SentenceEncoder.load(by_act).encode(SENTENCES) - full).max()
+    err_w = np.abs(SentenceEncoder.load(by_weights).encode(SENTENCES) - full).max()
+    assert err_act < err_w
+
+
+def test_prune_ffn_with_given_importance_and_bad_arguments(tiny_model_dir, tmp_path):
+    w = load_model_dir(tiny_model_dir).weights
+    width = w["layer_0/intermediate/bias"].shape[0]
+    importance = [np.arange(width, dtype=float), np.arange(width, 0, -1, dtype=float)]
+    out = prune_ffn(w, 2, 2, importance)
+    np.testing.assert_array_equal(out["layer_0/intermediate/bias"], w["layer_0/intermediate/bias"][-2:])
+    np.testing.assert_array_equal(out["layer_1/output/kernel"], w["layer_1/output/kernel"][:2])
+    with pytest.raises(ValueError, match=r"importance of layer 0 has shape \(3,\)"):
+        prune_ffn(w, 2, 2, [np.ones(3), np.ones(3)])
+    with pytest.raises(ValueError, match="intermediate_size must be in 1.."):
+        prune_model_ffn(tiny_model_dir, str(tmp_path / "x"), width, by="weights")
+    with pytest.raises(ValueError, match="needs sentences"):
+        prune_model_ffn(tiny_model_dir, str(tmp_path / "x"), 2)
+    with pytest.raises(ValueError, match="by must be"):
+        prune_model_ffn(tiny_model_dir, str(tmp_path / "x"), 2, by="magnitude")
+    with pytest.raises(ValueError, match="at least one sentence"):
+        ffn_activation_importance(tiny_model_dir, [])
+
+
+def test_importance_sentences_refuse_evaluation_sets(shared_data_dir):
+    from tfkosent.training.prune import importance_sentences
+    from tfkosent.training.silver import SilverError
+    got = importance_sentences(["korsts-train"], limit=50, data_dir=shared_data_dir)
+    assert len(got) == 50 == len(set(got))
+    assert got == importance_sentences(["korsts-train"], limit=50, data_dir=shared_data_dir)
+    with pytest.raises(SilverError, match="evaluation set"):
+        importance_sentences(["korsts-dev"], data_dir=shared_data_dir)
+
+
+def test_cli_prune_ffn(tiny_model_dir, shared_data_dir, tmp_path, capsys):
+    from tfkosent.cli import main
+    out = tmp_path / "pruned"
+    assert main(["prune-ffn", tiny_model_dir, str(out), "--intermediate-size", "8", "--limit", "30",
+                 "--sources", "korsts-train", "--data-dir", shared_data_dir]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    meta = load_model_dir(str(out)).config.metadata
+    assert meta["ffn_pruning"] == {"by": "activations", "sentences": 30, "sources": ["korsts-train"]}
+    assert SentenceEncoder.load(str(out)).encode(SENTENCES[:2]).shape[0] == 2
+    assert main(["prune-ffn", tiny_model_dir, str(tmp_path / "x"), "--intermediate-size", "8",
+                 "--sources", "korsts-test", "--data-dir", shared_data_dir]) == 2
+    assert "'korsts-test' is an evaluation set" in capsys.readouterr().err
