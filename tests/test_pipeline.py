@@ -236,14 +236,14 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
         "convert", "teacher_nli", "teacher_sts", "teacher_sts2", "teacher_probe", "cross_encoder",
         "cross_encoder2", "silver", "teacher_silver", "student_init", "distill", "distill_epoch2",
         "distill_epoch3", "distill_epoch4", "distill_epoch5", "distill_epoch6", "distill_probe",
-        "student_prune", "distill_prune", "student_gold", "student_gold2", "student_sts", "evaluate",
-        "package"]
+        "student_prune", "distill_prune", "distill_prune2", "student_gold", "student_gold2", "student_sts",
+        "evaluate", "package"]
     # every recipe resolves under session 12's chain (probe_recipe=false), where each step a
     # recipe names is enabled; the probe steps are checked at the end
     p = Pipeline(work_dir=str(tmp_path / "w"), options={"probe_recipe": False})
     checked, skipped = [], []
     for step in p.steps:
-        if step.kind != "train" or step.name == "distill_prune":   # distill_prune: below, with prune_ffn
+        if step.kind != "train" or step.name.startswith("distill_prune"):   # below, with prune_ffn
             continue
         path = p.recipe_path(step)
         own = os.path.dirname(path) == os.path.dirname(DEFAULT_PIPELINE)
@@ -267,17 +267,17 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     # the defaults make the shipped model: the probe recipe (teacher_probe, distill_probe) and the
     # two-epoch cross-encoder's silver pairs
     assert options == {"nli": False, "teacher_silver": False, "teacher_epoch2": True, "cross_encoder": True,
-                       "probe_recipe": True, "prune_ffn": False}
+                       "probe_recipe": True, "prune_ffn": True}
     default = Pipeline(work_dir=str(tmp_path / "w"))
     assert [s.name for s in default.steps if default.state(s) == "disabled"] == [
         "teacher_nli", "teacher_sts", "teacher_sts2", "teacher_silver", "distill", "distill_epoch2",
-        "distill_epoch3", "distill_epoch4", "distill_epoch5", "distill_epoch6", "student_prune",
-        "distill_prune"]
+        "distill_epoch3", "distill_epoch4", "distill_epoch5", "distill_epoch6"]
     # --option probe_recipe=false: session 12's chain.  teacher_sts2 (teacher_sts.yaml again from
     # teacher_sts, new order, half the rate) teaches every distillation step and is packaged as the
     # teacher
     assert [s.name for s in p.steps if p.state(s) == "disabled"] == [
-        "teacher_nli", "teacher_probe", "teacher_silver", "distill_probe", "student_prune", "distill_prune"]
+        "teacher_nli", "teacher_probe", "teacher_silver", "distill_probe", "student_prune", "distill_prune",
+        "distill_prune2"]
     distill = p.recipe_config(p.step("distill"), check=False)
     assert distill.tasks[0].teacher == str(tmp_path / "w" / "teacher_sts2" / "model")
     distill_teacher, distill_sources = distill.tasks[0].teacher, distill.tasks[0].data
@@ -357,7 +357,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     # --option probe_recipe=true: the GPU probe's recipe in TensorFlow.  teacher_probe (CoSENT at
     # 3e-5, 2 of 4 scheduled epochs, uniform batches) replaces teacher_sts + teacher_sts2 everywhere,
     # distill_probe (one 10-epoch schedule stopped after 5, uniform batches) the six distill steps
-    probe = Pipeline(work_dir=str(tmp_path / "w"), options={"probe_recipe": True})
+    probe = Pipeline(work_dir=str(tmp_path / "w"), options={"probe_recipe": True, "prune_ffn": False})
     assert [s.name for s in probe.steps if probe.enabled(s)] == [
         "convert", "teacher_probe", "cross_encoder", "cross_encoder2", "silver", "student_init",
         "distill_probe", "student_gold", "student_gold2", "student_sts", "evaluate", "package"]
@@ -379,28 +379,33 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
         assert probe.recipe_config(probe.step(name), check=False).model == \
             str(tmp_path / "w" / "distill_probe" / "model")
     assert "distill_probe" in package["candidates"] and "teacher_probe" in p.step("evaluate").args["models"]
-    # --option prune_ffn=true: distill_probe's student cut to 1,024 FFN neurons by activations, one
-    # distillation epoch at 1e-4 from distill_probe's teacher cache, and the students start from it
-    pruned = Pipeline(work_dir=str(tmp_path / "w"), options={"prune_ffn": True})
+    # prune_ffn (the default since session 20): distill_probe's student cut to 1,024 FFN neurons by
+    # activations, two distillation epochs at 1e-4 from distill_probe's teacher cache (the second in
+    # a new order), and the students start from the second
+    pruned = Pipeline(work_dir=str(tmp_path / "w"))
     assert [s.name for s in pruned.steps if pruned.enabled(s)] == [
         "convert", "teacher_probe", "cross_encoder", "cross_encoder2", "silver", "student_init",
-        "distill_probe", "student_prune", "distill_prune", "student_gold", "student_gold2", "student_sts",
-        "evaluate", "package"]
+        "distill_probe", "student_prune", "distill_prune", "distill_prune2", "student_gold",
+        "student_gold2", "student_sts", "evaluate", "package"]
     prune_args = pruned.step("student_prune").args
     assert pruned.resolve_ref(prune_args["model"]) == "distill_probe"
     assert (prune_args["intermediate_size"], prune_args["by"]) == (1024, "activations")
     assert not {"korsts-dev", "korsts-test", "klue-sts-dev"} & set(prune_args["sources"])
-    recover = pruned.recipe_config(pruned.step("distill_prune"), check=False)
-    assert recover.model == str(tmp_path / "w" / "student_prune" / "model")
-    assert recover.tasks[0].teacher == str(tmp_path / "w" / "teacher_probe" / "model")
-    assert recover.tasks[0].teacher_cache == str(tmp_path / "w" / "distill_probe" / "teacher_cache" / "raw")
-    assert (recover.epochs, recover.stop_at_step) == (1, None)
-    assert recover.optimizer.learning_rate == pytest.approx(1e-4)
-    assert [d.name for d in recover.tasks[0].data] == [d.name for d in student.tasks[0].data]
+    previous = "student_prune"
+    for name, seed in (("distill_prune", 42), ("distill_prune2", 43)):
+        recover = pruned.recipe_config(pruned.step(name), check=False)
+        assert recover.model == str(tmp_path / "w" / previous / "model")
+        assert recover.tasks[0].teacher == str(tmp_path / "w" / "teacher_probe" / "model")
+        assert recover.tasks[0].teacher_cache == str(tmp_path / "w" / "distill_probe" / "teacher_cache" / "raw")
+        assert (recover.epochs, recover.stop_at_step, recover.seed) == (1, None, seed)
+        assert recover.optimizer.learning_rate == pytest.approx(1e-4)
+        assert [d.name for d in recover.tasks[0].data] == [d.name for d in student.tasks[0].data]
+        previous = name
     for name in ("student_gold", "student_sts"):
         assert pruned.recipe_config(pruned.step(name), check=False).model == \
-            str(tmp_path / "w" / "distill_prune" / "model")
-    assert "distill_prune" in package["candidates"] and "distill_prune" in p.step("evaluate").args["models"]
+            str(tmp_path / "w" / "distill_prune2" / "model")
+    for name in ("distill_prune", "distill_prune2"):
+        assert name in package["candidates"] and name in p.step("evaluate").args["models"]
     # pruning needs the probe recipe (distill_probe's teacher cache): session 12's chain ignores it
     chain = Pipeline(work_dir=str(tmp_path / "w"), options={"prune_ffn": True, "probe_recipe": False})
     assert chain.state(chain.step("student_prune")) == "disabled"
