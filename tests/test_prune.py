@@ -74,6 +74,8 @@ def test_prune_ffn_with_given_importance_and_bad_arguments(tiny_model_dir, tmp_p
         prune_model_ffn(tiny_model_dir, str(tmp_path / "x"), 2, by="magnitude")
     with pytest.raises(ValueError, match="at least one sentence"):
         ffn_activation_importance(tiny_model_dir, [])
+    with pytest.raises(ValueError, match="not a tfkosent model directory"):
+        ffn_activation_importance(str(tmp_path), ["문장"])
 
 
 def test_importance_sentences_refuse_evaluation_sets(shared_data_dir):

@@ -56,9 +56,13 @@ def ffn_activation_importance(model_dir: str, sentences: Sequence[str], batch_si
     import tensorflow as tf
     from tfkosent.sentence_encoder import SentenceEncoder, validate_sentences
 
+    from tfkosent.model_dir import is_model_dir
+
     sentences = validate_sentences(sentences)
     if not sentences:
         raise ValueError("ffn_activation_importance needs at least one sentence")
+    if not is_model_dir(model_dir):   # an export holds SavedModels, not the Keras layers read here
+        raise ValueError(f"{model_dir}: not a tfkosent model directory (config.json + weights.npz)")
     model = SentenceEncoder.load(model_dir)
     backend = getattr(model, "_backend")
     encoder, config = backend.encoder, backend.encoder.config
