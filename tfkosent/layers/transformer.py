@@ -147,12 +147,19 @@ class _TransformerLayer(keras.layers.Layer):
         self.built = True
 
     def call(self, x, attention_mask, training=False):
+        return self.forward(x, attention_mask, training=training)[0]
+
+    def forward(self, x, attention_mask, training=False):
+        """(output, FFN activation): x [batch * seq, hidden] -> the block's output [batch * seq,
+        hidden] and the GELU output of its FFN [batch * seq, intermediate], which FFN pruning
+        (`tfkosent.training.prune`) measures."""
         a = self.attention(x, attention_mask, training=training)
         x = self.attention_layer_norm(x + self.attention_dropout(a, training=training))
         x = tf.cast(x, self.compute_dtype)
-        h = self.output_dense(self._act(self.intermediate(x)))
+        activation = self._act(self.intermediate(x))
+        h = self.output_dense(activation)
         x = self.output_layer_norm(x + self.output_dropout(h, training=training))
-        return tf.cast(x, self.compute_dtype)
+        return tf.cast(x, self.compute_dtype), activation
 
 
 @keras.saving.register_keras_serializable(package="tfkosent")

