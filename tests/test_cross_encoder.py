@@ -371,6 +371,61 @@ def test_silver_scored_by_a_bi_encoder(model_dir, data_dir, tmp_path, monkeypatc
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+def test_combine_scores_maps_each_scorer_onto_the_first_scale():
+    from tfkosent.training.silver import SilverError, combine_scores
+    rng = np.random.default_rng(0)
+    first = rng.uniform(0.05, 0.95, 50)
+    second = 0.6 + 0.4 * first + rng.normal(0, 0.02, 50)    # a bi-encoder's narrow cosine band
+    slope, intercept = np.polyfit(second, first, 1)
+    expected = np.clip((first + slope * second + intercept) / 2, 0, 1)
+    np.testing.assert_allclose(combine_scores([first, second]), expected, atol=1e-6)
+    # a second scorer that is the first one on another linear scale changes nothing
+    np.testing.assert_allclose(combine_scores([first, 0.5 + 0.3 * first]), first, atol=1e-6)
+    np.testing.assert_allclose(combine_scores([first]), first, atol=1e-6)
+    with pytest.raises(SilverError, match="scorer 2 gave the same score to every pair"):
+        combine_scores([first, np.full(50, 0.7)])
+    with pytest.raises(SilverError, match="different numbers of pairs"):
+        combine_scores([first, second[:10]])
+
+
+def test_silver_scored_by_a_cross_encoder_and_a_bi_encoder(cross_run, model_dir, data_dir, tmp_path,
+                                                            monkeypatch, capsys):
+    """Two --scorer: each has its own score cache, silver.tsv holds `combine_scores` of both, and
+    adding the second scorer to a finished single-scorer run (--resume) scores only its pairs."""
+    from tfkosent.cli import main
+    from tfkosent.cross_encoder import CrossEncoder
+    from tfkosent.training import silver
+    from tfkosent.training.config import DataSource
+    from tfkosent.training.data import load_sts_examples
+
+    monkeypatch.setattr(silver, "EVALUATION_SETS", ("korsts-dev",))  # the synthetic data has no others
+    out = str(tmp_path / "silver_mix")
+    base = ["silver", "--bi-encoder", model_dir, "--out", out, "--sources", "korsts-train:60",
+            "--neighbors", "1", "--random", "10", "--data-dir", data_dir]
+    assert main(base + ["--scorer", cross_run.model_dir]) == 0
+    single = load_sts_examples(DataSource(path=os.path.join(out, "silver.tsv"), format="sts"))
+    predict = CrossEncoder.predict
+    calls = []
+    monkeypatch.setattr(CrossEncoder, "predict", lambda self, pairs, **kw: (calls.append(len(pairs)),
+                                                                           predict(self, pairs, **kw))[1])
+    assert main(base + ["--scorer", cross_run.model_dir, "--scorer", model_dir, "--resume"]) == 0
+    assert calls == []   # the cross-encoder's scores come from its cache
+    assert "the mean of 2 scorers" in capsys.readouterr().out
+    mixed = load_sts_examples(DataSource(path=os.path.join(out, "silver.tsv"), format="sts"))
+    pairs = [(e.sentence1, e.sentence2) for e in mixed]
+    assert pairs == [(e.sentence1, e.sentence2) for e in single]
+    def cached(name):
+        shards = sorted(f for f in os.listdir(os.path.join(out, name)) if f.endswith(".npy"))
+        return np.concatenate([np.load(os.path.join(out, name, f)) for f in shards])
+
+    cross, bi = cached("score_cache"), cached("score_cache_2")
+    assert len(cross) == len(bi) == len(pairs)
+    np.testing.assert_allclose(cross * 5, [e.score for e in single], atol=1e-3)
+    np.testing.assert_allclose([e.score for e in mixed], 5 * silver.combine_scores([cross, bi]), atol=1e-3)
+    with open(os.path.join(out, "summary.json")) as f:
+        assert json.load(f)["scorer_kinds"] == ["cross-encoder", "bi-encoder"]
+
+
 def test_silver_stats_compares_labels_on_shared_pairs_in_either_order(tmp_path, capsys):
     from tfkosent.cli import main
     from tfkosent.training.silver import SilverError, compare_silver

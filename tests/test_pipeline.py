@@ -283,6 +283,8 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     distill_teacher, distill_sources = distill.tasks[0].teacher, distill.tasks[0].data
     assert p.resolve_ref(p.step("silver").args["scorer"]) == "cross_encoder2"
     assert p.resolve_ref(p.step("silver").args["bi_encoder"]) == "teacher_sts"
+    # the labels: the mean of the cross-encoder and the bi-encoder teacher (silver.combine_scores)
+    assert p.resolve_ref(p.step("silver").args["also_scored_by"]) == "teacher_sts"
     # cross_encoder2: the cross-encoder recipe again, from cross_encoder, new order, same rate
     ce, ce2 = (p.recipe_config(p.step(n), check=False) for n in ("cross_encoder", "cross_encoder2"))
     assert p.recipe_path(p.step("cross_encoder2")) == p.recipe_path(p.step("cross_encoder"))
@@ -297,6 +299,7 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     # ... and with the probe recipe (the default), its teacher does
     cosine = Pipeline(work_dir=str(tmp_path / "w"), options={"cross_encoder": False})
     assert cosine.resolve_ref(cosine.step("silver").args["scorer"]) == "teacher_probe"
+    assert cosine.resolve_ref(cosine.step("silver").args["also_scored_by"]) == "teacher_probe"  # dropped: same step
     assert p.recipe_config(p.step("teacher_sts"), check=False).model == str(tmp_path / "w" / "convert" / "model")
     teacher2 = p.recipe_config(p.step("teacher_sts2"), check=False)
     assert p.recipe_path(p.step("teacher_sts2")) == p.recipe_path(p.step("teacher_sts"))

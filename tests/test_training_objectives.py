@@ -101,6 +101,8 @@ def test_cosent_learns_and_writes_every_output(cosent_run, data_dir):
 OBJECTIVES = {  # name: (task, recipe overrides)
     "cosine_mse": ({"loss": "cosine_mse", "data": ["korsts-train"], "batch_size": 16},
                    {"epochs": 3, "optimizer": {"learning_rate": 2e-3}}),
+    "angle": ({"loss": {"type": "angle", "cosine_weight": 1.0}, "data": ["korsts-train"], "batch_size": 16},
+              {}),
     "simcse_supervised": ({"loss": "simcse_supervised", "data": ["klue-nli-train"], "batch_size": 16},
                           {"epochs": 2}),
     "multiple_negatives_ranking": ({"loss": "multiple_negatives_ranking", "data": ["parakqc"],

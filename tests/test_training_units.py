@@ -89,6 +89,39 @@ def test_cosent_matches_formula():
     assert right < 0.1 < 10 < wrong
 
 
+def torch_pairwise_angle_sim(x, y):
+    """sentence-transformers' `util.pairwise_angle_sim` (v3), verbatim but for the imports."""
+    torch = pytest.importorskip("torch")
+    x, y = torch.tensor(x), torch.tensor(y)
+    a, b = torch.chunk(x, 2, dim=1)
+    c, d = torch.chunk(y, 2, dim=1)
+    z = torch.sum(c**2 + d**2, dim=1, keepdim=True)
+    re = (a * c + b * d) / z
+    im = (b * c - a * d) / z
+    dz = torch.sum(a**2 + b**2, dim=1, keepdim=True) ** 0.5
+    dw = torch.sum(c**2 + d**2, dim=1, keepdim=True) ** 0.5
+    re /= dz / dw
+    im /= dz / dw
+    norm_angle = torch.sum(torch.concat((re, im), dim=1), dim=1)
+    return torch.abs(norm_angle).numpy()
+
+
+def test_angle_loss_matches_sentence_transformers():
+    from tfkosent.training.losses.angle import paired_angle_similarity
+    emb = RNG.normal(size=(6, 2, 8)).astype(np.float32)
+    score = np.array([0.0, 5.0, 2.5, 2.5, 1.0, 4.0], np.float32)
+    sim = torch_pairwise_angle_sim(emb[:, 0], emb[:, 1])
+    np.testing.assert_allclose(paired_angle_similarity(emb[:, 0], emb[:, 1]).numpy(), sim, rtol=1e-5)
+    terms = [20.0 * (sim[j] - sim[i]) for i in range(6) for j in range(6) if score[i] > score[j]]
+    angle = math.log(1 + np.exp(terms).sum())
+    assert float(get_loss_class("angle")()(emb, {"score": score})) == pytest.approx(angle, rel=1e-5)
+    cosent = float(get_loss_class("cosent")()(emb, {"score": score}))
+    combined = get_loss_class("angle")(cosine_weight=0.5)
+    assert float(combined(emb, {"score": score})) == pytest.approx(angle + 0.5 * cosent, rel=1e-5)
+    with pytest.raises(ValueError, match="cosine_weight must be >= 0"):
+        get_loss_class("angle")(cosine_weight=-1.0)
+
+
 def test_cosine_mse_and_distillation():
     emb = RNG.normal(size=(4, 2, 8)).astype(np.float32)
     score = np.array([0, 1.25, 2.5, 5], np.float32)

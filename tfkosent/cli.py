@@ -7,7 +7,7 @@
     tfkosent convert hf MODEL_DIR --out DIR
     tfkosent evaluate M --tasks korsts-dev,korsts-test,klue-sts-dev [--data-dir D] [--json F] [--plot DIR]
     tfkosent train CONFIG [--resume] [--data-dir D] [--set KEY.PATH=VALUE ...]
-    tfkosent silver --bi-encoder DIR (--cross-encoder DIR | --scorer DIR) --out DIR [--sources S...] [--neighbors K] [--random N] [--resume]
+    tfkosent silver --bi-encoder DIR (--cross-encoder DIR | --scorer DIR [--scorer DIR]) --out DIR [--sources S...] [--neighbors K] [--random N] [--resume]
     tfkosent prune-ffn MODEL OUT --intermediate-size N [--by activations|weights] [--sources S...] [--limit N]
     tfkosent pipeline default-model [--work-dir W] [--data-dir D] [--from S] [--until S] [--only S] [--dry-run]
                                     [--option NAME=BOOL] [--adopt STEP=DIR]
@@ -262,8 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bi-encoder", required=True, help="model directory that picks neighbour pairs")
     scorer = p.add_mutually_exclusive_group(required=True)
     scorer.add_argument("--cross-encoder", help="cross-encoder model directory that scores them")
-    scorer.add_argument("--scorer", help="any model directory that scores them: a cross-encoder, "
-                                         "or a bi-encoder (clipped cosine)")
+    scorer.add_argument("--scorer", action="append",
+                        help="any model directory that scores them: a cross-encoder, or a bi-encoder "
+                             "(clipped cosine); given more than once, the mean of the scorers' scores, "
+                             "each mapped onto the first one's scale")
     p.add_argument("--out", required=True, help="output directory (silver.tsv, score cache, ...)")
     p.add_argument("--sources", nargs="+", default=None,
                    help="datasets to take sentences from, NAME or NAME:LIMIT (default: nsmc-reviews:100000 "

@@ -62,7 +62,7 @@ MODEL_SUBDIR = "model"
 SELECTION_TASK = "korsts-dev"      # the only set a model may be selected on
 PLAN_STATES = ("done", "stale", "partial", "todo", "disabled")
 # Step arguments that name the step whose output a step reads (a list: the first enabled step).
-REF_ARGS = ("model", "teacher", "bi_encoder", "scorer", "evaluation")
+REF_ARGS = ("model", "teacher", "bi_encoder", "scorer", "also_scored_by", "evaluation")
 
 StepRef = Union[str, Sequence[str]]
 
@@ -645,12 +645,19 @@ def step_train(ctx: StepContext) -> dict:
 
 def step_silver(ctx: StepContext) -> dict:
     """`tfkosent silver` (in-process): pairs labelled by `cross_encoder` or `scorer` (any model
-    step: a bi-encoder scores by cosine) -> STEP/silver.tsv."""
+    step: a bi-encoder scores by cosine) -> STEP/silver.tsv.  `also_scored_by` (a step
+    reference, optional) adds a second scorer: the labels are then the mean of both
+    (`silver.combine_scores`); it is dropped when it resolves to the first scorer's step."""
     from tfkosent.cli import main as tfkosent_main
     a = ctx.args
     out = os.path.join(ctx.dir, "out")
-    scorer = (["--cross-encoder", ctx.model_of(a["cross_encoder"])] if "cross_encoder" in a
-              else ["--scorer", ctx.model_of(a["scorer"])])
+    if "cross_encoder" in a:
+        scorer = ["--cross-encoder", ctx.model_of(a["cross_encoder"])]
+    else:
+        scorers = [ctx.model_of(a["scorer"])]
+        if a.get("also_scored_by") is not None:
+            scorers.append(ctx.model_of(a["also_scored_by"]))
+        scorer = [arg for path in dict.fromkeys(scorers) for arg in ("--scorer", path)]
     argv = ["silver", "--bi-encoder", ctx.model_of(a["bi_encoder"])] + scorer + ["--out", out]
     argv += [str(x) for x in a.get("extra_args", [])]
     if os.path.exists(out):

@@ -29,13 +29,16 @@ Output directory (`build_silver`):
     candidates.json   the parameters and fingerprints the candidates were made from
     candidates.tsv    sentence1, sentence2 (the pairs to score, in order)
     score_cache/      manifest.json + shard-NNNNN.npy (float32 [shard] scores in [0, 1])
+    score_cache_2/    ... of the second scorer, and so on (several --scorer)
     silver.tsv        sentence1, sentence2, score (0-5)
     summary.json      counts
 
-CLI: `tfkosent silver --bi-encoder DIR (--cross-encoder DIR | --scorer DIR) --out DIR
-[--sources ...] [--neighbors K] [--random N] [--resume]`.  `--scorer` takes any model
+CLI: `tfkosent silver --bi-encoder DIR (--cross-encoder DIR | --scorer DIR [--scorer DIR ...])
+--out DIR [--sources ...] [--neighbors K] [--random N] [--resume]`.  `--scorer` takes any model
 directory: a bi-encoder scores a pair by its clipped cosine (a strong 12-layer teacher
-labelling pairs for a small student), a cross-encoder as above.
+labelling pairs for a small student), a cross-encoder as above.  Given more than once, the
+scorers' scores are averaged on the first one's scale (`combine_scores`): a cross-encoder and
+the bi-encoder teacher together label KorSTS dev better than either.
 `tfkosent silver-stats A.tsv [B.tsv ...]` (`compare_silver`) prints each file's label count and
 mean, and how each later file's labels agree with A's on the pairs both hold.
 """
@@ -46,7 +49,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -230,6 +233,11 @@ def bi_encoder_pair_scores(model, pairs: Sequence[Pair], batch_size: int = 64) -
     return np.clip(np.sum(a * b, axis=1), 0.0, 1.0).astype(np.float32)
 
 
+def score_cache_dir(index: int) -> str:
+    """The score cache of the index-th scorer (1-based): score_cache, score_cache_2, ..."""
+    return SCORE_CACHE_DIR if index == 1 else f"{SCORE_CACHE_DIR}_{index}"
+
+
 def score_pairs(pairs: Sequence[Pair], scorer_dir: str, cache_dir: str,
                 shard_size: int = 8192, batch_size: int = 64, progress: bool = False,
                 model=None) -> np.ndarray:
@@ -254,6 +262,33 @@ def score_pairs(pairs: Sequence[Pair], scorer_dir: str, cache_dir: str,
         model = model or SentenceEncoder.load(scorer_dir)
         compute = lambda chunk: bi_encoder_pair_scores(model, chunk, batch_size)  # noqa: E731
     return cache.build(compute, batch_size=batch_size * 16, progress=progress)
+
+
+def combine_scores(scores: Sequence[np.ndarray]) -> np.ndarray:
+    """float32 [n] in [0, 1]: the mean of several scorers' scores of the same n pairs, each later
+    scorer first mapped onto the first one's scale by a least-squares line over these pairs.
+
+    Why map: a cross-encoder trained on the 0-5 gold spreads its scores over [0, 1], while an
+    STS-tuned bi-encoder's cosines sit in about [0.6, 1]; CoSENT ranks silver pairs against gold
+    pairs in the same batch, so the mixed label must stay on the first scorer's (the gold) scale.
+    Why mix: the two kinds of scorer err differently. On KorSTS dev the default model's
+    cross-encoder (84.39 Spearman) and its bi-encoder teacher (84.78) average to 85.67
+    (`python benchmarks/silver_labellers.py`, session 21).
+    """
+    scores = [np.asarray(s, dtype=np.float64) for s in scores]
+    if not scores:
+        raise SilverError("combine_scores: no scores")
+    if any(s.shape != scores[0].shape for s in scores):
+        raise SilverError(f"combine_scores: scorers scored different numbers of pairs "
+                          f"({[s.shape[0] for s in scores]})")
+    mapped = [scores[0]]
+    for i, s in enumerate(scores[1:], start=2):
+        if s.size < 2 or np.ptp(s) == 0.0:
+            raise SilverError(f"combine_scores: scorer {i} gave the same score to every pair; "
+                              f"it cannot be mapped onto scorer 1's scale")
+        slope, intercept = np.polyfit(s, scores[0], 1)
+        mapped.append(slope * s + intercept)
+    return np.clip(np.mean(mapped, axis=0), 0.0, 1.0).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- files
@@ -360,7 +395,7 @@ def silver_stats_cli(args) -> int:
     return 0
 
 
-def build_silver(bi_encoder: str, scorer: str, out_dir: str,
+def build_silver(bi_encoder: str, scorer: Union[str, Sequence[str]], out_dir: str,
                  sources: Optional[Sequence[str]] = None, neighbors: int = 3,
                  random_pairs: int = 0, seed: int = 42, data_dir: Optional[str] = None,
                  resume: bool = False, batch_size: int = 64, shard_size: int = 8192,
@@ -371,7 +406,9 @@ def build_silver(bi_encoder: str, scorer: str, out_dir: str,
     with it, the candidates are reused (after checking they were made with the same
     parameters) and only the missing score shards are computed.
     scorer: the model directory that labels the pairs: a cross-encoder (Augmented SBERT) or a
-    bi-encoder (e.g. the 12-layer teacher labelling pairs for a student; `score_pairs`).
+    bi-encoder (e.g. the 12-layer teacher labelling pairs for a student; `score_pairs`); or a
+    list of them, whose scores `combine_scores` averages on the first one's scale (each scorer
+    has its own score cache: score_cache/, score_cache_2/, ...).
     sources: default `DEFAULT_SOURCES`; exclude_sets: the evaluation sets whose sentences
     are removed, default all of `EVALUATION_SETS`.
     """
@@ -420,13 +457,18 @@ def build_silver(bi_encoder: str, scorer: str, out_dir: str,
                                                        num_pairs=len(pairs)), indent=2)
                                        + "\n").encode("utf-8"))
         logger.info("silver: %d candidate pairs", len(pairs))
-    scores = score_pairs(pairs, scorer, os.path.join(out_dir, SCORE_CACHE_DIR), shard_size,
-                         batch_size, progress=progress)
+    scorers = [scorer] if isinstance(scorer, str) else list(dict.fromkeys(scorer))
+    if not scorers:
+        raise SilverError("no scorer given")
+    each = [score_pairs(pairs, path, os.path.join(out_dir, score_cache_dir(i)), shard_size,
+                        batch_size, progress=progress) for i, path in enumerate(scorers, start=1)]
+    scores = combine_scores(each) if len(each) > 1 else each[0]
     silver = write_sts_tsv(os.path.join(out_dir, SILVER_FILE), pairs, scores)
     from tfkosent.cross_encoder import is_cross_encoder_dir
+    kinds = ["cross-encoder" if is_cross_encoder_dir(p) else "bi-encoder" for p in scorers]
     summary = {"silver": silver, "num_pairs": len(pairs), "mean_score": float(5.0 * scores.mean()),
-               "scorer": os.path.abspath(scorer),
-               "scorer_kind": "cross-encoder" if is_cross_encoder_dir(scorer) else "bi-encoder",
+               "scorer": os.path.abspath(scorers[0]), "scorer_kind": kinds[0],
+               "scorers": [os.path.abspath(p) for p in scorers], "scorer_kinds": kinds,
                "bi_encoder": os.path.abspath(bi_encoder), **{k: params[k] for k in
                                                              ("sources", "neighbors", "random_pairs",
                                                               "seed", "excluded")}}
@@ -445,7 +487,8 @@ def silver_cli(args) -> int:
     _configure_logging()
     sources = [s for spec in args.sources for s in spec.split(",") if s] if args.sources else None
     try:
-        summary = build_silver(args.bi_encoder, args.cross_encoder or args.scorer, args.out, sources=sources,
+        scorers = [args.cross_encoder] if args.cross_encoder else list(args.scorer)
+        summary = build_silver(args.bi_encoder, scorers, args.out, sources=sources,
                                neighbors=args.neighbors, random_pairs=args.random, seed=args.seed,
                                data_dir=args.data_dir, resume=args.resume, batch_size=args.batch_size,
                                shard_size=args.shard_size, progress=sys.stderr.isatty())
@@ -453,6 +496,8 @@ def silver_cli(args) -> int:
             FileExistsError) as e:
         print(f"tfkosent silver: error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    scored_by = (f" (the mean of {len(summary['scorers'])} scorers)" if len(summary["scorers"]) > 1
+                 else "")
     print(f"wrote {summary['num_pairs']} silver pairs (mean score {summary['mean_score']:.2f} / 5) "
-          f"to {summary['silver']}")
+          f"to {summary['silver']}{scored_by}")
     return 0

@@ -19,6 +19,7 @@ own batch.
     multiple_negatives_ranking  multiple_negatives_ranking.py  pairs (paraphrase groups)
     cosent                   cosent.py                   scored pairs (STS)
     cosine_mse               cosine_mse.py               scored pairs (STS)
+    angle                    angle.py                    scored pairs (STS)
     distill_mse              distillation.py             sentences + teacher embeddings
     distill_cosine           distillation.py             sentences + teacher embeddings
     distill_hidden           distillation.py             sentences, teacher run in the step
@@ -44,6 +45,7 @@ LOSSES = {
     "multiple_negatives_ranking": "multiple_negatives_ranking:MultipleNegativesRankingLoss",
     "cosent": "cosent:CoSENTLoss",
     "cosine_mse": "cosine_mse:CosineMSELoss",
+    "angle": "angle:AnglELoss",
     "distill_mse": "distillation:EmbeddingMSELoss",
     "distill_cosine": "distillation:EmbeddingCosineLoss",
     "distill_hidden": "distillation:HiddenStateDistillationLoss",

@@ -34,9 +34,20 @@ class CoSENTLoss(Loss):
     label_keys: ClassVar = ("score",)
 
     def __call__(self, embeddings: tf.Tensor, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
-        cos = paired_cosine(embeddings[:, 0], embeddings[:, 1]) * self.scale   # [n]
-        score = tf.cast(labels["score"], tf.float32)
-        diff = cos[tf.newaxis, :] - cos[:, tf.newaxis]                         # [i, j] = cos_j - cos_i
-        ordered = score[:, tf.newaxis] > score[tf.newaxis, :]                  # pair i above pair j
-        diff = tf.where(ordered, diff, tf.fill(tf.shape(diff), -1e12))
-        return tf.reduce_logsumexp(tf.concat([tf.zeros([1]), tf.reshape(diff, [-1])], axis=0))
+        cos = paired_cosine(embeddings[:, 0], embeddings[:, 1])
+        return ranking_loss(cos, labels["score"], self.scale)
+
+
+def ranking_loss(similarity: tf.Tensor, score: tf.Tensor, scale: float) -> tf.Tensor:
+    """CoSENT's ranking term, float32 scalar, for any pair similarity.
+
+    similarity: float32 [n], one per pair (cosine for CoSENT, the angle
+    similarity for AnglE); score: [n] gold scores. Sums over every (i, j) with
+    score_i > score_j: log(1 + sum exp(scale * (similarity_j - similarity_i))).
+    """
+    sim = tf.cast(similarity, tf.float32) * scale
+    score = tf.cast(score, tf.float32)
+    diff = sim[tf.newaxis, :] - sim[:, tf.newaxis]                          # [i, j] = sim_j - sim_i
+    ordered = score[:, tf.newaxis] > score[tf.newaxis, :]                  # pair i above pair j
+    diff = tf.where(ordered, diff, tf.fill(tf.shape(diff), -1e12))
+    return tf.reduce_logsumexp(tf.concat([tf.zeros([1]), tf.reshape(diff, [-1])], axis=0))
