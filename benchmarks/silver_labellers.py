@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,7 +36,6 @@ def main(argv=None) -> int:
     from tfkosent.data import load_sts
     from tfkosent.evaluation.sts import pearson, spearman
     from tfkosent.training.silver import combine_scores, score_pairs
-    import tempfile
 
     tasks = [t for t in args.tasks.split(",") if t]
     results = {}
