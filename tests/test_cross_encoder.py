@@ -456,3 +456,72 @@ def test_silver_stats_compares_labels_on_shared_pairs_in_either_order(tmp_path, 
         compare_silver([str(twice)])
     assert main(["silver-stats", str(bad)]) == 2
     assert "bad.tsv:3" in capsys.readouterr().err
+
+
+def test_silver_pack_carries_pairs_without_text_and_rebuilds_them_byte_for_byte(
+        model_dir, data_dir, tmp_path, monkeypatch, capsys):
+    """`tfkosent carry pack-silver` stores pool indices and scores, no sentence; unpack-silver
+    (and a pipeline silver step's --adopt) rebuild silver.tsv from the datasets exactly, and
+    refuse datasets that give another pool, or a TSV edited by hand."""
+    import shutil
+
+    from tfkosent.cli import main
+    from tfkosent.pipeline.default_model import Pipeline, PipelineError
+    from tfkosent.training import silver
+
+    monkeypatch.setattr(silver, "EVALUATION_SETS", ("korsts-dev",))  # the synthetic data has no others
+    out = str(tmp_path / "silver")
+    sources = ["korsts-train:80", "3i4k:40"]
+    assert main(["silver", "--bi-encoder", model_dir, "--scorer", model_dir, "--out", out, "--sources",
+                 *sources, "--neighbors", "1", "--random", "10", "--data-dir", data_dir]) == 0
+    with open(os.path.join(out, "silver.tsv"), "rb") as f:
+        original = f.read()
+    pack = str(tmp_path / "silver.npz")
+    assert main(["carry", "pack-silver", out, pack, "--data-dir", data_dir]) == 0
+    with np.load(pack) as stored:
+        assert sorted(stored.files) == ["meta", "pairs", "scores"]
+        meta_text = bytes(stored["meta"]).decode("utf-8")
+        assert stored["pairs"].dtype == np.int32 and len(stored["pairs"]) == original.count(b"\n") - 1
+    first_sentence = original.decode("utf-8").split("\n")[1].split("\t")[0]
+    assert first_sentence not in meta_text
+
+    assert main(["carry", "unpack-silver", pack, str(tmp_path / "back"), "--data-dir", data_dir]) == 0
+    with open(tmp_path / "back" / "silver.tsv", "rb") as f:
+        assert f.read() == original
+    assert "unpacked" in capsys.readouterr().out
+
+    # a pipeline silver step adopts the pack (its --sources must match)
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text("steps:\n  - name: silver2\n    kind: silver\n    args:\n      extra_args: [--sources, "
+                    + ", ".join(sources) + ", --neighbors, '1']\n  - name: other\n    kind: silver\n"
+                    "    args:\n      extra_args: [--sources, korsts-train]\n", encoding="utf-8")
+    p = Pipeline(str(spec), work_dir=str(tmp_path / "w"), data_dir=data_dir, log=lambda m: None)
+    info = p.adopt("silver2", pack)
+    with open(tmp_path / "w" / "silver2" / "silver.tsv", "rb") as f:
+        assert f.read() == original
+    assert p.state(p.step("silver2")) == "done" and info["outputs"]["pairs"] == original.count(b"\n") - 1
+    with pytest.raises(PipelineError, match="packed from sources"):
+        p.adopt("other", pack)
+
+    # other dataset files: one training sentence changed -> another pool, refused
+    changed = str(tmp_path / "changed_data")
+    shutil.copytree(data_dir, changed)
+    train_file = os.path.join(changed, "korsts", "sts-train.tsv")
+    with open(train_file, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    fields = lines[1].split("\t")
+    fields[5] = "완전히 다른 문장입니다."  # sentence1 of the first pair
+    lines[1] = "\t".join(fields)
+    with open(train_file, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    assert main(["carry", "unpack-silver", pack, str(tmp_path / "bad"), "--data-dir", changed]) == 2
+    assert "another sentence pool" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "bad" / "silver.tsv")
+
+    # a TSV edited by hand: the line is named
+    edited = original.decode("utf-8").split("\n")
+    edited[3] = "손으로 쓴 문장\t" + edited[3].split("\t", 1)[1]
+    with open(os.path.join(out, "silver.tsv"), "w", encoding="utf-8") as f:
+        f.write("\n".join(edited))
+    assert main(["carry", "pack-silver", out, str(tmp_path / "x.npz"), "--data-dir", data_dir]) == 2
+    assert "silver.tsv, line 4: sentence1 is not in the pool" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 import gzip
 import json
 import math
+import logging
 import os
 
 import numpy as np
@@ -407,6 +408,29 @@ def test_teacher_cache_resumes_a_killed_build(tmp_path):
         TeacherCache(str(tmp_path / "cache"), sentences[:-1], {"teacher": "x"}, 5).load()
     with pytest.raises(TeacherCacheError, match="teacher"):
         TeacherCache(str(tmp_path / "cache"), sentences, {"teacher": "y"}, 5).load()
+
+
+def test_cache_build_without_a_bar_logs_each_shard(tmp_path):
+    """A build whose stderr is a log file (no progress bar) still says how far it is."""
+    lines = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    logger, handler = logging.getLogger("tfkosent.training"), Collect()
+    saved_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        TeacherCache(str(tmp_path / "cache"), [f"문장 {i}" for i in range(12)], {"teacher": "x"},
+                     shard_size=5).build(lambda b: np.ones((len(b), 2), np.float32), 5)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved_level)
+    assert [line.split(" written")[0] for line in lines] == [
+        "teacher cache: shard 1/3", "teacher cache: shard 2/3", "teacher cache: shard 3/3"]
+    assert "3 of 3 missing" in lines[-1] and "about 0 s left" in lines[-1]
 
 
 def test_config_error_is_a_value_error():

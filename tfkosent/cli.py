@@ -226,6 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("file")
     c.add_argument("run_dir")
     c.set_defaults(func=cmd_carry)
+    c = carry.add_parser("pack-silver", help="a silver run's pairs as indices into its sentence pool "
+                                             "and their scores -> FILE (.npz), no dataset text")
+    c.add_argument("silver_dir", help="a `tfkosent silver --out` directory or a pipeline silver step")
+    c.add_argument("file")
+    c.add_argument("--data-dir", default=None)
+    c.set_defaults(func=cmd_carry)
+    c = carry.add_parser("unpack-silver", help="FILE -> OUT_DIR/silver.tsv, rebuilt from the datasets "
+                                               "byte for byte (refused if they differ)")
+    c.add_argument("file")
+    c.add_argument("out_dir")
+    c.add_argument("--data-dir", default=None)
+    c.set_defaults(func=cmd_carry)
 
     p = sub.add_parser("pipeline", help="multi-step, resumable recipes (the default model)")
     pipe = p.add_subparsers(dest="pipeline_name", required=True)

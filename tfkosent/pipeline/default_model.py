@@ -506,12 +506,15 @@ class Pipeline:
         """Marks step `name` done with a model trained earlier (e.g. the same recipe run alone
         with `tfkosent train`, or in another work directory): copies SOURCE (a model directory,
         or a run directory holding model/) to WORK_DIR/STEP/model and writes DONE.json that says
-        where it came from.  Refuses a step that is already done."""
+        where it came from.  Refuses a step that is already done.  A silver step adopts silver
+        pairs instead (`_adopt_silver`)."""
         from tfkosent.model_dir import atomic_directory, load_model_dir
         step = self.step(name)
         if self.state(step) == "done":
             raise PipelineError(f"step {name!r} is already done ({self.step_dir(name)}/{DONE_FILE})")
         source = os.path.abspath(os.path.expanduser(source))
+        if step.kind == "silver":
+            return self._adopt_silver(step, source)
         model = source if os.path.isfile(os.path.join(source, "config.json")) else os.path.join(source, MODEL_SUBDIR)
         if not os.path.isfile(os.path.join(model, "config.json")):
             raise PipelineError(f"--adopt {name}={source}: neither it nor its model/ is a tfkosent "
@@ -532,13 +535,53 @@ class Pipeline:
                     summary = _read_json(path)
                     outputs.update({k: summary.get(k) for k in ("steps", "best_score", "best_step")
                                     if k in summary})
-        info = {"step": name, "kind": step.kind, "args": step.args, "inputs": {}, "outputs": outputs,
+        return self._write_adopted(step, outputs, model)
+
+    def _adopt_silver(self, step: Step, source: str) -> dict:
+        """A silver step from a silver pack (`tfkosent carry pack-silver`: rebuilt from the
+        datasets byte for byte) or a finished silver directory: STEP/out/silver.tsv and the
+        TSV the recipes read.  The pack's sentence sources must be the step's --sources."""
+        from tfkosent.training.silver import SILVER_FILE
+        from tfkosent.training.silver_pack import (SilverPackError, find_silver_dir, read_pack,
+                                                   unpack_silver)
+        out = os.path.join(self.step_dir(step.name), "out")
+        extra = [str(x) for x in step.args.get("extra_args", [])]
+        wanted = None
+        if "--sources" in extra:
+            rest = extra[extra.index("--sources") + 1:]
+            wanted = rest[:next((i for i, x in enumerate(rest) if x.startswith("--")), len(rest))]
+        try:
+            if os.path.isfile(source):
+                meta = read_pack(source)[0]
+                if wanted is not None and meta["sources"] != wanted:
+                    raise PipelineError(f"--adopt {step.name}={source}: packed from sources "
+                                        f"{meta['sources']}, the step reads {wanted}")
+                with _env("TFKOSENT_DATA_DIR", self.data_dir):
+                    unpack_silver(source, out, data_dir=self.data_dir)
+            else:
+                found = find_silver_dir(source)
+                os.makedirs(out, exist_ok=True)
+                for entry in os.listdir(found):
+                    if os.path.isfile(os.path.join(found, entry)):
+                        shutil.copyfile(os.path.join(found, entry), os.path.join(out, entry + ".tmp"))
+                        os.replace(os.path.join(out, entry + ".tmp"), os.path.join(out, entry))
+        except SilverPackError as e:
+            raise PipelineError(f"--adopt {step.name}={source}: {e}") from e
+        target = os.path.join(self.step_dir(step.name), step.args.get("tsv", "silver.tsv"))
+        shutil.copyfile(os.path.join(out, SILVER_FILE), target + ".tmp")
+        os.replace(target + ".tmp", target)
+        with open(target, encoding="utf-8") as f:
+            pairs = max(sum(1 for _ in f) - 1, 0)
+        return self._write_adopted(step, {"tsv": target, "pairs": pairs, "adopted_from": source}, source)
+
+    def _write_adopted(self, step: Step, outputs: Dict[str, Any], source: str) -> dict:
+        info = {"step": step.name, "kind": step.kind, "args": step.args, "inputs": {}, "outputs": outputs,
                 "adopted": True, "resumed": False, "wall_time_s": None, "total_wall_time_s": None,
                 "attempts": 0, "finished_at": _utc_now(), "pipeline": self.spec_path,
                 "pipeline_sha256": _sha256(self.spec_path), "options": self.options,
                 "data_dir": self.data_dir}
-        _write_json_atomic(os.path.join(directory, DONE_FILE), info)
-        self.log(f"[pipeline] {name}: adopted {model}")
+        _write_json_atomic(os.path.join(self.step_dir(step.name), DONE_FILE), info)
+        self.log(f"[pipeline] {step.name}: adopted {source}")
         return info
 
     # ------------------------------------------------------------------ running

@@ -215,10 +215,24 @@ def unpack(path: str, run_dir: str) -> dict:
 
 
 def carry_cli(args) -> int:
-    """`tfkosent carry pack RUN_DIR FILE [--exact]` / `tfkosent carry unpack FILE RUN_DIR`."""
+    """`tfkosent carry pack RUN_DIR FILE [--exact]` / `tfkosent carry unpack FILE RUN_DIR`;
+    `pack-silver SILVER_DIR FILE` / `unpack-silver FILE OUT_DIR` (tfkosent.training.silver_pack)."""
     import sys
+    from tfkosent.data.datasets import DownloadError
+    from tfkosent.training.data import DataError
+    from tfkosent.training.silver import SilverError
+    from tfkosent.training.silver_pack import SilverPackError, pack_silver, unpack_silver
     try:
-        if args.action == "pack":
+        if args.action == "pack-silver":
+            info = pack_silver(args.silver_dir, args.file, data_dir=args.data_dir)
+            print(f"packed {info['num_pairs']} silver pairs of {info['source']} (a pool of "
+                  f"{info['num_sentences']} sentences from {', '.join(info['sources'])}) into "
+                  f"{args.file}: {info['bytes'] / 2**20:.2f} MiB")
+        elif args.action == "unpack-silver":
+            info = unpack_silver(args.file, args.out_dir, data_dir=args.data_dir)
+            print(f"unpacked {info['num_pairs']} silver pairs into {info['silver']} (sha256 "
+                  f"{info['silver_sha256'][:12]}..., as packed)")
+        elif args.action == "pack":
             info = pack(args.run_dir, args.file, exact=args.exact)
             print(f"packed {info['checkpoint']} of {args.run_dir} (step {info.get('step')}, epoch "
                   f"{info.get('epoch')}, batch {info.get('batch')}; {info['num_tensors']} tensors, "
@@ -230,7 +244,7 @@ def carry_cli(args) -> int:
                   f"{info.get('step')}, {'exact' if info['exact'] else 'compact'}, made "
                   f"{info['created']} from {info['source']}); run the same training command "
                   f"(with --resume, or the pipeline step) to continue")
-    except CarryError as e:
+    except (CarryError, SilverPackError, SilverError, DataError, DownloadError, FileNotFoundError) as e:
         print(f"tfkosent carry: error: {e}", file=sys.stderr)
         return 2
     return 0

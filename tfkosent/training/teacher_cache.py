@@ -23,12 +23,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
+import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
 from tfkosent.data.datasets import atomic_write_bytes, sha256_file
+
+logger = logging.getLogger("tfkosent.training")
 
 FORMAT = "tfkosent-teacher-cache"
 MANIFEST = "manifest.json"
@@ -134,7 +138,8 @@ class ShardedCache:
         if progress and missing:
             from tqdm.auto import tqdm
             shards = tqdm(missing, desc=self.what, unit="shard")
-        for i in shards:
+        started = time.monotonic()
+        for done, i in enumerate(shards, start=1):
             start = i * self.shard_size
             chunk = self.items[start:start + self._shard_rows(i)]
             parts = [np.asarray(compute_fn(chunk[j:j + batch_size]), np.float32)
@@ -146,6 +151,11 @@ class ShardedCache:
             buffer = io.BytesIO()
             np.save(buffer, shard)
             atomic_write_bytes(self.shard_path(i), buffer.getvalue())
+            if not progress:  # no bar (e.g. stderr is a log file): one line per shard instead
+                elapsed = time.monotonic() - started
+                logger.info("%s: shard %d/%d written (%d of %d missing, %.0f s, about %.0f s left)",
+                            self.what, i + 1, self.num_shards, done, len(missing), elapsed,
+                            elapsed / done * (len(missing) - done))
         return self.load()
 
     def load(self) -> np.ndarray:
