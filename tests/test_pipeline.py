@@ -234,10 +234,10 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     options, steps, _ = load_spec(DEFAULT_PIPELINE)
     assert [s.name for s in steps] == [
         "convert", "teacher_nli", "teacher_sts", "teacher_sts2", "teacher_probe", "cross_encoder",
-        "cross_encoder2", "silver", "teacher_silver", "student_init", "distill", "distill_epoch2",
+        "cross_encoder2", "silver", "silver2", "teacher_silver", "student_init", "distill", "distill_epoch2",
         "distill_epoch3", "distill_epoch4", "distill_epoch5", "distill_epoch6", "distill_probe",
         "student_prune", "distill_prune", "distill_prune2", "student_gold", "student_gold2", "student_sts",
-        "evaluate", "package"]
+        "student_sts2", "evaluate", "package"]
     # every recipe resolves under session 12's chain (probe_recipe=false), where each step a
     # recipe names is enabled; the probe steps are checked at the end
     p = Pipeline(work_dir=str(tmp_path / "w"), options={"probe_recipe": False})
@@ -362,8 +362,8 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     # distill_probe (one 10-epoch schedule stopped after 5, uniform batches) the six distill steps
     probe = Pipeline(work_dir=str(tmp_path / "w"), options={"probe_recipe": True, "prune_ffn": False})
     assert [s.name for s in probe.steps if probe.enabled(s)] == [
-        "convert", "teacher_probe", "cross_encoder", "cross_encoder2", "silver", "student_init",
-        "distill_probe", "student_gold", "student_gold2", "student_sts", "evaluate", "package"]
+        "convert", "teacher_probe", "cross_encoder", "cross_encoder2", "silver", "silver2", "student_init",
+        "distill_probe", "student_gold", "student_gold2", "student_sts", "student_sts2", "evaluate", "package"]
     teacher = probe.recipe_config(probe.step("teacher_probe"), check=False)
     assert teacher.model == str(tmp_path / "w" / "convert" / "model")
     assert (teacher.epochs, teacher.stop_at_step, teacher.bucket_batches) == (4, 1088, 1)
@@ -387,9 +387,9 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     # a new order), and the students start from the second
     pruned = Pipeline(work_dir=str(tmp_path / "w"))
     assert [s.name for s in pruned.steps if pruned.enabled(s)] == [
-        "convert", "teacher_probe", "cross_encoder", "cross_encoder2", "silver", "student_init",
+        "convert", "teacher_probe", "cross_encoder", "cross_encoder2", "silver", "silver2", "student_init",
         "distill_probe", "student_prune", "distill_prune", "distill_prune2", "student_gold",
-        "student_gold2", "student_sts", "evaluate", "package"]
+        "student_gold2", "student_sts", "student_sts2", "evaluate", "package"]
     prune_args = pruned.step("student_prune").args
     assert pruned.resolve_ref(prune_args["model"]) == "distill_probe"
     assert (prune_args["intermediate_size"], prune_args["by"]) == (1024, "activations")
@@ -414,6 +414,20 @@ def test_real_pipeline_file_and_recipes_validate(tmp_path):
     assert chain.state(chain.step("student_prune")) == "disabled"
     assert chain.recipe_config(chain.step("student_sts"), check=False).model == \
         str(tmp_path / "w" / "distill_epoch6" / "model")
+    # silver2: the silver step's labellers over a wider pool; student_sts2: student_sts.yaml again
+    # from student_sts, on gold + silver2, new order, lower rate; packaged first if it is best
+    for key in ("bi_encoder", "scorer", "also_scored_by"):
+        assert pruned.resolve_ref(pruned.step("silver2").args[key]) == \
+            pruned.resolve_ref(pruned.step("silver").args[key])
+    wider = pruned.step("silver2").args["extra_args"]
+    assert {"klue-nli-train", "parakqc"} <= set(wider) and not {"korsts-dev", "korsts-test",
+                                                                 "klue-sts-dev"} & set(wider)
+    second = pruned.recipe_config(pruned.step("student_sts2"), check=False)
+    assert second.model == str(tmp_path / "w" / "student_sts" / "model")
+    assert second.seed == 43 and second.optimizer.learning_rate == pytest.approx(2e-5)
+    assert [d.path for d in second.tasks[0].data][2] == str(tmp_path / "w" / "silver2" / "silver.tsv")
+    assert "silver2" in pruned.dependencies(pruned.step("student_sts2"))
+    assert package["candidates"][0] == "student_sts2" and "student_sts2" in p.step("evaluate").args["models"]
     if skipped:
         pytest.skip(f"recipes of step(s) {skipped} are not in this checkout yet")
 
