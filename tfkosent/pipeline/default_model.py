@@ -556,8 +556,7 @@ class Pipeline:
                 if wanted is not None and meta["sources"] != wanted:
                     raise PipelineError(f"--adopt {step.name}={source}: packed from sources "
                                         f"{meta['sources']}, the step reads {wanted}")
-                with _env("TFKOSENT_DATA_DIR", self.data_dir):
-                    unpack_silver(source, out, data_dir=self.data_dir)
+                unpack_silver(source, out, data_dir=self.data_dir)
             else:
                 found = find_silver_dir(source)
                 os.makedirs(out, exist_ok=True)
