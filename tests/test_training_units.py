@@ -430,7 +430,7 @@ def test_cache_build_without_a_bar_logs_each_shard(tmp_path):
         logger.setLevel(saved_level)
     assert [line.split(" written")[0] for line in lines] == [
         "teacher cache: shard 1/3", "teacher cache: shard 2/3", "teacher cache: shard 3/3"]
-    assert "3 of 3 missing" in lines[-1] and "about 0 s left" in lines[-1]
+    assert "3 of the 3 missing shards built" in lines[-1] and "about 0 s left" in lines[-1]
 
 
 def test_config_error_is_a_value_error():

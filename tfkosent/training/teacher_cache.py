@@ -153,7 +153,7 @@ class ShardedCache:
             atomic_write_bytes(self.shard_path(i), buffer.getvalue())
             if not progress:  # no bar (e.g. stderr is a log file): one line per shard instead
                 elapsed = time.monotonic() - started
-                logger.info("%s: shard %d/%d written (%d of %d missing, %.0f s, about %.0f s left)",
+                logger.info("%s: shard %d/%d written (%d of the %d missing shards built, %.0f s, about %.0f s left)",
                             self.what, i + 1, self.num_shards, done, len(missing), elapsed,
                             elapsed / done * (len(missing) - done))
         return self.load()
