@@ -257,6 +257,32 @@ def test_nearest_neighbors_match_brute_force():
     assert pairs != sample_pairs(sentences, emb, neighbors=2, random_pairs=40, seed=4)
 
 
+def test_sample_pairs_at_neighbour_ranks():
+    from tfkosent.training.silver import SilverError, sample_pairs
+
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(40, 8)).astype(np.float32)
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    full = unit @ unit.T
+    np.fill_diagonal(full, -np.inf)
+    brute = np.argsort(-full, axis=1, kind="stable")
+    sentences = [f"문장 {i}" for i in range(40)]
+    key = lambda a, b: tuple(sorted((a, b)))
+    # rank 1 is the nearest neighbour: the same pairs as neighbors=1
+    assert sample_pairs(sentences, emb, 0, 0, neighbor_ranks=[1]) == sample_pairs(sentences, emb, 1, 0)
+    tenth = sample_pairs(sentences, emb, neighbors=3, random_pairs=0, neighbor_ranks=[10])
+    expected = {key(sentences[i], sentences[brute[i, 9]]) for i in range(40)}
+    assert {key(a, b) for a, b in tenth} == expected            # neighbors is ignored once ranks are given
+    assert not {key(sentences[i], sentences[brute[i, 0]]) for i in range(40)} <= expected
+    both = sample_pairs(sentences, emb, 0, 0, neighbor_ranks=[10, 1])
+    assert {key(a, b) for a, b in both} == expected | {key(a, b) for a, b in sample_pairs(sentences, emb, 1, 0)}
+    # ranks past the pool's size pair nothing; bad ranks are named
+    assert sample_pairs(sentences[:5], emb[:5], 0, 0, neighbor_ranks=[10]) == []
+    for bad in ([0], [2, 2], [-1]):
+        with pytest.raises(SilverError, match="neighbor_ranks"):
+            sample_pairs(sentences, emb, 0, 0, neighbor_ranks=bad)
+
+
 def test_pair_score_cache_resumes_without_rescoring(tmp_path):
     from tfkosent.training.silver import PairScoreCache, SilverError
 
@@ -365,6 +391,21 @@ def test_silver_scored_by_a_bi_encoder(model_dir, data_dir, tmp_path, monkeypatc
     np.testing.assert_allclose([e.score for e in examples], expected, atol=1e-3)
     with open(os.path.join(out, "summary.json")) as f:
         assert json.load(f)["scorer_kind"] == "bi-encoder"
+    # --neighbor-ranks: the candidates were made with other neighbours, so --resume refuses them
+    capsys.readouterr()
+    assert main(args + ["--resume", "--neighbor-ranks", "3"]) == 2
+    assert "neighbor_ranks changed" in capsys.readouterr().err
+    far = str(tmp_path / "silver_far")
+    assert main([a if a != out else far for a in args] + ["--neighbor-ranks", "3", "--random", "0"]) == 0
+    with open(os.path.join(far, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["neighbor_ranks"] == [3] and summary["random_pairs"] == 0
+    sentences = silver.collect_sentences(["korsts-train:60"], data_dir,
+                                         exclude=silver.evaluation_sentences(data_dir, ["korsts-dev"]))
+    third = silver.nearest_neighbors(model.encode(sentences), 3)[0][:, 2]
+    expected = {tuple(sorted((sentences[i], sentences[j]))) for i, j in enumerate(third)}
+    far_pairs = load_sts_examples(DataSource(path=os.path.join(far, "silver.tsv"), format="sts"))
+    assert {tuple(sorted((e.sentence1, e.sentence2))) for e in far_pairs} == expected
     capsys.readouterr()
     with pytest.raises(SystemExit):   # one scorer, not both
         main(args[:5] + ["--cross-encoder", model_dir] + args[5:])

@@ -7,7 +7,7 @@
     tfkosent convert hf MODEL_DIR --out DIR
     tfkosent evaluate M --tasks korsts-dev,korsts-test,klue-sts-dev [--data-dir D] [--json F] [--plot DIR]
     tfkosent train CONFIG [--resume] [--data-dir D] [--set KEY.PATH=VALUE ...]
-    tfkosent silver --bi-encoder DIR (--cross-encoder DIR | --scorer DIR [--scorer DIR]) --out DIR [--sources S...] [--neighbors K] [--random N] [--resume]
+    tfkosent silver --bi-encoder DIR (--cross-encoder DIR | --scorer DIR [--scorer DIR]) --out DIR [--sources S...] [--neighbors K | --neighbor-ranks R...] [--random N] [--resume]
     tfkosent prune-ffn MODEL OUT --intermediate-size N [--by activations|weights] [--sources S...] [--limit N]
     tfkosent pipeline default-model [--work-dir W] [--data-dir D] [--from S] [--until S] [--only S] [--dry-run]
                                     [--option NAME=BOOL] [--adopt STEP=DIR]
@@ -283,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="datasets to take sentences from, NAME or NAME:LIMIT (default: nsmc-reviews:100000 "
                         "3i4k chatbot-qa news-comments korsts-train klue-sts-train)")
     p.add_argument("--neighbors", type=int, default=3, help="nearest neighbours paired per sentence")
+    p.add_argument("--neighbor-ranks", type=int, nargs="+", default=None, metavar="RANK",
+                   help="pair each sentence with its neighbours at these ranks instead (1 = the nearest; "
+                        "e.g. 10: a pair further apart than the nearest ones)")
     p.add_argument("--random", type=int, default=0, help="random pairs added")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--data-dir", default=None)

@@ -11,7 +11,7 @@ bi-encoder on gold + silver pairs.  Here:
      evaluation sets (KorSTS dev/test, KLUE-STS dev) is removed explicitly, and
      evaluation sets are refused as sources;
   2. candidates (`sample_pairs`): for every sentence its `neighbors` nearest
-     neighbours under a bi-encoder (cosine, exact: one encode, then chunked
+     neighbours (or those at the ranks `neighbor_ranks`) under a bi-encoder (cosine, exact: one encode, then chunked
      numpy matmuls, `nearest_neighbors`) plus `random_pairs` uniformly random
      pairs (the "BM25 / semantic search + random" sampling of the paper),
      deduplicated as unordered pairs, identical sentences never paired; all
@@ -165,11 +165,26 @@ def nearest_neighbors(embeddings: np.ndarray, k: int, chunk_size: int = 2048
     return indices, sims
 
 
+def neighbor_rank_list(neighbors: int, neighbor_ranks: Optional[Sequence[int]] = None) -> List[int]:
+    """The 1-based neighbour ranks paired with each sentence: `neighbor_ranks` when given (e.g.
+    [10]: only the tenth nearest, a pair further apart than the nearest ones), else 1..neighbors."""
+    if neighbor_ranks is None:
+        return list(range(1, neighbors + 1))
+    ranks = [int(r) for r in neighbor_ranks]
+    bad = [r for r in ranks if r < 1]
+    if bad or len(set(ranks)) != len(ranks):
+        raise SilverError(f"neighbor_ranks must be distinct ranks >= 1 (1 = the nearest), got {list(neighbor_ranks)}")
+    return sorted(ranks)
+
+
 def sample_pairs(sentences: Sequence[str], embeddings: Optional[np.ndarray], neighbors: int,
-                 random_pairs: int, seed: int = 42, chunk_size: int = 2048) -> List[Pair]:
-    """Candidate pairs: each sentence with its `neighbors` nearest neighbours (needs
-    `embeddings`), then `random_pairs` random pairs; unordered duplicates and pairs of
-    identical sentences dropped.  Deterministic given `seed`."""
+                 random_pairs: int, seed: int = 42, chunk_size: int = 2048,
+                 neighbor_ranks: Optional[Sequence[int]] = None) -> List[Pair]:
+    """Candidate pairs: each sentence with its `neighbors` nearest neighbours, or with its
+    neighbours at the 1-based `neighbor_ranks` when given (needs `embeddings`), then
+    `random_pairs` random pairs; unordered duplicates and pairs of identical sentences
+    dropped.  Deterministic given `seed`."""
+    ranks = neighbor_rank_list(neighbors, neighbor_ranks)
     n = len(sentences)
     seen = set()
     pairs: List[Pair] = []
@@ -183,12 +198,13 @@ def sample_pairs(sentences: Sequence[str], embeddings: Optional[np.ndarray], nei
         pairs.append((a, b))
         return True
 
-    if neighbors > 0 and n > 1:
+    if ranks and n > 1:
         if embeddings is None or len(embeddings) != n:
             raise ValueError("neighbour pairs need one embedding per sentence")
-        indices, _ = nearest_neighbors(embeddings, neighbors, chunk_size)
+        indices, _ = nearest_neighbors(embeddings, max(ranks), chunk_size)
+        columns = [r - 1 for r in ranks if r <= indices.shape[1]]   # a pool of n has n - 1 ranks
         for i in range(n):
-            for j in indices[i]:
+            for j in indices[i, columns]:
                 add(i, int(j))
     if random_pairs > 0 and n > 1:
         rng = np.random.default_rng([seed, 7])
@@ -399,7 +415,8 @@ def build_silver(bi_encoder: str, scorer: Union[str, Sequence[str]], out_dir: st
                  sources: Optional[Sequence[str]] = None, neighbors: int = 3,
                  random_pairs: int = 0, seed: int = 42, data_dir: Optional[str] = None,
                  resume: bool = False, batch_size: int = 64, shard_size: int = 8192,
-                 exclude_sets: Optional[Sequence[str]] = None, progress: bool = False) -> dict:
+                 exclude_sets: Optional[Sequence[str]] = None, progress: bool = False,
+                 neighbor_ranks: Optional[Sequence[int]] = None) -> dict:
     """Writes OUT_DIR/silver.tsv (see the module docstring); returns the summary dict.
 
     Without `resume`, an output directory that already holds candidates is refused;
@@ -410,16 +427,20 @@ def build_silver(bi_encoder: str, scorer: Union[str, Sequence[str]], out_dir: st
     list of them, whose scores `combine_scores` averages on the first one's scale (each scorer
     has its own score cache: score_cache/, score_cache_2/, ...).
     sources: default `DEFAULT_SOURCES`; exclude_sets: the evaluation sets whose sentences
-    are removed, default all of `EVALUATION_SETS`.
+    are removed, default all of `EVALUATION_SETS`.  neighbor_ranks: pair each sentence with
+    its neighbours at these 1-based ranks instead of its `neighbors` nearest.
     """
     sources = list(DEFAULT_SOURCES if sources is None else sources)
     exclude_sets = list(EVALUATION_SETS if exclude_sets is None else exclude_sets)
     out_dir = os.path.abspath(out_dir)
     meta_path = os.path.join(out_dir, CANDIDATES_META)
     pairs_path = os.path.join(out_dir, CANDIDATES_FILE)
+    ranks = neighbor_rank_list(neighbors, neighbor_ranks)
     params = {"sources": list(sources), "neighbors": neighbors, "random_pairs": random_pairs,
               "seed": seed, "excluded": list(exclude_sets),
-              "bi_encoder": teacher_fingerprint(bi_encoder) if neighbors > 0 else None}
+              "bi_encoder": teacher_fingerprint(bi_encoder) if ranks else None}
+    if neighbor_ranks is not None:   # only then: candidates made before this option still resume
+        params["neighbor_ranks"] = ranks
     have = os.path.isfile(meta_path) and os.path.isfile(pairs_path)
     if have and not resume:
         raise FileExistsError(f"{out_dir} already holds silver candidates; pass --resume to "
@@ -442,12 +463,13 @@ def build_silver(bi_encoder: str, scorer: Union[str, Sequence[str]], out_dir: st
         logger.info("silver: %d unique sentences from %s (%d evaluation sentences excluded)",
                     len(sentences), ", ".join(sources), len(excluded))
         embeddings = None
-        if neighbors > 0:
+        if ranks:
             from tfkosent.sentence_encoder import SentenceEncoder
             encoder = SentenceEncoder.load(bi_encoder)
             embeddings = encoder.encode(sentences, batch_size=batch_size, normalize_embeddings=True,
                                         show_progress_bar=progress)
-        pairs = sample_pairs(sentences, embeddings, neighbors, random_pairs, seed)
+        pairs = sample_pairs(sentences, embeddings, neighbors, random_pairs, seed,
+                             neighbor_ranks=neighbor_ranks)
         if not pairs:
             raise SilverError("no candidate pairs (fewer than 2 distinct sentences?)")
         os.makedirs(out_dir, exist_ok=True)
@@ -471,7 +493,8 @@ def build_silver(bi_encoder: str, scorer: Union[str, Sequence[str]], out_dir: st
                "scorers": [os.path.abspath(p) for p in scorers], "scorer_kinds": kinds,
                "bi_encoder": os.path.abspath(bi_encoder), **{k: params[k] for k in
                                                              ("sources", "neighbors", "random_pairs",
-                                                              "seed", "excluded")}}
+                                                              "seed", "excluded")},
+               **({"neighbor_ranks": params["neighbor_ranks"]} if "neighbor_ranks" in params else {})}
     atomic_write_bytes(os.path.join(out_dir, SUMMARY_FILE),
                        (json.dumps(summary, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
     return summary
@@ -489,7 +512,8 @@ def silver_cli(args) -> int:
     try:
         scorers = [args.cross_encoder] if args.cross_encoder else list(args.scorer)
         summary = build_silver(args.bi_encoder, scorers, args.out, sources=sources,
-                               neighbors=args.neighbors, random_pairs=args.random, seed=args.seed,
+                               neighbors=args.neighbors, neighbor_ranks=args.neighbor_ranks,
+                               random_pairs=args.random, seed=args.seed,
                                data_dir=args.data_dir, resume=args.resume, batch_size=args.batch_size,
                                shard_size=args.shard_size, progress=sys.stderr.isatty())
     except (SilverError, TeacherCacheError, DataError, DownloadError, FileNotFoundError,
