@@ -11,8 +11,9 @@ bi-encoder on gold + silver pairs.  Here:
      evaluation sets (KorSTS dev/test, KLUE-STS dev) is removed explicitly, and
      evaluation sets are refused as sources;
   2. candidates (`sample_pairs`): for every sentence its `neighbors` nearest
-     neighbours (or those at the ranks `neighbor_ranks`) under a bi-encoder (cosine, exact: one encode, then chunked
-     numpy matmuls, `nearest_neighbors`) plus `random_pairs` uniformly random
+     neighbours (or those at the ranks `neighbor_ranks`) under a bi-encoder
+     (cosine, exact: one encode, then chunked numpy matmuls,
+     `nearest_neighbors`) plus `random_pairs` uniformly random
      pairs (the "BM25 / semantic search + random" sampling of the paper),
      deduplicated as unordered pairs, identical sentences never paired; all
      randomness from one seed;
@@ -173,7 +174,8 @@ def neighbor_rank_list(neighbors: int, neighbor_ranks: Optional[Sequence[int]] =
     ranks = [int(r) for r in neighbor_ranks]
     bad = [r for r in ranks if r < 1]
     if bad or len(set(ranks)) != len(ranks):
-        raise SilverError(f"neighbor_ranks must be distinct ranks >= 1 (1 = the nearest), got {list(neighbor_ranks)}")
+        raise SilverError(f"neighbor_ranks must be distinct ranks >= 1 (1 = the nearest), "
+                          f"got {list(neighbor_ranks)}")
     return sorted(ranks)
 
 
