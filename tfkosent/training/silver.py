@@ -442,7 +442,7 @@ def build_silver(bi_encoder: str, scorer: Union[str, Sequence[str]], out_dir: st
               "seed": seed, "excluded": list(exclude_sets),
               "bi_encoder": teacher_fingerprint(bi_encoder) if ranks else None}
     if neighbor_ranks is not None:   # only then: candidates made before this option still resume
-        params["neighbor_ranks"] = ranks
+        params.update(neighbors=None, neighbor_ranks=ranks)   # the ranks replace `neighbors`
     have = os.path.isfile(meta_path) and os.path.isfile(pairs_path)
     if have and not resume:
         raise FileExistsError(f"{out_dir} already holds silver candidates; pass --resume to "
