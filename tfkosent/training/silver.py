@@ -494,9 +494,9 @@ def build_silver(bi_encoder: str, scorer: Union[str, Sequence[str]], out_dir: st
                "scorer": os.path.abspath(scorers[0]), "scorer_kind": kinds[0],
                "scorers": [os.path.abspath(p) for p in scorers], "scorer_kinds": kinds,
                "bi_encoder": os.path.abspath(bi_encoder), **{k: params[k] for k in
-                                                             ("sources", "neighbors", "random_pairs",
-                                                              "seed", "excluded")},
-               **({"neighbor_ranks": params["neighbor_ranks"]} if "neighbor_ranks" in params else {})}
+                                                             ("sources", "neighbors", "neighbor_ranks",
+                                                              "random_pairs", "seed", "excluded")
+                                                             if k in params}}
     atomic_write_bytes(os.path.join(out_dir, SUMMARY_FILE),
                        (json.dumps(summary, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
     return summary
