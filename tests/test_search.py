@@ -1,0 +1,159 @@
+"""Semantic search: exact top-k against brute force, ties, errors, `SentenceEncoder.search` and
+`tfkosent search` (corpus file lines, saved corpus embeddings, JSON)."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from tfkosent.cli import main
+from tfkosent.search import read_corpus, semantic_search, top_k_similar
+
+
+def brute_force(queries, corpus, k, exclude_self=False, cosine=True):
+    """Indices of the k best corpus rows per query: sorted by (-score, index), one row at a time."""
+    if cosine:
+        queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+        corpus = corpus / np.linalg.norm(corpus, axis=1, keepdims=True)
+    scores = queries @ corpus.T
+    out = []
+    for i, row in enumerate(scores):
+        order = sorted((j for j in range(len(corpus)) if not (exclude_self and j == i)),
+                       key=lambda j: (-row[j], j))
+        out.append(order[:k])
+    return np.array(out, dtype=np.int64)
+
+
+@pytest.fixture()
+def vectors():
+    rng = np.random.default_rng(0)
+    corpus = rng.normal(size=(57, 8)).astype(np.float32)
+    corpus[[10, 40, 41]] = corpus[3]            # repeated sentences: exact ties
+    queries = rng.normal(size=(13, 8)).astype(np.float32)
+    queries[2] = corpus[3]
+    return queries, corpus
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 60])
+@pytest.mark.parametrize("chunks", [(1, 1), (4, 7), (5, 3), (1024, 100_000)])
+def test_top_k_matches_brute_force_whatever_the_chunks(vectors, k, chunks):
+    queries, corpus = vectors
+    indices, scores = top_k_similar(queries, corpus, k, query_chunk_size=chunks[0],
+                                    corpus_chunk_size=chunks[1])
+    np.testing.assert_array_equal(indices, brute_force(queries, corpus, k))
+    assert indices.shape == (13, min(k, 57)) and scores.dtype == np.float32
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    indices, _ = top_k_similar(corpus, corpus, k, exclude_self=True, query_chunk_size=chunks[0],
+                               corpus_chunk_size=chunks[1])
+    np.testing.assert_array_equal(indices, brute_force(corpus, corpus, k, exclude_self=True))
+    assert not np.any(indices == np.arange(57)[:, None])
+
+
+def test_ties_come_in_corpus_order(vectors):
+    queries, corpus = vectors
+    indices, scores = top_k_similar(queries[2], corpus, 4, corpus_chunk_size=5)
+    assert indices[0].tolist() == [3, 10, 40, 41]
+    np.testing.assert_allclose(scores[0], 1.0, atol=1e-6)
+
+
+def test_dot_keeps_the_norms_cosine_does_not():
+    corpus = np.array([[1.0, 0.0], [10.0, 10.0]], np.float32)
+    query = np.array([1.0, 0.0], np.float32)
+    assert top_k_similar(query, corpus, 1)[0][0, 0] == 0
+    assert top_k_similar(query, corpus, 1, score_function="dot")[0][0, 0] == 1
+    hits = semantic_search(query, corpus, top_k=5, score_function="dot")
+    assert [[h["corpus_id"] for h in row] for row in hits] == [[1, 0]]
+    assert hits[0][0]["score"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda q, c: top_k_similar(q, c[:, :4], 3), "dim 8 but corpus embeddings have dim 4"),
+    (lambda q, c: top_k_similar(q, c, 0), "k must be a positive int, got 0"),
+    (lambda q, c: top_k_similar(q, c, 2, score_function="l2"), "score_function must be one of"),
+    (lambda q, c: top_k_similar(q, c, 2, exclude_self=True), "13 queries and 57 corpus rows"),
+    (lambda q, c: top_k_similar(q, np.where(np.arange(57)[:, None] == 9, np.nan, c), 2),
+     r"corpus embeddings\[9\] has a NaN"),
+    (lambda q, c: top_k_similar(q[None], c, 2), "must be a \\[n, dim\\] array"),
+    (lambda q, c: semantic_search(q, c, top_k=2, corpus_chunk_size=0), "corpus_chunk_size"),
+])
+def test_bad_arguments_are_named(vectors, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(*vectors)
+
+
+def test_sentence_encoder_search(tiny_model_dir):
+    from tfkosent import SentenceEncoder
+    from tfkosent.testing import korean_sentences
+
+    model = SentenceEncoder.load(tiny_model_dir)
+    corpus = korean_sentences(40, seed=3)
+    queries = [corpus[7], "전혀 다른 문장 하나"]
+    hits = model.search(queries, corpus, top_k=3)
+    similarity = model.similarity(queries, corpus)
+    for row, sims in zip(hits, similarity):
+        ids = [h["corpus_id"] for h in row]
+        np.testing.assert_allclose([h["score"] for h in row], sims[ids], atol=1e-5)
+        np.testing.assert_allclose([h["score"] for h in row], np.sort(sims)[::-1][:3], atol=1e-5)
+    assert hits[0][0]["corpus_id"] == corpus.index(corpus[7])
+    embeddings = model.encode(corpus)
+    assert model.search(queries, top_k=3, corpus_embeddings=embeddings) == hits
+    assert model.search(queries[0], corpus, top_k=100)[0][0]["corpus_id"] == hits[0][0]["corpus_id"]
+    with pytest.raises(ValueError, match="40 sentences but corpus_embeddings has 39 rows"):
+        model.search(queries, corpus, corpus_embeddings=embeddings[:39])
+    with pytest.raises(ValueError, match=r"must be \[n, 32\]"):
+        model.search(queries, corpus_embeddings=embeddings[:, :5])
+    with pytest.raises(ValueError, match="needs corpus"):
+        model.search(queries)
+    with pytest.raises(TypeError, match=r"corpus\[1\] must be a str"):
+        model.search(queries, ["ok", None])
+
+
+def test_cli_search(tiny_model_dir, tmp_path, capsys):
+    from tfkosent.testing import korean_sentences
+
+    sentences = korean_sentences(30, seed=5)
+    corpus = tmp_path / "corpus.txt.gz"
+    # line 1 blank, then the sentences, a whitespace-only line after the fifth
+    lines = [""] + sentences[:5] + ["   "] + sentences[5:]
+    with gzip.open(corpus, "wt", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    assert read_corpus(str(corpus)) == (sentences, [2, 3, 4, 5, 6] + list(range(8, 33)))
+
+    cache = tmp_path / "corpus.npy"
+    args = ["search", sentences[6], "전혀 다른 문장", "--corpus", str(corpus), "--model", tiny_model_dir,
+            "--top-k", "2", "--corpus-embeddings", str(cache)]
+    assert main(args + ["--json"]) == 0
+    out, err = capsys.readouterr()
+    assert f"wrote 30 corpus embeddings to {cache}" in err
+    result = json.loads(out)
+    assert [r["query"] for r in result] == [sentences[6], "전혀 다른 문장"]
+    first = result[0]["hits"][0]
+    assert first == {"corpus_id": 6, "line": 9, "score": pytest.approx(1.0, abs=1e-5),
+                     "sentence": sentences[6]}
+    assert all(len(r["hits"]) == 2 for r in result)
+
+    assert main(args) == 0                                # plain text, embeddings read back
+    out, err = capsys.readouterr()
+    assert f"read 30 corpus embeddings from {cache}" in err
+    assert f"{corpus}:9  {sentences[6]}" in out.splitlines()[1]
+
+    with gzip.open(corpus, "at", encoding="utf-8") as f:   # a changed corpus is encoded again
+        f.write("새로 추가된 문장\n")
+    assert main(args) == 0
+    assert "wrote 31 corpus embeddings" in capsys.readouterr().err
+    assert np.load(cache).shape == (31, 32)
+
+
+@pytest.mark.parametrize("content, queries, extra, message", [
+    (b"\xed\x95\x9c\xea\xb8\x80\n\xff\xfe bad\n", ["질문"], [], "corpus.txt:2: not valid UTF-8"),
+    (b"\n  \n", ["질문"], [], "the corpus has no sentences"),
+    ("문장\n".encode(), ["질문"], ["--top-k", "0"], "--top-k must be a positive int"),
+    ("문장\n".encode(), ["질문", "  "], [], "query 2 is blank"),
+])
+def test_cli_search_errors_name_the_input(tiny_model_dir, tmp_path, capsys, content, queries, extra,
+                                          message):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(content)
+    assert main(["search"] + queries + ["--corpus", str(corpus), "--model", tiny_model_dir] + extra) == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,243 @@
+"""Semantic search: the corpus sentences nearest to each query, by embedding similarity.
+
+    >>> from tfkosent import SentenceEncoder
+    >>> model = SentenceEncoder.load()
+    >>> model.search(["비 오는 날 듣기 좋은 노래"], corpus, top_k=3)
+    [[{'corpus_id': 17, 'score': 0.83}, {'corpus_id': 4, 'score': 0.79}, ...]]
+
+`semantic_search` takes embeddings and returns, per query, `{"corpus_id", "score"}` hits best
+first: the same shape as sentence-transformers' `util.semantic_search`, so code written for that
+carries over.  The search is exact (a matrix product per chunk, no index), which is what a corpus
+of up to a few million sentences needs on one machine; memory holds one
+[query_chunk_size, corpus_chunk_size] block of scores at a time.
+
+`top_k_similar` is the array form underneath, also used to pick the silver pairs' neighbours
+(`tfkosent.training.silver.nearest_neighbors`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+SCORE_FUNCTIONS = ("cosine", "dot")
+
+
+def _as_matrix(x, name: str) -> np.ndarray:
+    array = np.asarray(x, dtype=np.float32)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a [n, dim] array (or one [dim] vector), got shape "
+                         f"{np.shape(x)}")
+    bad = ~np.isfinite(array).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{name}[{int(np.flatnonzero(bad)[0])}] has a NaN or infinite value")
+    return array
+
+
+def _normalized(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _top_columns(block: np.ndarray, k: int) -> np.ndarray:
+    """Column indices int64 [rows, k] of each row's k largest values, in column order; of equal
+    values at the k-th place the lowest columns (argpartition alone would pick any of them, and
+    a corpus with repeated sentences has exact ties)."""
+    kth = -np.partition(-block, k - 1, axis=1)[:, k - 1:k]                   # [rows, 1]
+    above = block > kth
+    at = block == kth
+    wanted = (k - above.sum(axis=1))[:, None]
+    chosen = above | (at & (np.cumsum(at, axis=1) <= wanted))               # exactly k per row
+    return np.nonzero(chosen)[1].reshape(len(block), k).astype(np.int64)
+
+
+def top_k_similar(queries, corpus, k: int, score_function: str = "cosine",
+                  exclude_self: bool = False, query_chunk_size: int = 1024,
+                  corpus_chunk_size: int = 100_000) -> Tuple[np.ndarray, np.ndarray]:
+    """The `k` corpus rows most similar to each query row, exactly.
+
+    Args:
+      queries: float [q, d] (or one [d] vector).
+      corpus: float [n, d].
+      k: hits per query; fewer when the corpus has fewer rows (k' = min(k, n), or
+        min(k, n - 1) with `exclude_self`).
+      score_function: "cosine" (rows normalized here) or "dot" (as given).
+      exclude_self: queries and corpus are the same rows; row i never returns itself.
+      query_chunk_size, corpus_chunk_size: the score block computed at a time.
+    Returns:
+      (indices int64 [q, k'], scores float32 [q, k']), best first; equal scores in
+      corpus order (lower index first), so the result does not depend on the chunk sizes.
+    """
+    if score_function not in SCORE_FUNCTIONS:
+        raise ValueError(f"score_function must be one of {SCORE_FUNCTIONS}, got {score_function!r}")
+    k = _positive_int(k, "k")
+    query_chunk_size = _positive_int(query_chunk_size, "query_chunk_size")
+    corpus_chunk_size = _positive_int(corpus_chunk_size, "corpus_chunk_size")
+    queries = _as_matrix(queries, "query embeddings")
+    corpus = _as_matrix(corpus, "corpus embeddings")
+    if queries.shape[1] != corpus.shape[1]:
+        raise ValueError(f"query embeddings have dim {queries.shape[1]} but corpus embeddings have "
+                         f"dim {corpus.shape[1]}")
+    if exclude_self and len(queries) != len(corpus):
+        raise ValueError(f"exclude_self needs the queries to be the corpus rows, got {len(queries)} "
+                         f"queries and {len(corpus)} corpus rows")
+    if score_function == "cosine":
+        queries, corpus = _normalized(queries), _normalized(corpus)
+    n = len(corpus)
+    k = min(k, n - 1 if exclude_self else n)
+    indices = np.zeros((len(queries), max(k, 0)), np.int64)
+    scores = np.zeros((len(queries), max(k, 0)), np.float32)
+    if k <= 0:
+        return indices, scores
+    for q0 in range(0, len(queries), query_chunk_size):
+        block_queries = queries[q0:q0 + query_chunk_size]
+        rows = np.arange(len(block_queries))
+        best_idx = np.zeros((len(rows), 0), np.int64)
+        best_sim = np.zeros((len(rows), 0), np.float32)
+        for c0 in range(0, n, corpus_chunk_size):
+            block = block_queries @ corpus[c0:c0 + corpus_chunk_size].T          # [qc, cc]
+            if exclude_self:
+                own = q0 + rows - c0                                              # row i's column
+                inside = (own >= 0) & (own < block.shape[1])
+                block[rows[inside], own[inside]] = -np.inf
+            top = _top_columns(block, min(k, block.shape[1]))
+            best_idx = np.concatenate([best_idx, top + c0], axis=1)
+            best_sim = np.concatenate([best_sim, np.take_along_axis(block, top, axis=1)], axis=1)
+            order = np.lexsort((best_idx, -best_sim), axis=1)[:, :k]              # by score, then index
+            best_idx = np.take_along_axis(best_idx, order, axis=1)
+            best_sim = np.take_along_axis(best_sim, order, axis=1)
+        indices[q0:q0 + len(rows)] = best_idx
+        scores[q0:q0 + len(rows)] = best_sim
+    return indices, scores
+
+
+def semantic_search(query_embeddings, corpus_embeddings, top_k: int = 10,
+                    score_function: str = "cosine", query_chunk_size: int = 1024,
+                    corpus_chunk_size: int = 100_000) -> List[List[Dict[str, Union[int, float]]]]:
+    """For each query, its `top_k` corpus hits `{"corpus_id": int, "score": float}`, best first.
+
+    query_embeddings: float [q, d] (or one [d] vector, which still gives a list of one list);
+    corpus_embeddings: float [n, d].  `score_function` "cosine" or "dot"; ties in corpus order.
+    """
+    indices, scores = top_k_similar(query_embeddings, corpus_embeddings, top_k, score_function,
+                                    query_chunk_size=query_chunk_size,
+                                    corpus_chunk_size=corpus_chunk_size)
+    return [[{"corpus_id": int(i), "score": float(s)} for i, s in zip(row_i, row_s)]
+            for row_i, row_s in zip(indices, scores)]
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def read_corpus(path: str) -> Tuple[List[str], List[int]]:
+    """A corpus file's sentences, one per line (UTF-8, optionally .gz), and their 1-based line
+    numbers.  Blank lines are skipped (so a hit names its line, not its index); a line that is
+    not valid UTF-8 raises `DatasetFormatError` naming the file and line."""
+    from tfkosent.data.datasets import _iter_lines
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such corpus file")
+    sentences, lines = [], []
+    for lineno, text in _iter_lines(Path(path)):
+        if text.strip():
+            sentences.append(text)
+            lines.append(lineno)
+    if not sentences:
+        raise ValueError(f"{path}: the corpus has no sentences (every line is blank)")
+    return sentences, lines
+
+
+def _model_files_digest(model_path: str) -> str:
+    """sha256 over (relative path, size, mtime) of every file of a model or export directory:
+    cheap, and changes when the model is rewritten in place."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(model_path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            stat = os.stat(full)
+            digest.update(f"{os.path.relpath(full, model_path)}\t{stat.st_size}\t"
+                          f"{stat.st_mtime_ns}\n".encode("utf-8"))
+    return digest.hexdigest()
+
+
+def corpus_fingerprint(sentences: Sequence[str], model_path: str) -> Dict[str, object]:
+    """What a saved corpus-embeddings file was made from: the model (its path and files) and
+    the sentences (count and sha256)."""
+    digest = hashlib.sha256()
+    for sentence in sentences:
+        digest.update(sentence.encode("utf-8"))
+        digest.update(b"\n")
+    return {"model": os.path.abspath(model_path), "model_files": _model_files_digest(model_path),
+            "sentences": len(sentences), "sha256": digest.hexdigest()}
+
+
+def cached_corpus_embeddings(model, sentences: Sequence[str], path: Optional[str],
+                             batch_size: int = 64) -> Tuple[np.ndarray, bool]:
+    """The corpus embeddings, read from `path` (.npy, with its fingerprint in PATH.json) when it
+    was made from the same model and sentences, else encoded and, with `path`, written there
+    atomically.  Returns (embeddings float32 [n, d], whether they were read)."""
+    fingerprint = corpus_fingerprint(sentences, model.path)
+    meta_path = f"{path}.json" if path else None
+    if path and os.path.isfile(path) and os.path.isfile(meta_path):
+        with open(meta_path, encoding="utf-8") as f:
+            if json.load(f) == fingerprint:
+                embeddings = np.load(path)
+                if embeddings.shape == (len(sentences), model.embedding_dim):
+                    return embeddings.astype(np.float32, copy=False), True
+    embeddings = model.encode(list(sentences), batch_size=batch_size, normalize_embeddings=True)
+    if path:
+        tmp = f"{path}.tmp{os.getpid()}.npy"
+        np.save(tmp, embeddings)
+        os.replace(tmp, path)
+        with open(f"{meta_path}.tmp{os.getpid()}", "w", encoding="utf-8") as f:
+            json.dump(fingerprint, f, indent=1)
+        os.replace(f"{meta_path}.tmp{os.getpid()}", meta_path)
+    return embeddings, False
+
+
+def search_cli(args) -> int:
+    import sys
+
+    from tfkosent.sentence_encoder import SentenceEncoder
+
+    queries = args.queries or [line.rstrip("\r\n") for line in sys.stdin]
+    if not queries:
+        raise ValueError("no queries: give them as arguments or one per line on stdin")
+    blank = [i for i, q in enumerate(queries) if not q.strip()]
+    if blank:
+        raise ValueError(f"query {blank[0] + 1} is blank")
+    _positive_int(args.top_k, "--top-k")
+    corpus, lines = read_corpus(args.corpus)
+    model = SentenceEncoder.load(args.model)
+    corpus_emb, reused = cached_corpus_embeddings(model, corpus, args.corpus_embeddings,
+                                                  batch_size=args.batch_size)
+    if args.corpus_embeddings:
+        print(f"{'read' if reused else 'wrote'} {len(corpus)} corpus embeddings "
+              f"{'from' if reused else 'to'} {args.corpus_embeddings}", file=sys.stderr)
+    query_emb = model.encode(queries, batch_size=args.batch_size, normalize_embeddings=True)
+    hits = semantic_search(query_emb, corpus_emb, top_k=args.top_k)
+    if args.json:
+        out = [{"query": q, "hits": [{"corpus_id": h["corpus_id"], "line": lines[h["corpus_id"]],
+                                      "score": round(h["score"], 6), "sentence": corpus[h["corpus_id"]]}
+                                     for h in row]}
+               for q, row in zip(queries, hits)]
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+        return 0
+    for q, row in zip(queries, hits):
+        print(q)
+        for rank, h in enumerate(row, 1):
+            print(f"  {rank:>2d}. {h['score']:.4f}  {args.corpus}:{lines[h['corpus_id']]}  "
+                  f"{corpus[h['corpus_id']]}")
+    return 0
