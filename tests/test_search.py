@@ -157,3 +157,43 @@ def test_cli_search_errors_name_the_input(tiny_model_dir, tmp_path, capsys, cont
     corpus.write_bytes(content)
     assert main(["search"] + queries + ["--corpus", str(corpus), "--model", tiny_model_dir] + extra) == 2
     assert message in capsys.readouterr().err
+
+
+def test_paraphrase_mining_matches_all_pairs(vectors):
+    from tfkosent.search import paraphrase_mining
+
+    _, corpus = vectors
+    unit = corpus / np.linalg.norm(corpus, axis=1, keepdims=True)
+    scores = unit @ unit.T
+    mined = paraphrase_mining(corpus, top_k=56, chunk_size=5)
+    assert len(mined) == 57 * 56 // 2                   # every pair, once
+    assert {(i, j) for _, i, j in mined} == {(i, j) for i in range(57) for j in range(i + 1, 57)}
+    assert [(i, j) for _, i, j in mined[:6]] == [(3, 10), (3, 40), (3, 41), (10, 40), (10, 41), (40, 41)]
+    mined_scores = np.array([s for s, _, _ in mined])
+    assert np.all(np.diff(mined_scores) <= 0)
+    np.testing.assert_allclose(mined_scores, [scores[i, j] for _, i, j in mined], atol=1e-5)
+    # top_k 2: only the pairs in which one side ranks the other in its best 2; max_pairs caps
+    candidates = {(min(i, j), max(i, j)) for i in range(57)
+                  for j in brute_force(corpus, corpus, 2, exclude_self=True)[i]}
+    assert (40, 41) not in candidates                   # both rank 3 and 10 first (ties by index)
+    assert {(i, j) for _, i, j in paraphrase_mining(corpus, top_k=2)} == candidates
+    few = paraphrase_mining(corpus, top_k=2, max_pairs=10, chunk_size=5)
+    assert few == [t for t in mined if (t[1], t[2]) in candidates][:10]
+    assert paraphrase_mining(corpus[:1]) == []
+    with pytest.raises(ValueError, match="max_pairs must be a positive int"):
+        paraphrase_mining(corpus, max_pairs=0)
+
+
+def test_sentence_encoder_paraphrase_mining(tiny_model_dir):
+    from tfkosent import SentenceEncoder
+    from tfkosent.testing import korean_sentences
+
+    model = SentenceEncoder.load(tiny_model_dir)
+    sentences = korean_sentences(20, seed=4)
+    sentences.append(sentences[4])                      # an exact duplicate: the best pair
+    pairs = model.paraphrase_mining(sentences, top_k=3, max_pairs=5)
+    assert pairs[0][1:] == (4, 20) and pairs[0][0] == pytest.approx(1.0, abs=1e-5)
+    similarity = model.similarity(sentences)
+    for score, i, j in pairs:
+        assert i < j and score == pytest.approx(similarity[i, j], abs=1e-5)
+    assert [p[0] for p in pairs] == sorted((p[0] for p in pairs), reverse=True)

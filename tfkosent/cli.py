@@ -43,7 +43,7 @@ def cmd_encode(args) -> int:
     from tfkosent.sentence_encoder import SentenceEncoder
 
     model = SentenceEncoder.load(args.model)
-    sentences = args.sentences or [line.rstrip("\n") for line in sys.stdin]
+    sentences = args.sentences or [line.rstrip("\r\n") for line in sys.stdin]
     emb = model.encode(sentences, batch_size=args.batch_size, show_progress_bar=None)
     if args.output:
         np.save(args.output, emb)

@@ -11,6 +11,7 @@ carries over.  The search is exact (a matrix product per chunk, no index), which
 of up to a few million sentences needs on one machine; memory holds one
 [query_chunk_size, corpus_chunk_size] block of scores at a time.
 
+`paraphrase_mining` finds the most similar pairs within one set (near-duplicates, paraphrases).
 `top_k_similar` is the array form underneath, also used to pick the silver pairs' neighbours
 (`tfkosent.training.silver.nearest_neighbors`).
 """
@@ -136,6 +137,38 @@ def semantic_search(query_embeddings, corpus_embeddings, top_k: int = 10,
                                     corpus_chunk_size=corpus_chunk_size)
     return [[{"corpus_id": int(i), "score": float(s)} for i, s in zip(row_i, row_s)]
             for row_i, row_s in zip(indices, scores)]
+
+
+def paraphrase_mining(embeddings, top_k: int = 10, max_pairs: Optional[int] = None,
+                      score_function: str = "cosine", chunk_size: int = 1024
+                      ) -> List[Tuple[float, int, int]]:
+    """The most similar pairs within one set of sentences: `(score, i, j)` with i < j, best
+    first (ties by i, then j), each pair once.
+
+    embeddings: float [n, d].  Each row's `top_k` nearest other rows are the candidates (so a
+    pair is found when either side ranks the other in its top k); `max_pairs` keeps the best
+    that many.  The shape of sentence-transformers' `util.paraphrase_mining` (which takes the
+    model and sentences; here `SentenceEncoder.paraphrase_mining` does).  Memory: the
+    candidates ([n, top_k]) and one [chunk_size, min(n, 100k)] block of scores.
+    """
+    embeddings = _as_matrix(embeddings, "embeddings")
+    if max_pairs is not None:
+        max_pairs = _positive_int(max_pairs, "max_pairs")
+    if len(embeddings) < 2:
+        _positive_int(top_k, "top_k")
+        return []
+    indices, scores = top_k_similar(embeddings, embeddings, top_k, score_function,
+                                    exclude_self=True, query_chunk_size=chunk_size)
+    rows = np.repeat(np.arange(len(embeddings)), indices.shape[1])
+    cols = indices.ravel()
+    first, second = np.minimum(rows, cols), np.maximum(rows, cols)
+    pair_scores = scores.ravel()
+    # Each unordered pair once (score(i, j) and score(j, i) are the same product); then best
+    # first, ties by (i, j).
+    _, unique = np.unique(first * len(embeddings) + second, return_index=True)
+    first, second, pair_scores = first[unique], second[unique], pair_scores[unique]
+    order = np.lexsort((second, first, -pair_scores))[:max_pairs]
+    return [(float(pair_scores[o]), int(first[o]), int(second[o])) for o in order]
 
 
 # --------------------------------------------------------------------------- the CLI

@@ -259,6 +259,17 @@ class SentenceEncoder:
         query_embeddings = self.encode(validate_sentences(queries, "queries"), batch_size=batch_size)
         return semantic_search(query_embeddings, corpus_embeddings, top_k=top_k)
 
+    def paraphrase_mining(self, sentences: Sequence[str], top_k: int = 10,
+                          max_pairs: Optional[int] = None, batch_size: int = 64,
+                          ) -> List[tuple]:
+        """The most similar pairs (cosine) among `sentences`: `(score, i, j)` with i < j, best
+        first, each pair once; candidates are each sentence's `top_k` nearest others, and
+        `max_pairs` keeps the best that many (near-duplicates first)."""
+        from tfkosent.search import paraphrase_mining
+
+        embeddings = self.encode(validate_sentences(sentences), batch_size=batch_size)
+        return paraphrase_mining(embeddings, top_k=top_k, max_pairs=max_pairs)
+
 
 def cache_root() -> str:
     """tfkosent's cache directory: $TFKOSENT_CACHE, default ~/.cache/tfkosent."""
