@@ -197,3 +197,14 @@ def test_sentence_encoder_paraphrase_mining(tiny_model_dir):
     for score, i, j in pairs:
         assert i < j and score == pytest.approx(similarity[i, j], abs=1e-5)
     assert [p[0] for p in pairs] == sorted((p[0] for p in pairs), reverse=True)
+
+
+def test_demo_prints_the_matrix_and_the_search(tiny_model_dir, capsys):
+    from tfkosent import demo
+
+    assert demo.main(["--model", tiny_model_dir, "--skip-eval"]) == 0
+    out = capsys.readouterr().out
+    assert "queries (rows) x corpus (columns)" in out and "semantic search (model.search), top 2:" in out
+    for query in demo.QUERIES:
+        line = out.split(query + "\n    -> ", 1)[1].splitlines()[0]
+        assert line.count(" (0.") + line.count(" (-0.") + line.count(" (1.") == 2   # two scored hits

@@ -69,10 +69,9 @@ def main(argv=None) -> int:
     for i, q in enumerate(QUERIES):
         print(f"  q{i}  " + "".join(f"{v:7.3f}" for v in sim[i]) + f"   {q}")
     print()
-    for i, q in enumerate(QUERIES):
-        best = sim[i].argsort()[::-1][:2]
-        print(f"{q}\n    -> {CORPUS[best[0]]} ({sim[i, best[0]]:.4f}), "
-              f"{CORPUS[best[1]]} ({sim[i, best[1]]:.4f})")
+    print("semantic search (model.search), top 2:")
+    for q, hits in zip(QUERIES, model.search(QUERIES, CORPUS, top_k=2)):
+        print(f"{q}\n    -> " + ", ".join(f"{CORPUS[h['corpus_id']]} ({h['score']:.4f})" for h in hits))
     print("\nall corpus sentences against each other:")
     _print_similarity(CORPUS[:5], model.similarity(CORPUS[:5]))
 
