@@ -231,6 +231,10 @@ def cached_corpus_embeddings(model, sentences: Sequence[str], path: Optional[str
                     return embeddings.astype(np.float32, copy=False), True
     embeddings = model.encode(list(sentences), batch_size=batch_size, normalize_embeddings=True)
     if path:
+        # The fingerprint goes first and comes back last: a run killed in between leaves
+        # embeddings without one, which the next run encodes again instead of trusting.
+        if os.path.exists(meta_path):
+            os.remove(meta_path)
         tmp = f"{path}.tmp{os.getpid()}.npy"
         np.save(tmp, embeddings)
         os.replace(tmp, path)
