@@ -2,14 +2,14 @@
 
     >>> from tfkosent import SentenceEncoder
     >>> model = SentenceEncoder.load()
-    >>> model.search(["비 오는 날 듣기 좋은 노래"], corpus, top_k=3)
-    [[{'corpus_id': 17, 'score': 0.83}, {'corpus_id': 4, 'score': 0.79}, ...]]
+    >>> corpus = ["한 남자가 음식을 먹는다.", "그 여자가 아이를 돌본다.", "한 남자가 말을 탄다."]
+    >>> model.search(["남자가 뭔가를 먹고 있다."], corpus, top_k=2)   # the shipped model
+    [[{'corpus_id': 0, 'score': 0.905...}, {'corpus_id': 2, 'score': 0.543...}]]
 
 `semantic_search` takes embeddings and returns, per query, `{"corpus_id", "score"}` hits best
 first: the same shape as sentence-transformers' `util.semantic_search`, so code written for that
-carries over.  The search is exact (a matrix product per chunk, no index), which is what a corpus
-of up to a few million sentences needs on one machine; memory holds one
-[query_chunk_size, corpus_chunk_size] block of scores at a time.
+carries over.  The search is exact (a matrix product per chunk, no approximate index); memory
+holds one [query_chunk_size, corpus_chunk_size] block of scores at a time.
 
 `paraphrase_mining` finds the most similar pairs within one set (near-duplicates, paraphrases).
 `top_k_similar` is the array form underneath, also used to pick the silver pairs' neighbours
