@@ -253,8 +253,9 @@ class SentenceEncoder:
             if corpus_embeddings.ndim != 2 or corpus_embeddings.shape[1] != self.embedding_dim:
                 raise ValueError(f"corpus_embeddings must be [n, {self.embedding_dim}] (this model's "
                                  f"embedding_dim), got shape {corpus_embeddings.shape}")
-            if corpus is not None and len(validate_sentences(corpus, "corpus")) != len(corpus_embeddings):
-                raise ValueError(f"corpus has {len(corpus)} sentences but corpus_embeddings has "
+            n = None if corpus is None else len(validate_sentences(corpus, "corpus"))
+            if n is not None and n != len(corpus_embeddings):
+                raise ValueError(f"corpus has {n} sentences but corpus_embeddings has "
                                  f"{len(corpus_embeddings)} rows")
         query_embeddings = self.encode(validate_sentences(queries, "queries"), batch_size=batch_size)
         return semantic_search(query_embeddings, corpus_embeddings, top_k=top_k)
