@@ -25,7 +25,10 @@ import os
 import sys
 from typing import List, Optional
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ log lines after start-up (cuInit failing on a machine without a GPU, the
+# oneDNN int64 fallback) obey this; its start-up lines do not (see tfkosent/quiet_import.py).
+# TF_CPP_MIN_LOG_LEVEL=0 in the environment shows everything.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _print_similarity(sentences: List[str], matrix) -> None:
@@ -362,10 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    from tfkosent.quiet_import import import_quietly
+
     if getattr(args, "beam", False):
+        import_quietly()
         return cmd_embed_corpus(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    import_quietly()  # after parsing: `--help` and usage errors stay instant
     try:
         return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as e:

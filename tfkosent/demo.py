@@ -51,6 +51,8 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-eval", action="store_true")
     args = parser.parse_args(argv)
 
+    from tfkosent.quiet_import import import_quietly
+    import_quietly()
     from tfkosent import SentenceEncoder
     from tfkosent.cli import _print_similarity
 
