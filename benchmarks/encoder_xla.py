@@ -109,8 +109,10 @@ def main(argv=None) -> int:
         ratio = results[f"ours, XLA {jit}"]["sentences_per_s"] / results[f"3x768, XLA {jit}"]["sentences_per_s"]
         print(f"ratio ours / 3x768, XLA {jit}: {ratio:.2f}x")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+        sys.path.insert(0, REPO)
+        from tfkosent.evaluation.sts import write_json  # atomic
+
+        write_json(results, args.json)
     return 0
 
 

@@ -15,7 +15,6 @@ the median step time and the mean padded width of each setting and the ratio to 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -108,8 +107,10 @@ def main(argv=None) -> int:
         print(f"length_chunks {c:>2}: median step {med:.3f} s, mean padded width "
               f"{np.mean(widths[c]):.1f} tokens, {base / med:.2f}x the first setting")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+        sys.path.insert(0, REPO)
+        from tfkosent.evaluation.sts import write_json  # atomic
+
+        write_json(results, args.json)
     return 0
 
 

@@ -16,7 +16,6 @@ both orders, as `tfkosent silver` does; bi-encoders by clipped cosine).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -57,8 +56,10 @@ def main(argv=None) -> int:
         for name, r in rows.items():
             print(f"| {task} | {name} | {r['spearman']:.2f} | {r['pearson']:.2f} |")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+        sys.path.insert(0, REPO)
+        from tfkosent.evaluation.sts import write_json  # atomic
+
+        write_json(results, args.json)
     return 0
 
 

@@ -339,9 +339,11 @@ def main(argv=None):
             if name != "tfkosent":
                 print(f"ratio tfkosent / {name}: {base / (n / r['seconds']):.2f}x")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"sentences": n, "batch_size": args.batch_size, "threads": args.threads,
-                       "matmul_gflops": peak, "results": results}, f, indent=2)
+        sys.path.insert(0, REPO)
+        from tfkosent.evaluation.sts import write_json  # atomic
+
+        write_json({"sentences": n, "batch_size": args.batch_size, "threads": args.threads,
+                    "matmul_gflops": peak, "results": results}, args.json)
     return 0
 
 
