@@ -112,7 +112,10 @@ def build_preprocess_module(preprocessor: Preprocessor):
 def build_encoder_module(encoder: TransformerEncoder):
     """A reusable SavedModel: `__call__(inputs, training)` plus its variables."""
     module = _trackable()
-    module.encoder = encoder
+    # The encoder layer itself is deliberately not an attribute: its Keras 3 variables are
+    # trackables of their own that save their values beside the tf.Variables they wrap, so
+    # tracking both `module.encoder` and `module.variables` stored every weight twice.
+    # The functions below capture the tf.Variables, which `module.variables` tracks.
     module.variables = _tf_variables(encoder)
     module.trainable_variables = [v for v in module.variables if v.trainable]
     module.regularization_losses = []
@@ -155,8 +158,7 @@ def build_sentence_encoder_module(preprocessor: Preprocessor, encoder: Transform
     """strings -> L2-normalized embeddings, for TF Serving and plain `tf.saved_model.load`."""
     module = _trackable()
     module.preprocessor = preprocessor
-    module.encoder = encoder
-    module.variables = _tf_variables(encoder)
+    module.variables = _tf_variables(encoder)  # not `module.encoder`: see build_encoder_module
     module.trainable_variables = []
     packing = preprocessor.packing
 
