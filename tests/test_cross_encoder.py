@@ -194,9 +194,15 @@ def test_export_reloads_with_tensorflow_only(cross_run, tmp_path):
                           capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     got = np.asarray(json.loads(done.stdout.strip().splitlines()[-1]), np.float32)
-    expected = CrossEncoder.from_model_dir(cross_run.model_dir).predict(list(zip(first, second)),
-                                                                        symmetric=False)
+    cross = CrossEncoder.from_model_dir(cross_run.model_dir)
+    expected = cross.predict(list(zip(first, second)), symmetric=False)
     assert np.abs(got - expected).max() <= 1e-5
+    # each weight stored once (tracking the Keras layers too stored every value twice)
+    import tensorflow as tf
+    num_weights = sum(int(np.prod(v.shape)) for v in cross.encoder.weights + cross.head.weights)
+    stored = tf.train.list_variables(os.path.join(export, "variables", "variables"))
+    values = sum(int(np.prod(shape)) for name, shape in stored if name != "_CHECKPOINTABLE_OBJECT_GRAPH")
+    assert num_weights <= values < num_weights * 1.01, (values, num_weights)
 
 
 def test_evaluate_cli_on_a_cross_encoder(cross_run, data_dir, tmp_path, capsys):

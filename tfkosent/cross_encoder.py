@@ -205,8 +205,8 @@ class CrossEncoder:
 
         module = _trackable()
         module.preprocessor = self.preprocessor
-        module.encoder = self.encoder
-        module.head = self.head
+        # Not `module.encoder` / `module.head`: their Keras 3 variables would be saved a
+        # second time beside the tf.Variables below (see tfkosent.export.build_encoder_module).
         module.variables = _tf_variables(self.encoder) + [self.head.kernel.value, self.head.bias.value]
         pre = self.preprocessor
 
