@@ -61,10 +61,24 @@ def test_empty_batch(model):
     (["ok", "ok", 3], TypeError, r"sentences\[2\] must be a str, got int"),
     ([b"\xff\xfe"], ValueError, r"sentences\[0\] is not valid UTF-8"),
     (42, TypeError, "got int"),
+    (["ok", "bad\udcff"], ValueError, r"sentences\[1\] is not valid UTF-8 text .*'\\udcff' at character 3"),
+    ({"a": 1}, TypeError, r"got dict \(pass list"),
+    ({"a"}, TypeError, "got set"),
+    (["ok", np.zeros(5000)], TypeError, r"sentences\[1\] must be a str, got ndarray \(array\(\[0\., .{,60}\)$"),
 ])
 def test_bad_python_inputs_name_the_index(model, bad, error, fragment):
     with pytest.raises(error, match=fragment):
         model.encode(bad)
+
+
+def test_bytes_are_utf8_text(model):
+    np.testing.assert_allclose(model.encode("나는 밥을 먹는다.".encode()), model.encode(SENTENCES[0]), atol=1e-6)
+    np.testing.assert_allclose(model.encode([b"abc", "abc"])[0], model.encode("abc"), atol=1e-6)
+
+
+def test_similarity_of_embeddings_points_to_the_matrix_product(model):
+    with pytest.raises(TypeError, match=r"similarity's a must be sentences.*emb_a @ emb_b.T"):
+        model.similarity(model.encode(SENTENCES[:2]), SENTENCES[:1])
 
 
 def test_bad_batch_size(model):
@@ -122,3 +136,40 @@ def test_default_model_resolution(tmp_path, monkeypatch, tiny_model_dir):
     assert SentenceEncoder.load().encode("가").shape == (32,)
     monkeypatch.setenv("TFKOSENT_DEFAULT_MODEL", tiny_model_dir)
     assert se.default_model_path() == tiny_model_dir
+
+
+def _stdin(monkeypatch, data: bytes):
+    import io
+    import sys
+    import types
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(data)))
+
+
+def test_cli_encode_reads_stdin_lines(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from tfkosent.cli import main
+
+    _stdin(monkeypatch, "나는 밥을 먹는다.\r\n\n고양이가 책을 읽는다\n\n".encode())
+    out = tmp_path / "emb.npy"
+    assert main(["encode", "--model", tiny_model_dir, "--output", str(out)]) == 0
+    expected = SentenceEncoder.load(tiny_model_dir).encode(["나는 밥을 먹는다.", "", "고양이가 책을 읽는다"])
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-6)  # CR dropped, trailing blanks dropped
+
+
+@pytest.mark.parametrize("command", ["encode", "search"])
+def test_cli_stdin_that_is_not_utf8_names_the_line(tiny_model_dir, tmp_path, monkeypatch, capsys, command):
+    from tfkosent.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("가나다\n", encoding="utf-8")
+    _stdin(monkeypatch, "가\n".encode() + b"\xff\n")
+    extra = ["--corpus", str(corpus)] if command == "search" else []
+    assert main([command, "--model", tiny_model_dir] + extra) == 2
+    assert "<stdin>:2: not valid UTF-8" in capsys.readouterr().err
+
+
+def test_cli_argument_that_is_not_utf8_names_it(tiny_model_dir, capsys):
+    from tfkosent.cli import main
+
+    # what Python makes of the command-line bytes b"\xff" (surrogateescape)
+    assert main(["encode", "--model", tiny_model_dir, "가", b"\xff".decode("utf-8", "surrogateescape")]) == 2
+    assert "sentences[1] is not valid UTF-8 text" in capsys.readouterr().err

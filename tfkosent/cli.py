@@ -46,7 +46,9 @@ def cmd_encode(args) -> int:
     from tfkosent.sentence_encoder import SentenceEncoder
 
     model = SentenceEncoder.load(args.model)
-    sentences = args.sentences or [line.rstrip("\r\n") for line in sys.stdin]
+    from tfkosent.data.datasets import read_stdin_lines
+
+    sentences = args.sentences or read_stdin_lines()
     emb = model.encode(sentences, batch_size=args.batch_size, show_progress_bar=None)
     if args.output:
         np.save(args.output, emb)

@@ -249,7 +249,9 @@ def search_cli(args) -> int:
 
     from tfkosent.sentence_encoder import SentenceEncoder
 
-    queries = args.queries or [line.rstrip("\r\n") for line in sys.stdin]
+    from tfkosent.data.datasets import read_stdin_lines
+
+    queries = args.queries or read_stdin_lines()
     if not queries:
         raise ValueError("no queries: give them as arguments or one per line on stdin")
     blank = [i for i, q in enumerate(queries) if not q.strip()]

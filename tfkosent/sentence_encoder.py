@@ -24,18 +24,29 @@ from tfkosent.model_dir import is_model_dir, load_model_dir
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "default_model")
 
 
+def _short_repr(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + " ..."
+
+
 def validate_sentences(sentences, argument: str = "sentences") -> List[str]:
     """Returns `sentences` as a list of str; raises naming the first bad item.
 
-    Accepts one str or a sequence of str. `bytes` must be valid UTF-8.
+    Accepts one str (or UTF-8 bytes) or a sequence of them. Text that cannot be
+    encoded as UTF-8 (lone surrogates, e.g. from bytes decoded with
+    errors="surrogateescape") is refused, as are dicts and sets, whose iteration
+    order or keys are rarely what was meant.
     """
-    if isinstance(sentences, str):
-        return [sentences]
-    if sentences is None:
+    if isinstance(sentences, (str, bytes)):
+        sentences = [sentences]
+    elif sentences is None:
         raise TypeError(f"{argument} must be a str or a list of str, got None")
-    if isinstance(sentences, np.ndarray):
+    elif isinstance(sentences, (dict, set, frozenset)):
+        raise TypeError(f"{argument} must be a str or a list of str, got {type(sentences).__name__} "
+                        f"(pass list(...) of the sentences)")
+    elif isinstance(sentences, np.ndarray):
         sentences = sentences.tolist()
-    if not isinstance(sentences, (list, tuple)):
+    elif not isinstance(sentences, (list, tuple)):
         try:
             sentences = list(sentences)
         except TypeError:
@@ -49,8 +60,17 @@ def validate_sentences(sentences, argument: str = "sentences") -> List[str]:
             except UnicodeDecodeError as e:
                 raise ValueError(f"{argument}[{i}] is not valid UTF-8 ({e.reason} at byte {e.start})") from None
         if not isinstance(s, str):
-            raise TypeError(f"{argument}[{i}] must be a str, got {type(s).__name__} ({s!r})")
+            raise TypeError(f"{argument}[{i}] must be a str, got {type(s).__name__} ({_short_repr(s)})")
         out.append(s)
+    try:
+        "".join(out).encode("utf-8")  # one pass for the common case; the loop below names the item
+    except UnicodeEncodeError:
+        for i, s in enumerate(out):
+            try:
+                s.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise ValueError(f"{argument}[{i}] is not valid UTF-8 text ({e.reason}: "
+                                 f"{s[e.start]!r} at character {e.start})") from None
     return out
 
 
@@ -192,7 +212,7 @@ class SentenceEncoder:
         """
         import tensorflow as tf
 
-        single = isinstance(sentences, str)
+        single = isinstance(sentences, (str, bytes))
         sentences = validate_sentences(sentences)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -222,7 +242,16 @@ class SentenceEncoder:
 
     def similarity(self, a: Union[str, Sequence[str]], b: Union[str, Sequence[str], None] = None,
                    batch_size: int = 64) -> np.ndarray:
-        """Cosine similarity matrix float32 [len(a), len(b)] (b defaults to a)."""
+        """Cosine similarity matrix float32 [len(a), len(b)] of sentences (b defaults to a).
+
+        For embeddings already computed by `encode` (unit length), the same matrix is
+        `emb_a @ emb_b.T`.
+        """
+        for name, value in (("a", a), ("b", b)):
+            if isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
+                raise TypeError(f"similarity's {name} must be sentences (str), got a numeric array of "
+                                f"shape {value.shape}; for embeddings from encode() (unit length), "
+                                f"the cosine similarity matrix is emb_a @ emb_b.T")
         ea = self.encode(validate_sentences(a, "a"), batch_size=batch_size)
         eb = ea if b is None else self.encode(validate_sentences(b, "b"), batch_size=batch_size)
         return ea @ eb.T

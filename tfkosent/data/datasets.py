@@ -36,6 +36,7 @@ inside `make_tf_dataset` only.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import gzip
@@ -48,8 +49,8 @@ import urllib.request
 import uuid
 import warnings
 from pathlib import Path
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional,
-                    Sequence, Tuple, Union)
+from typing import (Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple,
+                    Optional, Sequence, Tuple, Union)
 
 import numpy as np
 
@@ -415,13 +416,14 @@ def download(name: str, data_dir: Optional[PathLike] = None, force: bool = False
 # --------------------------------------------------------------------------- low-level readers
 
 
-def _iter_lines(path: Path) -> Iterator[Tuple[int, str]]:
-    """(1-based line number, text) of a UTF-8 (optionally .gz) file; lines end only at LF,
+def _iter_lines(path: Path, stream: Optional[BinaryIO] = None) -> Iterator[Tuple[int, str]]:
+    """(1-based line number, text) of a UTF-8 (optionally .gz) file, or of `stream` (a binary
+    file object such as sys.stdin.buffer, named `path` in errors); lines end only at LF,
     a trailing CR is dropped.  Blank lines at the very end are ignored; a blank line
     followed by more text is yielded (and rejected by the callers)."""
     opener = gzip.open if path.suffix == ".gz" else open
     pending: List[Tuple[int, str]] = []
-    with opener(path, "rb") as f:
+    with (contextlib.nullcontext(stream) if stream is not None else opener(path, "rb")) as f:
         for lineno, raw in enumerate(f, 1):
             try:
                 line = raw.decode("utf-8")
@@ -437,6 +439,16 @@ def _iter_lines(path: Path) -> Iterator[Tuple[int, str]]:
             yield from pending
             pending.clear()
             yield lineno, line
+
+
+def read_stdin_lines(stream: Optional[BinaryIO] = None) -> List[str]:
+    """The lines of standard input (or of the binary `stream`), read as `_iter_lines` reads a
+    file: UTF-8, CR LF or LF, trailing blank lines dropped; a line that is not UTF-8 raises
+    DatasetFormatError naming `<stdin>:LINE`."""
+    import sys
+
+    stream = sys.stdin.buffer if stream is None else stream
+    return [text for _, text in _iter_lines(Path("<stdin>"), stream)]
 
 
 def _iter_tsv(path: Path, columns: Sequence[str], header: bool) -> Iterator[Tuple[int, List[str]]]:
