@@ -143,6 +143,9 @@ def test_cli_dry_run(tmp_path, capsys):
                  "--no-nli"]) == 0
     out = capsys.readouterr().out
     assert "convert" in out and "package" in out and "disabled" in out
+    # the teacher caches the steps' overrides name are shown under --work-dir, as they run
+    assert f"tasks.0.teacher_cache={tmp_path / 'w' / 'distill_probe'}" in out
+    assert "runs/default_model" not in out
     assert not (tmp_path / "w").exists()
     assert main(["pipeline", "default-model", "--work-dir", str(tmp_path / "w"),
                  "--only", "nope", "--dry-run"]) == 2

@@ -275,13 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--until", default=None, metavar="STEP", help="stop after this step")
     c.add_argument("--only", default=None, metavar="STEP", help="run only this step")
     c.add_argument("--dry-run", action="store_true", help="print the plan with each step's state")
-    c.add_argument("--no-nli", action="store_true", help="skip the optional teacher_nli step "
-                   "(same as --option nli=false; off by default since the option defaults to false)")
+    c.add_argument("--no-nli", action="store_true", help="same as --option nli=false, which is "
+                   "already the default: kept so that older commands still run")
     c.add_argument("--option", action="append", metavar="NAME=BOOL",
                    help="turn an option of the pipeline file on or off, e.g. nli=true, probe_recipe=true, "
                         "cross_encoder=false, teacher_epoch2=false (the defaults are the pipeline "
-                        "file's options: they make the all-TensorFlow default model, session 12's; the "
-                        "shipped one adds GPU-probe steps, MODEL_CARD.md)")
+                        "file's options, and they make the shipped model: MODEL_CARD.md; --dry-run "
+                        "lists them)")
     c.add_argument("--adopt", action="append", metavar="STEP=DIR",
                    help="mark STEP done with a model trained earlier (a model directory or a run "
                         "directory with model/): it is copied into the work directory")

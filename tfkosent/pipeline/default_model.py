@@ -494,7 +494,10 @@ class Pipeline:
                 extra = f"  [{info['total_wall_time_s']:.0f} s]"
             recipe = f"  {step.args['recipe']}" if "recipe" in step.args else ""
             if step.args.get("overrides"):
-                recipe += "".join(f" --set {k}={v}" for k, v in step.args["overrides"].items())
+                # shown as the step runs them: paths under the recipes' work dir moved to --work-dir
+                overrides = _rebase(step.args["overrides"], self.recipe_work_dir.replace("\\", "/"),
+                                    self.work_dir)
+                recipe += "".join(f" --set {k}={v}" for k, v in overrides.items())
             if step.name in chosen and (state in ("partial", "todo") or (reason and rerun_stale)):
                 will_run.add(step.name)
             lines.append(f"{i:>3}. {step.name:<16} {step.kind:<16} {state:<9} -> {action}{recipe}{extra}")
