@@ -230,3 +230,31 @@ def test_export_is_atomic_and_refuses_to_overwrite(tiny_model_dir, tmp_path):
         export_model(str(broken), str(tmp_path / "never"))
     assert not (tmp_path / "never").exists()
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
+
+
+def test_seq_length_sets_the_preprocess_default_only(tiny_model_dir, tmp_path):
+    """`seq_length` is what preprocess/ pads to by default (TF Hub's 128 unless given);
+    sentence_encoder/1 and SentenceEncoder.load(export) still truncate at the model's maximum."""
+    import tensorflow_hub as hub
+
+    out = export_model(tiny_model_dir, str(tmp_path / "exp16"), seq_length=16, warmup=False)
+    info = json.load(open(os.path.join(out, "tfkosent_export.json")))
+    assert (info["preprocess_seq_length"], info["seq_length"]) == (16, 64)
+    sentences = ["나는 밥을 먹는다.", "우리는 공원에서 축구를 한다 " * 8]
+    pre = hub.load(os.path.join(out, "preprocess"))
+    assert pre(tf.constant(sentences))["input_word_ids"].shape == (2, 16)
+    assert pre.bert_pack_inputs([pre.tokenize(tf.constant(sentences))])["input_mask"].shape == (2, 16)
+    model = SentenceEncoder.load(tiny_model_dir)
+    assert len(model.tokenize(sentences[1])[0]) > 16  # the long one is cut by preprocess, not by serving
+    expected = model.encode(sentences)
+    serving = tf.saved_model.load(os.path.join(out, "sentence_encoder", "1")).signatures["serving_default"]
+    np.testing.assert_allclose(serving(**{SERVING_INPUT: tf.constant(sentences)})[SERVING_OUTPUT].numpy(),
+                               expected, atol=1e-5)
+    np.testing.assert_allclose(SentenceEncoder.load(out).encode(sentences), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0, 2, 1.5, True])
+def test_bad_seq_length_is_refused_before_writing(tiny_model_dir, tmp_path, bad):
+    with pytest.raises(ValueError, match="seq_length must be an int >= 3"):
+        export_model(tiny_model_dir, str(tmp_path / "never"), seq_length=bad)
+    assert not (tmp_path / "never").exists()

@@ -195,8 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write TF Hub-style preprocess/, encoder/, sentence_encoder/1/")
     p.add_argument("--model", default="default", help="model directory or 'default'")
     p.add_argument("--out", required=True)
-    p.add_argument("--seq-length", type=int, default=None)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--seq-length", type=int, default=None,
+                   help="what preprocess/ pads and truncates to by default (default 128, TF Hub's; "
+                        "capped at the model's maximum); sentence_encoder/1 pads to each batch's "
+                        "longest sentence and truncates at the model's maximum")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("convert", help="convert a pretrained checkpoint into a tfkosent model + export")

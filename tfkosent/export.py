@@ -4,7 +4,8 @@
 
     out_dir/
       tfkosent_export.json      what was exported (hidden size, packing, seq_length, source)
-      preprocess/               strings -> encoder inputs (TF Hub BERT preprocess contract)
+      preprocess/               strings -> encoder inputs (TF Hub BERT preprocess contract;
+                                padded to 128 tokens unless `seq_length` says otherwise)
       encoder/                  encoder inputs -> outputs (reusable SavedModel, fine-tunable)
       sentence_encoder/1/       strings -> L2-normalized embeddings (TF Serving layout)
 
@@ -45,6 +46,8 @@ MAX_EXPORT_DIFF = 1e-5
 SERVING_INPUT = "sentences"
 SERVING_OUTPUT = "embeddings"
 WARMUP_SENTENCES = ["안녕하세요.", "한국어 문장 임베딩 모델입니다.", ""]
+# What the preprocess module pads to by default: TF Hub's BERT preprocess models use 128.
+DEFAULT_PREPROCESS_SEQ_LENGTH = 128
 
 
 def _trackable():
@@ -200,17 +203,35 @@ def _max_diff(a: Dict[str, tf.Tensor], b: Dict[str, tf.Tensor], keys) -> float:
 
 def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
                  seq_length: Optional[int] = None, warmup: bool = True) -> str:
-    """Exports the model directory `model_dir` to `out_dir` (layout in the module docstring)."""
+    """Exports the model directory `model_dir` to `out_dir` (layout in the module docstring).
+
+    `seq_length` is the preprocess module's packed length: what `preprocess(strings)` and
+    `bert_pack_inputs` without a `seq_length` pad and truncate to. The default is TF Hub's
+    BERT preprocess default, 128 (or the model's maximum if that is smaller): padding every
+    batch to 512 made the hub.KerasLayer path 36x slower than `encode()` on short
+    sentences. `sentence_encoder/1` always pads to each batch's longest sentence and
+    truncates only at the model's maximum, like `SentenceEncoder.encode`; that maximum is
+    `seq_length` in tfkosent_export.json, and the preprocess default is
+    `preprocess_seq_length`.
+    """
     files = load_model_dir(model_dir)
     config = files.config
-    preprocessor = files.build_preprocessor(seq_length, name="preprocessor")
-    seq_length = preprocessor.seq_length
+    serving_preprocessor = files.build_preprocessor(name="preprocessor")
+    max_seq_length = serving_preprocessor.seq_length
+    if seq_length is not None and (isinstance(seq_length, bool) or not isinstance(seq_length, int)
+                                   or seq_length < 3):
+        raise ValueError(f"seq_length must be an int >= 3 (room for [CLS], one token and [SEP]), "
+                         f"got {seq_length!r}")
+    preprocess_seq_length = min(DEFAULT_PREPROCESS_SEQ_LENGTH if seq_length is None else seq_length,
+                                max_seq_length)
+    preprocessor = files.build_preprocessor(preprocess_seq_length, name="preprocessor")
     encoder = files.build_encoder()
 
     probe = tf.constant(PROBE_SENTENCES)
     expected_inputs = preprocessor(probe)
     expected = encoder(expected_inputs, training=False)
-    expected_embeddings = tf.math.l2_normalize(expected["pooled_output"], axis=-1)
+    expected_embeddings = tf.math.l2_normalize(
+        encoder(serving_preprocessor(probe), training=False)["pooled_output"], axis=-1)
 
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         pre_module, pre_signatures = build_preprocess_module(preprocessor)
@@ -218,14 +239,15 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
         enc_module, enc_signatures = build_encoder_module(encoder)
         tf.saved_model.save(enc_module, os.path.join(tmp, "encoder"), signatures=enc_signatures)
         serving_dir = os.path.join(tmp, "sentence_encoder", "1")
-        sent_module, sent_signatures = build_sentence_encoder_module(preprocessor, encoder)
+        sent_module, sent_signatures = build_sentence_encoder_module(serving_preprocessor, encoder)
         tf.saved_model.save(sent_module, serving_dir, signatures=sent_signatures)
         if warmup:
             write_warmup_requests(serving_dir)
         info = {"format": "tfkosent-export", "format_version": 1,
                 "hidden_size": config.encoder.hidden_size, "num_layers": config.encoder.num_layers,
                 "pooling": config.encoder.pooling, "packing": config.preprocess.packing,
-                "seq_length": seq_length, "text_prefix": config.preprocess.text_prefix,
+                "seq_length": max_seq_length, "preprocess_seq_length": preprocess_seq_length,
+                "text_prefix": config.preprocess.text_prefix,
                 "source": files.path, "metadata": config.metadata,
                 "serving": {"signature": "serving_default", "input": SERVING_INPUT,
                             "output": SERVING_OUTPUT}}
