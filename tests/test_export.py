@@ -89,6 +89,15 @@ def test_hub_dropout_only_with_training(tiny_export_dir):
     assert not np.allclose(model(x, training=True), model(x, training=True))
 
 
+def test_preprocess_refuses_bytes_that_are_not_utf8(tiny_export_dir):
+    pre = tf.saved_model.load(os.path.join(tiny_export_dir, "preprocess"))
+    bad = tf.constant(["정상".encode(), b"caf\xe9 latin-1"])
+    for fn in (pre, pre.tokenize):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"not valid UTF-8 at rows.*\[1\]"):
+            fn(bad)
+    assert pre(tf.constant(["정상", ""]))["input_word_ids"].shape[0] == 2
+
+
 def test_hub_pair_path_tokenize_then_pack(tiny_export_dir):
     import tensorflow_hub as hub
     import tf_keras
@@ -143,12 +152,16 @@ SERVING_SCRIPT = textwrap.dedent("""
     f = m.signatures["serving_default"]
     batches = [
         [s.encode() for s in ["한국어 문장입니다.", "", "   ", "가나다 " * 4000, "😀 emoji 漢字 섞인 문장"]],
-        [b"\\xff\\xfe\\xfa broken utf-8", "정상 문장".encode()],
+        ["정상 문장".encode(), b"\\xff\\xfe\\xfa broken utf-8", "정상 문장".encode(), "가".encode()[:2]],
         [],
     ]
     out = []
     for batch in batches:
-        emb = f(sentences=tf.constant(batch, dtype=tf.string))["embeddings"].numpy()
+        try:
+            emb = f(sentences=tf.constant(batch, dtype=tf.string))["embeddings"].numpy()
+        except tf.errors.InvalidArgumentError as e:
+            out.append({"error": e.message})
+            continue
         out.append({"shape": list(emb.shape), "finite": bool((emb == emb).all()),
                     "norms": [float((e ** 2).sum() ** 0.5) for e in emb]})
     # TF Serving replays these at load time; replay them the same way (the PredictionLog
@@ -176,7 +189,8 @@ def test_serving_signature_in_fresh_process_with_bad_inputs(tiny_export_dir):
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     assert results[0]["shape"] == [5, 32] and results[0]["finite"]
     np.testing.assert_allclose(results[0]["norms"], 1.0, atol=1e-5)
-    assert results[1]["shape"] == [2, 32] and results[1]["finite"]
+    # a request with bytes that are not UTF-8 fails, naming the rows (SentencePiece would embed them)
+    assert "sentences: not valid UTF-8 at rows" in results[1]["error"] and "[1 3]" in results[1]["error"]
     assert results[2]["shape"] == [0, 32]
     assert results[3]["warmup_records"] == 1
     assert results[3]["warmup_shapes"] == [[3, 32]]

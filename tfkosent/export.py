@@ -63,6 +63,23 @@ def _tf_variables(layer) -> List[tf.Variable]:
             for v in layer.variables]
 
 
+def _require_utf8(sentences: tf.Tensor) -> tf.Tensor:
+    """`sentences` (tf.string [batch]) once every element is valid UTF-8.
+
+    Why: the SentencePiece op tokenizes any bytes without complaint, so a client sending
+    Latin-1, CP949 or binary data would get an embedding of garbage and no error. This
+    fails the call instead with InvalidArgumentError "... not valid UTF-8 at rows [i ...]":
+    one bad request, never a crashed server. Transcoding with replacement changes exactly
+    the invalid elements.
+    """
+    repaired = tf.strings.unicode_transcode(sentences, "UTF-8", "UTF-8", errors="replace")
+    bad_rows = tf.where(tf.not_equal(repaired, sentences))[:, 0]
+    check = tf.debugging.Assert(tf.equal(tf.size(bad_rows), 0),
+                                ["sentences: not valid UTF-8 at rows", bad_rows], summarize=20)
+    with tf.control_dependencies([check]):
+        return tf.identity(sentences)
+
+
 def _encoder_input_spec():
     return {k: tf.TensorSpec([None, None], tf.int32, name=k) for k in ENCODER_INPUT_KEYS}
 
@@ -79,11 +96,11 @@ def build_preprocess_module(preprocessor: Preprocessor):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
     def call(sentences):
-        return preprocessor(sentences)
+        return preprocessor(_require_utf8(sentences))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
     def tokenize(sentences):
-        return preprocessor.tokenize(sentences)
+        return preprocessor.tokenize(_require_utf8(sentences))
 
     @tf.function
     def bert_pack_inputs(segments, seq_length=preprocessor.seq_length):
@@ -167,7 +184,7 @@ def build_sentence_encoder_module(preprocessor: Preprocessor, encoder: Transform
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_INPUT)])
     def serve(sentences):
-        token_ids = preprocessor.tokenize(sentences)
+        token_ids = preprocessor.tokenize(_require_utf8(sentences))
         # Pad to the batch's longest sentence (capped at seq_length), not to
         # seq_length: short requests cost proportionally less.
         seq_length = longest_packed_length([token_ids], packing, preprocessor.seq_length)
