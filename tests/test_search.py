@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tfkosent.cli import main
-from tfkosent.search import read_corpus, semantic_search, top_k_similar
+from tfkosent.search import (cached_corpus_embeddings, paraphrase_mining, read_corpus,
+                             semantic_search, top_k_similar)
 
 
 def brute_force(queries, corpus, k, exclude_self=False, cosine=True):
@@ -76,6 +77,8 @@ def test_dot_keeps_the_norms_cosine_does_not():
      r"corpus embeddings\[9\] has a NaN"),
     (lambda q, c: top_k_similar(q[None], c, 2), "must be a \\[n, dim\\] array"),
     (lambda q, c: semantic_search(q, c, top_k=2, corpus_chunk_size=0), "corpus_chunk_size"),
+    (lambda q, c: semantic_search(q, c, top_k=0), "^top_k must be a positive int, got 0"),
+    (lambda q, c: paraphrase_mining(c, top_k=-1), "^top_k must be a positive int, got -1"),
 ])
 def test_bad_arguments_are_named(vectors, call, message):
     with pytest.raises(ValueError, match=message):
@@ -143,6 +146,29 @@ def test_cli_search(tiny_model_dir, tmp_path, capsys):
     assert main(args) == 0
     assert "wrote 31 corpus embeddings" in capsys.readouterr().err
     assert np.load(cache).shape == (31, 32)
+
+
+def test_corpus_embeddings_never_overwrite_a_file_they_did_not_write(tiny_model_dir, tmp_path, capsys):
+    from tfkosent.sentence_encoder import SentenceEncoder
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("가나다\n라마바\n", encoding="utf-8")
+    mine = tmp_path / "mine.npy"
+    np.save(mine, np.arange(6.0))
+    args = ["search", "가나다", "--corpus", str(corpus), "--model", tiny_model_dir,
+            "--corpus-embeddings", str(mine)]
+    assert main(args) == 2
+    assert f"{mine} exists but {mine}.json does not" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(mine), np.arange(6.0))
+
+    # a run killed between the two writes leaves {"status": "writing"}: encoded again, replaced
+    model = SentenceEncoder.load(tiny_model_dir)
+    cache = tmp_path / "cache.npy"
+    np.save(cache, np.zeros((2, 32), np.float32))
+    (tmp_path / "cache.npy.json").write_text('{"status": "writing"}')
+    embeddings, reused = cached_corpus_embeddings(model, ["가나다", "라마바"], str(cache))
+    assert not reused and np.abs(np.load(cache) - embeddings).max() == 0 and np.abs(embeddings).max() > 0
+    assert cached_corpus_embeddings(model, ["가나다", "라마바"], str(cache))[1]
 
 
 @pytest.mark.parametrize("content, queries, extra, message", [

@@ -132,6 +132,7 @@ def semantic_search(query_embeddings, corpus_embeddings, top_k: int = 10,
     query_embeddings: float [q, d] (or one [d] vector, which still gives a list of one list);
     corpus_embeddings: float [n, d].  `score_function` "cosine" or "dot"; ties in corpus order.
     """
+    top_k = _positive_int(top_k, "top_k")
     indices, scores = top_k_similar(query_embeddings, corpus_embeddings, top_k, score_function,
                                     query_chunk_size=query_chunk_size,
                                     corpus_chunk_size=corpus_chunk_size)
@@ -152,10 +153,10 @@ def paraphrase_mining(embeddings, top_k: int = 10, max_pairs: Optional[int] = No
     candidates ([n, top_k]) and one [chunk_size, min(n, 100k)] block of scores.
     """
     embeddings = _as_matrix(embeddings, "embeddings")
+    top_k = _positive_int(top_k, "top_k")
     if max_pairs is not None:
         max_pairs = _positive_int(max_pairs, "max_pairs")
     if len(embeddings) < 2:
-        _positive_int(top_k, "top_k")
         return []
     indices, scores = top_k_similar(embeddings, embeddings, top_k, score_function,
                                     exclude_self=True, query_chunk_size=chunk_size)
@@ -220,10 +221,18 @@ def cached_corpus_embeddings(model, sentences: Sequence[str], path: Optional[str
                              batch_size: int = 64) -> Tuple[np.ndarray, bool]:
     """The corpus embeddings, read from `path` (.npy, with its fingerprint in PATH.json) when it
     was made from the same model and sentences, else encoded and, with `path`, written there
-    atomically.  Returns (embeddings float32 [n, d], whether they were read)."""
+    atomically.  Returns (embeddings float32 [n, d], whether they were read).
+
+    A `path` that exists without PATH.json was not written here (e.g. `tfkosent encode
+    --output`): it is never overwritten; FileExistsError says so.
+    """
     fingerprint = corpus_fingerprint(sentences, model.path)
     meta_path = f"{path}.json" if path else None
-    if path and os.path.isfile(path) and os.path.isfile(meta_path):
+    if path and os.path.exists(path) and not os.path.isfile(meta_path):
+        raise FileExistsError(f"{path} exists but {meta_path} does not, so it was not written as "
+                              f"--corpus-embeddings and is not overwritten; remove it or choose "
+                              f"another path")
+    if path and os.path.isfile(path):
         with open(meta_path, encoding="utf-8") as f:
             if json.load(f) == fingerprint:
                 embeddings = np.load(path)
@@ -231,25 +240,28 @@ def cached_corpus_embeddings(model, sentences: Sequence[str], path: Optional[str
                     return embeddings.astype(np.float32, copy=False), True
     embeddings = model.encode(list(sentences), batch_size=batch_size, normalize_embeddings=True)
     if path:
-        # The fingerprint goes first and comes back last: a run killed in between leaves
-        # embeddings without one, which the next run encodes again instead of trusting.
-        if os.path.exists(meta_path):
-            os.remove(meta_path)
+        # The fingerprint file is marked "writing" first and gets the fingerprint last: a run
+        # killed in between leaves embeddings whose PATH.json matches no corpus, which the
+        # next run encodes again (and may overwrite) instead of trusting.
+        _write_json_atomically(meta_path, {"status": "writing"})
         tmp = f"{path}.tmp{os.getpid()}.npy"
         np.save(tmp, embeddings)
         os.replace(tmp, path)
-        with open(f"{meta_path}.tmp{os.getpid()}", "w", encoding="utf-8") as f:
-            json.dump(fingerprint, f, indent=1)
-        os.replace(f"{meta_path}.tmp{os.getpid()}", meta_path)
+        _write_json_atomically(meta_path, fingerprint)
     return embeddings, False
+
+
+def _write_json_atomically(path: str, value) -> None:
+    from tfkosent.data.datasets import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(value, indent=1).encode("utf-8"))
 
 
 def search_cli(args) -> int:
     import sys
 
-    from tfkosent.sentence_encoder import SentenceEncoder
-
     from tfkosent.data.datasets import read_stdin_lines
+    from tfkosent.sentence_encoder import SentenceEncoder
 
     queries = args.queries or read_stdin_lines()
     if not queries:
