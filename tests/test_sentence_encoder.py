@@ -173,3 +173,33 @@ def test_cli_argument_that_is_not_utf8_names_it(tiny_model_dir, capsys):
     # what Python makes of the command-line bytes b"\xff" (surrogateescape)
     assert main(["encode", "--model", tiny_model_dir, "가", b"\xff".decode("utf-8", "surrogateescape")]) == 2
     assert "sentences[1] is not valid UTF-8 text" in capsys.readouterr().err
+
+
+def test_cli_similarity_reads_stdin_and_empty_input_is_an_error(tiny_model_dir, monkeypatch, capsys):
+    from tfkosent.cli import main
+
+    _stdin(monkeypatch, "나는 밥을 먹는다.\n고양이가 책을 읽는다\n".encode())
+    assert main(["similarity", "--model", tiny_model_dir, "--batch-size", "1"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 3 and rows[1].split()[-2] == "1.0000" and rows[2].split()[-1] == "1.0000"
+    for command in ("encode", "similarity"):
+        _stdin(monkeypatch, b"")
+        assert main([command, "--model", tiny_model_dir]) == 2
+        assert "no sentences: give them as arguments or one per line on stdin" in capsys.readouterr().err
+
+
+def test_cli_encode_clips_long_sentences_in_its_preview(tiny_model_dir, capsys):
+    from tfkosent.cli import main
+
+    assert main(["encode", "--model", tiny_model_dir, "가" * 500]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("가" * 57 + "...\t[") and line.endswith("(dim 32)")
+
+
+def test_cli_version(capsys):
+    from tfkosent import __version__
+    from tfkosent.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out == f"tfkosent {__version__}\n"

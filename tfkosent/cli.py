@@ -45,10 +45,8 @@ def cmd_encode(args) -> int:
     import numpy as np
     from tfkosent.sentence_encoder import SentenceEncoder
 
+    sentences = _sentences_from(args)
     model = SentenceEncoder.load(args.model)
-    from tfkosent.data.datasets import read_stdin_lines
-
-    sentences = args.sentences or read_stdin_lines()
     emb = model.encode(sentences, batch_size=args.batch_size, show_progress_bar=None)
     if args.output:
         np.save(args.output, emb)
@@ -56,15 +54,30 @@ def cmd_encode(args) -> int:
     else:
         np.set_printoptions(precision=4, suppress=True, linewidth=120)
         for s, e in zip(sentences, emb):
-            print(f"{s}\t{np.array2string(e[:8])}... (dim {e.shape[0]})")
+            print(f"{_clip(s, 60)}\t{np.array2string(e[:8])}... (dim {e.shape[0]})")
     return 0
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _sentences_from(args) -> List[str]:
+    """The command's sentence arguments, else the lines of stdin; none at all is an error."""
+    from tfkosent.data.datasets import read_stdin_lines
+
+    sentences = args.sentences or read_stdin_lines()
+    if not sentences:
+        raise ValueError("no sentences: give them as arguments or one per line on stdin")
+    return sentences
 
 
 def cmd_similarity(args) -> int:
     from tfkosent.sentence_encoder import SentenceEncoder
 
+    sentences = _sentences_from(args)
     model = SentenceEncoder.load(args.model)
-    _print_similarity(args.sentences, model.similarity(args.sentences))
+    _print_similarity(sentences, model.similarity(sentences, batch_size=args.batch_size))
     return 0
 
 
@@ -162,29 +175,41 @@ def cmd_embed_corpus(args, beam_args: List[str]) -> int:
     return run_cli(args, beam_args)
 
 
+def _add_model_arguments(p) -> None:
+    p.add_argument("--model", default="default",
+                   help="model directory, export directory, or 'default' (the shipped model)")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences per encoder call (default 64)")
+
+
+def _evaluation_tasks() -> List[str]:
+    from tfkosent.evaluation.sts import TASKS
+    return list(TASKS)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from tfkosent import __version__
+
     parser = argparse.ArgumentParser(prog="tfkosent", description="Korean sentence embeddings in TensorFlow.")
+    parser.add_argument("--version", action="version", version=f"tfkosent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("encode", help="embed sentences (arguments, or one per line on stdin)")
-    p.add_argument("sentences", nargs="*")
-    p.add_argument("--model", default="default")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--output", help="write the embeddings to this .npy file")
+    p.add_argument("sentences", nargs="*", help="sentences (default: one per line on stdin)")
+    _add_model_arguments(p)
+    p.add_argument("--output", help="write the embeddings to this .npy file (float32 [n, dim])")
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("similarity", help="print the cosine similarity matrix of sentences")
-    p.add_argument("sentences", nargs="+")
-    p.add_argument("--model", default="default")
+    p.add_argument("sentences", nargs="*", help="sentences (default: one per line on stdin)")
+    _add_model_arguments(p)
     p.set_defaults(func=cmd_similarity)
 
     p = sub.add_parser("search", help="the corpus sentences nearest to each query (exact cosine search)")
     p.add_argument("queries", nargs="*", help="query sentences (default: one per line on stdin)")
     p.add_argument("--corpus", required=True,
                    help="the sentences searched: a UTF-8 text file (or .gz), one per line; blank lines skipped")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--model", default="default")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--top-k", type=int, default=5, help="hits per query (default 5)")
+    _add_model_arguments(p)
     p.add_argument("--corpus-embeddings", metavar="FILE.npy",
                    help="reuse the corpus embeddings saved here when they were made from the same model "
                         "and corpus (FILE.npy.json says), else encode and save them there")
@@ -222,9 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="KorSTS / KLUE-STS evaluation table")
     p.add_argument("model", help="model directory, export directory or 'default'")
-    p.add_argument("--tasks", default="korsts-dev,korsts-test,klue-sts-dev")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--tasks", default="korsts-dev,korsts-test,klue-sts-dev",
+                   help="comma-separated, of: " + ", ".join(_evaluation_tasks())
+                        + " (default: korsts-dev,korsts-test,klue-sts-dev)")
+    p.add_argument("--data-dir", default=None, help="where the datasets are (default: $TFKOSENT_DATA_DIR, "
+                                                    "else the download cache, ~/.cache/tfkosent/data, "
+                                                    "filled on first use)")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences per encoder call (default 64)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs of each task")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     p.add_argument("--plot", default=None, help="write gold-vs-cosine scatter PNGs into this directory")
