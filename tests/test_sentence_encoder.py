@@ -40,7 +40,29 @@ def test_encode_is_independent_of_batching_and_order(model):
 def test_long_input_is_truncated_not_rejected(model):
     ids = model.tokenize(["가나다 " * 10000])[0]
     assert len(ids) > model.max_seq_length
-    assert model.encode(["가나다 " * 10000]).shape == (1, 32)
+    with pytest.warns(UserWarning, match=rf"1 of 2 sentences are longer than the model's 64 tokens and "
+                                         rf"were truncated \(first: sentences\[1\], {len(ids)} tokens\)"):
+        assert model.encode(["짧다", "가나다 " * 10000]).shape == (2, 32)
+
+
+def test_no_warning_for_ordinary_input(model, recwarn):
+    model.encode([s for s in SENTENCES if len(model.tokenize(s)[0]) < model.max_seq_length - 2])
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_text_the_model_prefixes_itself_is_flagged(tiny_model_dir, tmp_path):
+    """A model with e5's "query: " prefix, given text that already has it, warns."""
+    import shutil
+
+    prefixed = tmp_path / "prefixed"
+    shutil.copytree(tiny_model_dir, prefixed)
+    config = json.loads((prefixed / "config.json").read_text())
+    config["preprocess"]["text_prefix"] = "query: "
+    (prefixed / "config.json").write_text(json.dumps(config))
+    model = SentenceEncoder.load(str(prefixed))
+    assert model.text_prefix == "query: " and model.get_sentence_embedding_dimension() == 32
+    with pytest.warns(UserWarning, match=r"1 of 2 sentences \(first: sentences\[1\]\) start with 'query:'"):
+        model.encode(["가나다", "query: 가나다"])
 
 
 def test_similarity_matrix(model):

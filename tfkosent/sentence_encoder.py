@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -86,6 +87,7 @@ class _InMemoryBackend:
         self.packing = files.config.preprocess.packing
         self.seq_length = self.preprocessor.seq_length
         self.dim = files.config.encoder.hidden_size
+        self.text_prefix = files.config.preprocess.text_prefix or ""
         # Rows of the tokenized input -> pooled outputs, in ONE graph call per batch: gather,
         # pack and encoder together.  Packing eagerly (a dozen ragged ops dispatched one by
         # one from Python) took 0.57 of 5.75 s when profiling encode() of the 2,758 KorSTS test
@@ -142,6 +144,7 @@ class _ExportedBackend:
         self.packing = info["packing"]
         self.seq_length = info["seq_length"]
         self.dim = info["hidden_size"]
+        self.text_prefix = info.get("text_prefix") or ""
 
     def tokenize(self, strings):
         return self.preprocess.tokenize(strings)
@@ -185,9 +188,20 @@ class SentenceEncoder:
     def embedding_dim(self) -> int:
         return self._backend.dim
 
+    def get_sentence_embedding_dimension(self) -> int:
+        """The embedding size (sentence-transformers' name for `embedding_dim`)."""
+        return self._backend.dim
+
     @property
     def max_seq_length(self) -> int:
+        """Tokens per sentence, the model's prefix and special tokens included; `encode`
+        truncates longer sentences (and warns)."""
         return self._backend.seq_length
+
+    @property
+    def text_prefix(self) -> str:
+        """What the preprocessor puts before every sentence (e5's "query: "; "" for none)."""
+        return self._backend.text_prefix
 
     def tokenize(self, sentences) -> List[List[int]]:
         """Token ids (no special tokens) of each sentence."""
@@ -222,6 +236,7 @@ class SentenceEncoder:
             return out
         ids = self._backend.tokenize(tf.constant(sentences, tf.string))
         lengths = ids.row_lengths().numpy()
+        self._warn_about_inputs(sentences, lengths)
         order = np.argsort(-lengths, kind="stable")
         starts = range(0, n, batch_size)
         if show_progress_bar is None:
@@ -239,6 +254,25 @@ class SentenceEncoder:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out = out / np.maximum(norms, 1e-12)
         return out[0] if single else out
+
+    def _warn_about_inputs(self, sentences: List[str], lengths: np.ndarray) -> None:
+        from tfkosent.layers.packing import num_special_tokens
+
+        limit = self.max_seq_length - num_special_tokens(1, self._backend.packing)
+        long_rows = np.flatnonzero(lengths > limit)
+        if len(long_rows):
+            i = int(long_rows[0])
+            warnings.warn(f"{len(long_rows)} of {len(sentences)} sentences are longer than the model's "
+                          f"{self.max_seq_length} tokens and were truncated (first: sentences[{i}], "
+                          f"{int(lengths[i])} tokens)", stacklevel=3)
+        prefix = self.text_prefix.strip()
+        if prefix:
+            doubled = [i for i, s in enumerate(sentences) if s.lstrip().startswith(prefix)]
+            if doubled:
+                warnings.warn(f"{len(doubled)} of {len(sentences)} sentences (first: "
+                              f"sentences[{doubled[0]}]) start with {prefix!r}, which this model's "
+                              f"preprocessor adds itself: it is there twice; pass the text without it",
+                              stacklevel=3)
 
     def similarity(self, a: Union[str, Sequence[str]], b: Union[str, Sequence[str], None] = None,
                    batch_size: int = 64) -> np.ndarray:
