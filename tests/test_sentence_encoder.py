@@ -215,7 +215,16 @@ def test_cli_encode_clips_long_sentences_in_its_preview(tiny_model_dir, capsys):
 
     assert main(["encode", "--model", tiny_model_dir, "가" * 500]) == 0
     line = capsys.readouterr().out.splitlines()[0]
-    assert line.startswith("가" * 57 + "...\t[") and line.endswith("(dim 32)")
+    assert line.startswith("가" * 28 + "...\t[") and line.endswith("(dim 32)")  # 60 columns
+
+
+def test_cli_similarity_table_lines_up_with_hangul(tiny_model_dir, capsys):
+    from tfkosent.cli import _display_width, main
+
+    assert main(["similarity", "--model", tiny_model_dir, "한 남자가 음식을 먹는다.", "a man eats"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    # every row's scores end in the same terminal column (Hangul takes two)
+    assert len({_display_width(r) for r in rows}) == 1, rows
 
 
 def test_cli_version(capsys):

@@ -31,14 +31,27 @@ from typing import List, Optional
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def _display_width(text: str) -> int:
+    """Terminal columns of `text`: Hangul and other wide characters take two."""
+    import unicodedata
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _clip_to_width(text: str, width: int) -> str:
+    if _display_width(text) <= width:
+        return text
+    while _display_width(text) > width - 3:
+        text = text[:-1]
+    return text + "..."
+
+
 def _print_similarity(sentences: List[str], matrix) -> None:
-    width = max(len(s) for s in sentences)
-    show = [s if len(s) <= 40 else s[:37] + "..." for s in sentences]
-    width = min(width, 40)
-    header = " " * (width + 2) + "".join(f"{i:>8d}" for i in range(len(sentences)))
-    print(header)
+    show = [_clip_to_width(s, 40) for s in sentences]
+    width = max(_display_width(s) for s in show)
+    print(" " * (width + 3) + "".join(f"{i:>8d}" for i in range(len(sentences))))
     for i, (s, row) in enumerate(zip(show, matrix)):
-        print(f"{i:>2d} {s:<{width}}" + "".join(f"{v:8.4f}" for v in row))
+        pad = " " * (width - _display_width(s))
+        print(f"{i:>2d} {s}{pad}" + "".join(f"{v:8.4f}" for v in row))
 
 
 def cmd_encode(args) -> int:
@@ -54,12 +67,8 @@ def cmd_encode(args) -> int:
     else:
         np.set_printoptions(precision=4, suppress=True, linewidth=120)
         for s, e in zip(sentences, emb):
-            print(f"{_clip(s, 60)}\t{np.array2string(e[:8])}... (dim {e.shape[0]})")
+            print(f"{_clip_to_width(s, 60)}\t{np.array2string(e[:8])}... (dim {e.shape[0]})")
     return 0
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _sentences_from(args) -> List[str]:
