@@ -89,13 +89,22 @@ def test_hub_dropout_only_with_training(tiny_export_dir):
     assert not np.allclose(model(x, training=True), model(x, training=True))
 
 
-def test_preprocess_refuses_bytes_that_are_not_utf8(tiny_export_dir):
+def test_string_inputs_must_be_a_vector_of_utf8(tiny_export_dir):
     pre = tf.saved_model.load(os.path.join(tiny_export_dir, "preprocess"))
     bad = tf.constant(["정상".encode(), b"caf\xe9 latin-1"])
     for fn in (pre, pre.tokenize):
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"not valid UTF-8 at rows.*\[1\]"):
             fn(bad)
     assert pre(tf.constant(["정상", ""]))["input_word_ids"].shape[0] == 2
+    # Signatures do not enforce their input's shape (the tf.functions above refuse it while
+    # binding arguments): a scalar or a matrix would be read as a batch without the check.
+    serving = tf.saved_model.load(os.path.join(tiny_export_dir, "sentence_encoder", "1"))
+    signatures = [serving.signatures["serving_default"], pre.signatures["serving_default"]]
+    for signature in signatures:
+        for not_a_vector in (tf.constant("정상"), tf.constant([["정상", "문장"]])):
+            with pytest.raises(tf.errors.InvalidArgumentError,
+                               match=r"Shape of tensor sentences \S+ is not compatible with expected shape \[\?\]"):
+                signature(sentences=not_a_vector)
 
 
 def test_hub_pair_path_tokenize_then_pack(tiny_export_dir):

@@ -63,15 +63,19 @@ def _tf_variables(layer) -> List[tf.Variable]:
             for v in layer.variables]
 
 
-def _require_utf8(sentences: tf.Tensor) -> tf.Tensor:
-    """`sentences` (tf.string [batch]) once every element is valid UTF-8.
+def _checked_sentences(sentences: tf.Tensor) -> tf.Tensor:
+    """`sentences` once it is a vector (tf.string [batch]) of valid UTF-8.
 
-    Why: the SentencePiece op tokenizes any bytes without complaint, so a client sending
-    Latin-1, CP949 or binary data would get an embedding of garbage and no error. This
-    fails the call instead with InvalidArgumentError "... not valid UTF-8 at rows [i ...]":
-    one bad request, never a crashed server. Transcoding with replacement changes exactly
-    the invalid elements.
+    Why: a loaded signature does not enforce its input's shape, so a scalar or a
+    [1, n] matrix from a TF Serving client was silently read as a batch; and the
+    SentencePiece op tokenizes any bytes without complaint, so Latin-1, CP949 or
+    binary data got an embedding of garbage. Both now fail the call with
+    InvalidArgumentError ("Shape of tensor sentences [] is not compatible with expected
+    shape [?]", "sentences: not valid UTF-8 at rows [i ...]"): one bad request, never a
+    crashed server. Transcoding with replacement changes exactly the invalid elements.
     """
+    # A runtime check: the traced shape is [None], so assert_rank would pass at trace time.
+    sentences = tf.ensure_shape(sentences, [None], name="sentences_must_be_a_vector")
     repaired = tf.strings.unicode_transcode(sentences, "UTF-8", "UTF-8", errors="replace")
     bad_rows = tf.where(tf.not_equal(repaired, sentences))[:, 0]
     check = tf.debugging.Assert(tf.equal(tf.size(bad_rows), 0),
@@ -96,11 +100,11 @@ def build_preprocess_module(preprocessor: Preprocessor):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
     def call(sentences):
-        return preprocessor(_require_utf8(sentences))
+        return preprocessor(_checked_sentences(sentences))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
     def tokenize(sentences):
-        return preprocessor.tokenize(_require_utf8(sentences))
+        return preprocessor.tokenize(_checked_sentences(sentences))
 
     @tf.function
     def bert_pack_inputs(segments, seq_length=preprocessor.seq_length):
@@ -184,7 +188,7 @@ def build_sentence_encoder_module(preprocessor: Preprocessor, encoder: Transform
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_INPUT)])
     def serve(sentences):
-        token_ids = preprocessor.tokenize(_require_utf8(sentences))
+        token_ids = preprocessor.tokenize(_checked_sentences(sentences))
         # Pad to the batch's longest sentence (capped at seq_length), not to
         # seq_length: short requests cost proportionally less.
         seq_length = longest_packed_length([token_ids], packing, preprocessor.seq_length)
