@@ -92,6 +92,14 @@ def test_wrong_type_names_field_and_expected_type(tmp_path):
     assert message == f"{path}:6: tasks[0].batch_size: expected int, got str ('32')"
     message, _ = error_of(tmp_path, MINIMAL + "optimizer: {learning_rate: fast}\n")
     assert "optimizer.learning_rate: expected float, got str ('fast')" in message
+
+
+def test_exponent_floats_that_yaml_reads_as_strings(tmp_path):
+    """PyYAML (YAML 1.1) reads 2e-5 as a string; a float field takes it like --set does."""
+    config = load_config(write(tmp_path, MINIMAL + "optimizer: {learning_rate: 2e-5, weight_decay: 1E-2}\n"))
+    assert config.optimizer.learning_rate == 2e-5 and config.optimizer.weight_decay == 0.01
+    message, _ = error_of(tmp_path, MINIMAL + "    batch_size: 3e1\n")
+    assert "tasks[0].batch_size: expected int, got str ('3e1')" in message
     message, _ = error_of(tmp_path, MINIMAL + "deterministic: 1\n")
     assert "deterministic: expected bool, got int" in message
     message, _ = error_of(tmp_path, MINIMAL.replace("[korsts-train]", "korsts-train"))
@@ -127,6 +135,17 @@ def test_semantic_errors(tmp_path):
             "length_chunks: only applies to bi-encoder embeddings",
         MINIMAL.replace("loss: cosent", "loss: distill_hidden") + "    teacher: /t\nlength_chunks: 4\n":
             "tasks[0].loss: loss 'distill_hidden' compares token states",
+        # loss parameters that would divide by zero, or train away from the labels
+        MINIMAL.replace("loss: cosent", "loss: {type: simcse_unsupervised, temperature: 0}"):
+            "tasks[0].loss.temperature: must be positive, got 0",
+        MINIMAL.replace("loss: cosent", "loss: {type: cosent, scale: -20}"):
+            "tasks[0].loss.scale: must be positive, got -20",
+        MINIMAL.replace("loss: cosent", "loss: {type: cosine_mse, max_score: 0}"):
+            "tasks[0].loss.max_score: must be positive, got 0",
+        MINIMAL.replace("loss: cosent", "loss: {type: multiple_negatives_ranking, scale: 0}"):
+            "tasks[0].loss.scale: must be positive, got 0",
+        MINIMAL.replace("loss: cosent", "loss: {type: angle, cosine_weight: -1}"):
+            "tasks[0].loss.cosine_weight: must be >= 0, got -1",
     }
     for text, expected in cases.items():
         message, _ = error_of(tmp_path, text)

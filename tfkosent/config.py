@@ -35,6 +35,15 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type."""
 
 
+class FieldError(ValueError):
+    """One field of an object has a bad value: `owner: field message` (recipe parsing turns
+    it into `file:line: key.path: message`)."""
+
+    def __init__(self, owner: str, field, message: str):
+        self.owner, self.field, self.message = owner, field, message
+        super().__init__(f"{owner}: {field} {message}" if field else f"{owner}: {message}")
+
+
 def _check_fields(cls, values: Mapping[str, Any], where: str) -> dict:
     """Validates `values` against the dataclass `cls`; returns a clean dict."""
     if not isinstance(values, Mapping):

@@ -40,7 +40,7 @@ import re
 import typing
 from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple
 
-from tfkosent.config import ConfigError
+from tfkosent.config import ConfigError, FieldError
 
 KeyPath = Tuple[Any, ...]  # e.g. ("tasks", 0, "loss", "scale")
 
@@ -418,6 +418,9 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _parse_value(tp, value, path: KeyPath, ctx: _Context):
     origin = typing.get_origin(tp)
     if origin is typing.Union:
@@ -445,6 +448,9 @@ def _parse_value(tp, value, path: KeyPath, ctx: _Context):
         return _parse_dataclass(tp, value, path, ctx)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        # YAML 1.1 (PyYAML) reads 2e-5 as a string: it wants "2.0e-5"; --set accepts both.
+        return float(value)
     if tp in (dict, Dict):
         ok = isinstance(value, Mapping)
     else:
@@ -468,7 +474,10 @@ def _parse_dataclass(cls, values, path: KeyPath, ctx: _Context, extra_known=()):
             kwargs[name] = _parse_value(hints[name], values[name], path + (name,), ctx)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             ctx.fail(path, f"missing required key {name!r}")
-    obj = cls(**kwargs)
+    try:
+        obj = cls(**kwargs)
+    except FieldError as e:  # an object that checks its own fields when built (the losses)
+        ctx.fail(path + ((e.field,) if e.field else ()), e.message)
     for field, message in (obj._problems() if hasattr(obj, "_problems") else ()):
         sub = () if field is None else (field if isinstance(field, tuple) else (field,))
         ctx.fail(path + sub, message)

@@ -53,9 +53,10 @@ class AnglELoss(Loss):
     views: ClassVar = ("sentence1", "sentence2")
     label_keys: ClassVar = ("score",)
 
-    def __post_init__(self):
+    def _problems(self):
+        yield from self._positive("scale")
         if self.cosine_weight < 0:
-            raise ValueError(f"angle loss: cosine_weight must be >= 0, got {self.cosine_weight}")
+            yield "cosine_weight", f"must be >= 0, got {self.cosine_weight}"
 
     def __call__(self, embeddings: tf.Tensor, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
         u, v = embeddings[:, 0], embeddings[:, 1]

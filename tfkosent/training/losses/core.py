@@ -36,6 +36,23 @@ class Loss:
     online_teacher: ClassVar[bool] = False
     pair_scorer: ClassVar[bool] = False  # cross-encoder loss: called with logits [batch]
 
+    def __post_init__(self):
+        # A loss with a bad parameter is never built: a temperature of 0 divided by zero in the
+        # first step, a negative scale trained the model away from the labels.
+        from tfkosent.config import FieldError
+        for field, message in self._problems():
+            raise FieldError(type(self).__name__, field, message)
+
+    def _problems(self):
+        """(field or None, message) for each bad parameter; none by default."""
+        return ()
+
+    def _positive(self, *names):
+        for name in names:
+            value = getattr(self, name)
+            if not value > 0:
+                yield name, f"must be positive, got {value}"
+
     def __call__(self, embeddings: tf.Tensor, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
         """embeddings float32 [batch, len(views), hidden] -> float32 scalar."""
         raise NotImplementedError

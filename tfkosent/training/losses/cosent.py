@@ -33,6 +33,9 @@ class CoSENTLoss(Loss):
     views: ClassVar = ("sentence1", "sentence2")
     label_keys: ClassVar = ("score",)
 
+    def _problems(self):
+        yield from self._positive("scale")
+
     def __call__(self, embeddings: tf.Tensor, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
         cos = paired_cosine(embeddings[:, 0], embeddings[:, 1])
         return ranking_loss(cos, labels["score"], self.scale)

@@ -26,6 +26,9 @@ class CosineMSELoss(Loss):
     views: ClassVar = ("sentence1", "sentence2")
     label_keys: ClassVar = ("score",)
 
+    def _problems(self):
+        yield from self._positive("max_score")
+
     def __call__(self, embeddings: tf.Tensor, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
         cos = paired_cosine(embeddings[:, 0], embeddings[:, 1])
         target = tf.cast(labels["score"], tf.float32) / self.max_score

@@ -35,6 +35,9 @@ class _PairScoreLoss(Loss):
     label_keys: ClassVar = ("score",)
     pair_scorer: ClassVar[bool] = True
 
+    def _problems(self):
+        yield from self._positive("max_score")
+
     def targets(self, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
         return tf.clip_by_value(tf.cast(labels["score"], tf.float32) / self.max_score, 0.0, 1.0)
 

@@ -32,6 +32,9 @@ class MultipleNegativesRankingLoss(Loss):
     views: ClassVar = ("anchor", "positive")
     label_keys: ClassVar = ("group",)
 
+    def _problems(self):
+        yield from self._positive("scale")
+
     def __call__(self, embeddings: tf.Tensor, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
         return in_batch_softmax_loss(embeddings[:, 0], embeddings[:, 1], scale=self.scale,
                                      groups=labels["group"])

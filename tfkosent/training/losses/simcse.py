@@ -36,6 +36,9 @@ class UnsupervisedSimCSELoss(Loss):
     views: ClassVar = ("text", "text")
     label_keys: ClassVar = ("group",)
 
+    def _problems(self):
+        yield from self._positive("temperature")
+
     def __call__(self, embeddings: tf.Tensor, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
         return in_batch_softmax_loss(embeddings[:, 0], embeddings[:, 1],
                                      scale=1.0 / self.temperature, groups=labels["group"])
@@ -54,6 +57,9 @@ class SupervisedSimCSELoss(Loss):
     input_kind: ClassVar[str] = "triplets"
     views: ClassVar = ("anchor", "positive", "negative")
     label_keys: ClassVar = ("group",)
+
+    def _problems(self):
+        yield from self._positive("temperature")
 
     def __call__(self, embeddings: tf.Tensor, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
         return in_batch_softmax_loss(embeddings[:, 0], embeddings[:, 1], embeddings[:, 2],
