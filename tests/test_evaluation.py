@@ -255,6 +255,8 @@ def test_fit_f1_threshold_maximizes_training_f1_and_keeps_ties_together():
     # tied cosines are on the same side of the cut
     cut = fit_f1_threshold([0.9, 0.5, 0.5, 0.1], [1, 1, 0, 0])
     assert cut in (0.9, 0.5)
+    # of cuts with equal F1 (2/3 at 0.9 and at 0.6) the highest is kept, as documented
+    assert fit_f1_threshold([0.9, 0.8, 0.7, 0.6], [1, 0, 0, 1]) == 0.9
     with pytest.raises(ValueError, match="no positive"):
         fit_f1_threshold([0.1, 0.2], [0, 0])
 

@@ -9,6 +9,7 @@ CLI's error paths.
 
 import argparse
 import json
+import logging
 import os
 
 import numpy as np
@@ -96,6 +97,11 @@ def test_cosent_learns_and_writes_every_output(cosent_run, data_dir):
     score = evaluate_sts(lambda s: encoder.encode(s, normalize_embeddings=False),
                          load_sts("korsts-dev", data_dir))
     assert score["cosine_spearman"] == pytest.approx(result.best_score, abs=1e-3)
+    # the dev log scores unit vectors, as `tfkosent evaluate` does: its dot and euclidean
+    # metrics (and avg) are evaluate's, and rank like cosine
+    last = eval_records[-1]
+    assert last["dot_spearman"] == pytest.approx(last["cosine_spearman"], abs=1e-3)
+    assert last["euclidean_spearman"] == pytest.approx(last["cosine_spearman"], abs=1e-3)
 
 
 OBJECTIVES = {  # name: (task, recipe overrides)
@@ -377,9 +383,42 @@ def test_existing_run_needs_resume_and_an_unchanged_recipe(cosent_run, model_dir
     with pytest.raises(RecipeError, match="the recipe changed tasks"):
         train(recipe(result.output_dir, model_dir, [dict(tasks[0], batch_size=8)], epochs=2),
               data_dir=data_dir, resume=True)
-    # resuming a finished run redoes nothing and keeps the result
+    # resuming a finished run redoes nothing and keeps the result (summary.json untouched)
+    summary = open(os.path.join(result.output_dir, "summary.json")).read()
     again = train(recipe(result.output_dir, model_dir, tasks, epochs=2), data_dir=data_dir, resume=True)
     assert again.resumed_from == 50 and again.steps == 50 and again.best_score == result.best_score
+    assert again.final_loss == result.final_loss is not None
+    assert open(os.path.join(result.output_dir, "summary.json")).read() == summary
+
+
+def test_overwrite_moves_the_old_run_aside_and_a_changed_rate_on_resume_is_recorded(
+        model_dir, data_dir, tmp_path, caplog):
+    """--overwrite: the failed or unwanted run is renamed, never deleted.  A resume that changes
+    an allowed value (the learning rate) keeps the recipe the earlier steps ran under."""
+    tasks = [{"loss": "cosent", "data": [{"name": "korsts-train", "limit": 96}], "batch_size": 16}]
+    out = tmp_path / "run"
+    first = train(recipe(out, model_dir, tasks, stop_at_step=3, eval=None), data_dir=data_dir)
+    assert first.steps == 3
+    # the CLI's logging set-up (run by other tests in this process) stops propagation: listen here
+    training_logger = logging.getLogger("tfkosent.training")
+    training_logger.addHandler(caplog.handler)
+    try:
+        resumed = train(recipe(out, model_dir, tasks, stop_at_step=6, eval=None,
+                               optimizer={"learning_rate": 5e-4}), data_dir=data_dir, resume=True)
+    finally:
+        training_logger.removeHandler(caplog.handler)
+    assert (resumed.resumed_from, resumed.steps) == (3, 6)
+    kept = json.load(open(out / "recipe.until-step-3.json"))
+    assert kept["optimizer"]["learning_rate"] == 1e-3 and kept["stop_at_step"] == 3
+    assert json.load(open(out / "recipe.json"))["optimizer"]["learning_rate"] == 5e-4
+    assert "optimizer.learning_rate (0.001 -> 0.0005)" in caplog.text
+
+    with pytest.raises(ValueError, match="exclude each other"):
+        train(recipe(out, model_dir, tasks, eval=None), data_dir=data_dir, resume=True, overwrite=True)
+    again = train(recipe(out, model_dir, tasks, stop_at_step=2, eval=None), data_dir=data_dir, overwrite=True)
+    assert again.steps == 2 and again.resumed_from is None
+    (moved,) = [p for p in tmp_path.iterdir() if p.name.startswith("run.replaced-")]
+    assert json.load(open(moved / "summary.json"))["steps"] == 6   # the old run, intact
 
 
 def test_mixed_precision_bfloat16(model_dir, data_dir, tmp_path):

@@ -271,7 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train from a recipe config (YAML/JSON)")
     p.add_argument("config")
-    p.add_argument("--resume", action="store_true")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true",
+                        help="continue the run in output_dir from its newest checkpoint")
+    resume.add_argument("--overwrite", action="store_true",
+                        help="start again in an output_dir that holds a run: the old one is renamed "
+                             "OUTPUT_DIR.replaced-<UTC time> first, nothing is deleted")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override one recipe value (repeatable), e.g. --set optimizer.learning_rate=1e-4 "

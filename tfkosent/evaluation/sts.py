@@ -11,7 +11,10 @@ similarities per pair
 
 and correlate each with the gold scores over the whole set with Pearson and Spearman
 (average ranks for ties).  All metrics are reported x100; "avg" is the mean of the
-8 numbers.
+8 numbers.  `tfkosent evaluate` and the trainer's dev log score the embeddings the
+model outputs, which are L2-normalized (as for sentence-transformers models ending in
+a Normalize module): euclidean and dot then rank pairs exactly as cosine does, and
+their Spearman equals cosine's.
 
 KLUE-STS additionally gets the official KLUE metrics (only for examples that carry
 `binary_label`, i.e. klue-sts-*):
@@ -240,7 +243,8 @@ def fit_f1_threshold(cosines, binary) -> float:
     """The cosine cut that maximizes F1 of the positive class on (training) pairs.
 
     cosines: float [n]; binary: int [n] gold labels (1 = similar).  Candidate cuts are
-    the observed cosines (predict positive iff cosine >= cut); ties keep the lowest cut."""
+    the observed cosines (predict positive iff cosine >= cut); of cuts with equal F1 the
+    highest is kept (the fewest predicted positives)."""
     x = _as_1d(cosines, "cosines")
     y = np.asarray(binary, dtype=np.int64)
     if y.shape != x.shape:

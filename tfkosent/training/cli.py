@@ -42,7 +42,8 @@ def train_cli(args) -> int:
         overrides = dict(parse_override(item) for item in (getattr(args, "set", None) or []))
         result = train(load_config(args.config, overrides=overrides),
                        data_dir=getattr(args, "data_dir", None),
-                       resume=bool(getattr(args, "resume", False)))
+                       resume=bool(getattr(args, "resume", False)),
+                       overwrite=bool(getattr(args, "overwrite", False)))
     except (ConfigError, DataError, TeacherCacheError, FileNotFoundError, FileExistsError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -65,6 +66,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tfkosent train")
     parser.add_argument("config")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE")
     return train_cli(parser.parse_args(argv))

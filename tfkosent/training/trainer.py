@@ -48,7 +48,8 @@ import logging
 import math
 import os
 import random
-from typing import Dict, List, Optional
+import time
+from typing import Any, Dict, List, Optional
 
 import keras
 import numpy as np
@@ -170,14 +171,22 @@ class Trainer:
     resume: continue from the newest checkpoint in OUTPUT_DIR/checkpoints
       (without one: start fresh).  Without `resume`, an output directory that
       already holds checkpoints is refused, so no run overwrites another.
+    overwrite: start again in an output directory that holds a run: the old
+      directory is first renamed OUTPUT_DIR.replaced-<UTC time> (nothing is
+      deleted).  E.g. after a run that failed early under a recipe since fixed,
+      which --resume refuses because the recipe changed.
     strategy: a tf.distribute.Strategy overriding the recipe's `strategy`.
     """
 
     def __init__(self, config: TrainConfig, data_dir: Optional[str] = None, resume: bool = False,
-                 strategy: Optional[tf.distribute.Strategy] = None):
+                 strategy: Optional[tf.distribute.Strategy] = None, overwrite: bool = False):
+        if resume and overwrite:
+            raise ValueError("resume and overwrite exclude each other: continue the run, or replace it")
         self.config = config
         self.data_dir = data_dir
         self.resume = resume
+        self.overwrite = overwrite
+        self._previous_recipe: Optional[dict] = None
         self.output_dir = resolve_path(config.output_dir)
         self.cross = config.model_type == "cross_encoder"
         self.strategy = strategy
@@ -187,24 +196,45 @@ class Trainer:
 
     def _check_output_dir(self) -> None:
         """Refuses to overwrite a run, or to resume one whose data order the recipe changed."""
-        os.makedirs(self.output_dir, exist_ok=True)
         has_checkpoint = tf.train.latest_checkpoint(os.path.join(self.output_dir, CHECKPOINT_DIR))
+        if has_checkpoint and self.overwrite:
+            moved = f"{self.output_dir}.replaced-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+            os.rename(self.output_dir, moved)
+            logger.info("moved the run in %s to %s (--overwrite)", self.output_dir, moved)
+            has_checkpoint = None
+        os.makedirs(self.output_dir, exist_ok=True)
         if has_checkpoint and not self.resume:
             raise FileExistsError(f"{self.output_dir} already holds checkpoints of a run; pass "
-                                  f"--resume to continue it, or choose another output_dir")
+                                  f"--resume to continue it, --overwrite to start again (the old run "
+                                  f"is renamed, not deleted), or choose another output_dir")
         recipe_path = os.path.join(self.output_dir, RECIPE_FILE)
         if has_checkpoint and os.path.isfile(recipe_path):
             with open(recipe_path, encoding="utf-8") as f:
-                saved = _resume_view(json.load(f))
+                self._previous_recipe = json.load(f)
+            saved = _resume_view(self._previous_recipe)
             current = _resume_view(self.config.to_dict())
             changed = [k for k in RESUME_KEYS
                        if saved.get(k, _KEY_DEFAULTS.get(k)) != current.get(k, _KEY_DEFAULTS.get(k))]
             if changed:
                 raise RecipeError(f"cannot resume {self.output_dir}: the recipe changed "
                                   f"{', '.join(changed)} since the checkpoint (that would change "
-                                  f"the data order or the model); use a new output_dir")
+                                  f"the data order or the model); use --overwrite to start again "
+                                  f"(the old run is renamed, not deleted) or a new output_dir")
 
     def _write_recipe(self) -> None:
+        current = self.config.to_dict()
+        previous = self._previous_recipe
+        if self.resumed_from is not None and previous is not None and previous != current:
+            # Allowed on resume (e.g. the learning rate), but not silently: the recipe the steps
+            # so far ran under is kept beside the new one.
+            old, new = _flatten(previous), _flatten(current)
+            changed = [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new))
+                       if old.get(k) != new.get(k)]
+            kept = os.path.join(self.output_dir, f"recipe.until-step-{self.resumed_from}.json")
+            atomic_write_bytes(kept, (json.dumps(previous, ensure_ascii=False, indent=2) + "\n")
+                               .encode("utf-8"))
+            logger.warning("resuming at step %d with a recipe that changed %s; the recipe of the "
+                           "steps before is kept in %s", self.resumed_from, ", ".join(changed), kept)
         atomic_write_bytes(os.path.join(self.output_dir, RECIPE_FILE),
                            (json.dumps(self.config.to_dict(), ensure_ascii=False, indent=2)
                             + "\n").encode("utf-8"))
@@ -412,7 +442,9 @@ class Trainer:
                 self.resumed_from = self.state.position[0]
                 logger.info("resumed from %s (step %d, epoch %d, batch %d)", path, *self.state.position)
                 self._adopt_best_model()
-        self._write_recipe()  # only once the recipe proved runnable
+        self._finished = self._finished_result()
+        if self._finished is None:  # a finished run keeps the recipe it ran under
+            self._write_recipe()  # only once the recipe proved runnable
         self.log = RunLog(self.output_dir, log_batches=c.log_batches)
 
     def _adopt_best_model(self) -> None:
@@ -550,7 +582,10 @@ class Trainer:
             out = pooled(inputs)
             if tpu:
                 out = strategy.experimental_local_results(out)[0]
-            return np.asarray(out, np.float32)
+            # Unit length, like SentenceEncoder.encode and `tfkosent evaluate`, so that the dev
+            # log's euclidean / dot metrics (and "avg") are the numbers evaluate prints.
+            out = np.asarray(out, np.float32)
+            return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
         return encode
 
@@ -634,9 +669,22 @@ class Trainer:
         """Runs (or resumes) the recipe; returns where the model went and its dev score."""
         self._setup()
         try:
-            return self._fit()
+            return self._finished if self._finished is not None else self._fit()
         finally:
             self.log.close()
+
+    def _finished_result(self) -> Optional[TrainResult]:
+        """The summary of a run resumed after it had finished (nothing left to do), else None.
+        A run killed while it finished (no summary, or no model yet) finishes again."""
+        summary = os.path.join(self.output_dir, SUMMARY_FILE)
+        if (self.resumed_from is None or self.resumed_from < self.total_steps
+                or not os.path.isfile(summary) or not is_model_dir(os.path.join(self.output_dir, MODEL_DIR))):
+            return None
+        with open(summary, encoding="utf-8") as f:
+            result = dataclasses.replace(TrainResult(**json.load(f)), resumed_from=self.resumed_from)
+        logger.info("%s finished at step %d already: nothing to do (model %s)", self.output_dir,
+                    result.steps, result.model_dir)
+        return result
 
     def _fit(self) -> TrainResult:
         c = self.config
@@ -652,7 +700,11 @@ class Trainer:
         if c.eval is not None and c.eval.at_start and step == 0:
             self._evaluate(0)
         streams = self._open_streams(epoch_index, position)
-        with StopSignals() as stop, bar:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+        # Log lines go through the bar (tqdm.write) instead of being printed into its line.
+        quiet_bar = logging_redirect_tqdm(loggers=[logging.getLogger("tfkosent.training")]) \
+            if c.progress_bar else contextlib.nullcontext()
+        with StopSignals() as stop, bar, quiet_bar:
             for epoch in self.epochs[epoch_index:]:
                 order = self.orders[epoch.index]
                 start = position if epoch.index == epoch_index else 0
@@ -738,7 +790,21 @@ class Trainer:
         return result
 
 
+def _flatten(value, prefix: str = "") -> Dict[str, Any]:
+    """{"optimizer.learning_rate": 2e-05, "tasks.0.loss.type": "cosent", ...} of a recipe dict."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return {prefix: value}
+    out: Dict[str, Any] = {}
+    for key, item in items:
+        out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
 def train(config: TrainConfig, data_dir: Optional[str] = None, resume: bool = False,
-          strategy: Optional[tf.distribute.Strategy] = None) -> TrainResult:
-    """`Trainer(config, data_dir, resume, strategy).fit()`."""
-    return Trainer(config, data_dir=data_dir, resume=resume, strategy=strategy).fit()
+          strategy: Optional[tf.distribute.Strategy] = None, overwrite: bool = False) -> TrainResult:
+    """`Trainer(config, data_dir, resume, strategy, overwrite).fit()`."""
+    return Trainer(config, data_dir=data_dir, resume=resume, strategy=strategy, overwrite=overwrite).fit()

@@ -9,9 +9,11 @@ embeddings: float32 [batch, views, hidden], the encoder's `pooled_output` of
     each example's `views` text columns (dropout on);
 labels:     {name: tensor [batch, ...]} with the loss's `label_keys`.
 
-The scalar is the mean over the (per-replica) batch; the trainer divides it by
-the number of replicas.  In-batch negatives are the examples of the replica's
-own batch.
+The scalar is the loss of the (per-replica) batch: the mean over its examples,
+except CoSENT and AnglE, which take a log-sum-exp over its ordered pairs (as
+sentence-transformers does), so their value grows with the batch size.  The
+trainer divides it by the number of replicas.  In-batch negatives are the
+examples of the replica's own batch.
 
     name                     module                      trains on
     simcse_unsupervised      simcse.py                   sentences (each encoded twice)
