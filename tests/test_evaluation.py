@@ -1,5 +1,6 @@
 """Tests of tfkosent.evaluation.sts: statistics vs scipy, the protocol, outputs."""
 
+import os
 import json
 import math
 import warnings
@@ -271,3 +272,27 @@ def test_f1_fitted_only_with_a_threshold_and_binary_labels():
     assert "f1_fitted" not in plain and plain["f1"] == pytest.approx(100 * 2 * 3 / (2 * 3 + 3))
     fitted = sts_metrics(sims, examples, f1_cosine_threshold=0.78)
     assert fitted["f1_fitted"] == pytest.approx(100.0) and fitted["f1"] == plain["f1"]
+
+
+def test_evaluate_cli_writes_json_and_plots(tiny_model_dir, tmp_path, capsys):
+    """`tfkosent evaluate --json --plot` on a tiny model: the JSON says what was evaluated
+    (absolute path, version, time) and the embeddings are the model's unit vectors."""
+    import json
+
+    from tfkosent import __version__
+    from tfkosent.cli import main
+    from tfkosent.training import synthetic
+
+    data = synthetic.write_data_dir(str(tmp_path / "data"))
+    out, plots = tmp_path / "r.json", tmp_path / "plots"
+    assert main(["evaluate", tiny_model_dir, "--tasks", "korsts-dev", "--data-dir", data, "--limit", "40",
+                 "--json", str(out), "--plot", str(plots)]) == 0
+    assert "korsts-dev" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["model"] == tiny_model_dir and report["model_path"] == os.path.abspath(tiny_model_dir)
+    assert report["tfkosent_version"] == __version__ and report["evaluated_at"].endswith("Z")
+    metrics = report["results"]["korsts-dev"]
+    assert metrics["n"] == 40
+    assert metrics["dot_spearman"] == pytest.approx(metrics["cosine_spearman"], abs=1e-6)
+    (png,) = [p for p in os.listdir(plots) if p.endswith(".png")]
+    assert open(plots / png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"

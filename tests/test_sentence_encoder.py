@@ -108,6 +108,11 @@ def test_bad_batch_size(model):
         model.encode(["a"], batch_size=0)
 
 
+def test_constructor_points_to_load(tiny_model_dir):
+    with pytest.raises(TypeError, match=r"SentenceEncoder.load\("):
+        SentenceEncoder(tiny_model_dir)
+
+
 def test_load_errors(tmp_path, tiny_model_dir):
     with pytest.raises(FileNotFoundError):
         SentenceEncoder.load(str(tmp_path / "nope"))

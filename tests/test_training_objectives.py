@@ -363,6 +363,9 @@ def test_cli_bad_recipes_and_data(model_dir, data_dir, tmp_path, capsys, monkeyp
                       "tasks[0]: 5 examples are fewer than one batch of 16"),
         "missing_registry_file": (tasks.replace("korsts-train", "klue-sts-train"),
                                   "klue-sts/klue_sts_train.csv does not exist"),
+        "misspelled_name": (tasks.replace("korsts-train", "korsts-trian"),
+                            "data file korsts-trian does not exist (a plain name is read as a path "
+                            "unless it is a registry dataset; did you mean korsts-train"),
     }
     (tmp_path / "empty.tsv").write_text("sentence1\tsentence2\tscore\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)  # relative data paths resolve against the working directory
@@ -372,6 +375,9 @@ def test_cli_bad_recipes_and_data(model_dir, data_dir, tmp_path, capsys, monkeyp
         err = capsys.readouterr().err
         assert expected in err, (name, err)
         assert not os.path.exists(tmp_path / name / "checkpoints"), name
+    path = write_recipe(tmp_path / "no_model.yaml", tmp_path / "no_such_model", tmp_path / "no_model", tasks)
+    assert cli(path, data_dir) == EXIT_ERROR
+    assert f"model: {tmp_path / 'no_such_model'}: no such model directory" in capsys.readouterr().err
 
 
 def test_existing_run_needs_resume_and_an_unchanged_recipe(cosent_run, model_dir, data_dir, capsys):

@@ -129,7 +129,10 @@ def cmd_convert(args) -> int:
         for name in os.listdir(os.path.join(tmp, "export")):
             os.replace(os.path.join(tmp, "export", name), os.path.join(tmp, name))
         os.rmdir(os.path.join(tmp, "export"))
-    print(f"converted into {out}/model (tfkosent model) and exported "
+    from tfkosent.model_dir import load_model_dir
+    encoder_config = load_model_dir(os.path.join(out, "model")).config.encoder
+    print(f"converted into {out}/model (tfkosent model: {encoder_config.num_layers} layers, hidden "
+          f"{encoder_config.hidden_size}, pooling {encoder_config.pooling}) and exported "
           f"{out}/preprocess, {out}/encoder, {out}/sentence_encoder/1")
     return 0
 
@@ -246,8 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true")
     c.set_defaults(func=cmd_convert)
     c = conv.add_parser("hf", help="a local Hugging Face BERT/RoBERTa/XLM-R/DistilBERT directory")
-    c.add_argument("model_dir")
-    c.add_argument("--out", required=True)
+    c.add_argument("model_dir", help="a save_pretrained directory: config.json, the weights "
+                                     "(model.safetensors or pytorch_model.bin) and the tokenizer "
+                                     "(vocab.txt, tokenizer.json or a SentencePiece model)")
+    c.add_argument("--out", required=True, help="writes OUT/model (a tfkosent model directory) and the "
+                                                "TF Hub-style export beside it (OUT/preprocess, "
+                                                "OUT/encoder, OUT/sentence_encoder/1)")
     c.add_argument("--pooling", choices=["cls", "mean", "cls_dense_tanh"], default=None,
                    help="sentence pooling (default: the checkpoint's pooler if any, else cls; "
                         "KoSimCSE checkpoints want cls)")

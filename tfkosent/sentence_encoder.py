@@ -160,7 +160,10 @@ class _ExportedBackend:
 class SentenceEncoder:
     """Encodes Korean sentences into fixed-size embeddings."""
 
-    def __init__(self, backend, path: str, config=None):
+    def __init__(self, backend, path: Optional[str] = None, config=None):
+        if isinstance(backend, (str, os.PathLike)) or backend is None:
+            raise TypeError(f"load a model with SentenceEncoder.load({backend!r}) (a model directory, an "
+                            f"export directory, or no argument for the default model)")
         self._backend = backend
         self.path = path
         self.config = config

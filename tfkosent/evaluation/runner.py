@@ -58,7 +58,12 @@ def evaluate_model_cli(args) -> int:
     print(format_markdown_table(results))
     print(f"({time.time() - start:.0f} s)")
     if args.json:
-        write_json({"model": args.model, "limit": args.limit, "results": results}, args.json)
+        from tfkosent import __version__
+        from tfkosent.cli import resolve_model_dir
+        write_json({"model": args.model, "model_path": os.path.abspath(resolve_model_dir(args.model)),
+                    "limit": args.limit, "tfkosent_version": __version__,
+                    "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "results": results}, args.json)
         print(f"wrote {args.json}")
     if args.plot:
         print(f"wrote scatter plots to {args.plot}/")

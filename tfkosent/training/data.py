@@ -209,7 +209,14 @@ def read_source(source, data_dir: Optional[str] = None) -> Tuple[str, list]:
         return kind, loaders[kind](source.name, data_dir=data_dir)
     path = Path(source.path)
     if not path.is_file():
-        raise FileNotFoundError(f"data file {path} does not exist")
+        import difflib
+        hint = ""
+        if "/" not in source.path and not path.suffix:  # a plain word: a misspelled dataset name?
+            close = difflib.get_close_matches(source.path, list(registry.DATASETS), n=3)
+            hint = (f" (a plain name is read as a path unless it is a registry dataset"
+                    + (f"; did you mean {', '.join(close)}?" if close else "")
+                    + ")")
+        raise FileNotFoundError(f"data file {path} does not exist{hint}")
     return _read_file(path, source.format)
 
 

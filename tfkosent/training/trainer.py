@@ -242,7 +242,10 @@ class Trainer:
     def _model_files(self):
         c = self.config
         if c.model is not None:
-            return load_model_dir(resolve_path(c.model))
+            try:
+                return load_model_dir(resolve_path(c.model))
+            except FileNotFoundError as e:
+                raise FileNotFoundError(f"model: {e}") from None
         from tfkosent.training.student import init_student
         path = os.path.join(self.output_dir, "student_init")
         if not (self.resume and is_model_dir(path)):  # a resumed run keeps its student's files
