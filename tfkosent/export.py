@@ -229,8 +229,9 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
     `seq_length` is the preprocess module's packed length: what `preprocess(strings)` and
     `bert_pack_inputs` without a `seq_length` pad and truncate to. The default is TF Hub's
     BERT preprocess default, 128 (or the model's maximum if that is smaller): padding every
-    batch to 512 made the hub.KerasLayer path 36x slower than `encode()` on short
-    sentences. `sentence_encoder/1` always pads to each batch's longest sentence and
+    batch to 512 made the hub.KerasLayer path 28x slower than `sentence_encoder/1` on 64
+    KorSTS dev sentences, against 5.8x at 128 (benchmarks/export_paths.py, BENCHMARKS.md
+    section 6). `sentence_encoder/1` always pads to each batch's longest sentence and
     truncates only at the model's maximum, like `SentenceEncoder.encode`; that maximum is
     `seq_length` in tfkosent_export.json, and the preprocess default is
     `preprocess_seq_length`.
