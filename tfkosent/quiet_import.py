@@ -44,7 +44,8 @@ def wants_all_logs() -> bool:
             or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "") == "0")
 
 
-def import_quietly(modules: Sequence[str] = TENSORFLOW_MODULES, optional: Sequence[str] = ("tensorflow_text",)) -> None:
+def import_quietly(modules: Sequence[str] = TENSORFLOW_MODULES,
+                   optional: Sequence[str] = ("tensorflow_text",)) -> None:
     """Imports `modules` in order, dropping their C++ start-up lines from stderr.
 
     Modules in `optional` that are not installed are skipped. Modules already imported
