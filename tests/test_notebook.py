@@ -37,12 +37,20 @@ def test_parameters_cell_has_real_defaults():
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_notebook_fine_tunes_a_tiny_export(tmp_path):
+@pytest.mark.parametrize("exported_before", [False, True], ids=["notebook_exports", "export_exists"])
+def test_notebook_fine_tunes_a_tiny_export(tmp_path, exported_before):
+    """Both ways in: the notebook exports MODEL_DIR itself, or EXPORT_DIR already holds an
+    export (then nothing of tfkosent's imports tensorflow_text for it: the notebook must)."""
     from tfkosent import testing
     from tfkosent.training import synthetic
 
     model = testing.write_tiny_model(str(tmp_path / "model"), sentences=synthetic.vocabulary_sentences())
     export_dir = str(tmp_path / "export")
+    if exported_before:
+        import subprocess
+        import sys
+        subprocess.run([sys.executable, "-m", "tfkosent.cli", "export", "--model", model, "--out", export_dir],
+                       check=True, capture_output=True, timeout=300)
     data_dir = synthetic.write_data_dir(str(tmp_path / "data"), sts_train=320, sts_dev=200,
                                         datasets=["korsts-train", "korsts-dev"])
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -54,7 +62,7 @@ def test_notebook_fine_tunes_a_tiny_export(tmp_path):
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
 
-    assert os.path.isfile(os.path.join(export_dir, "tfkosent_export.json"))  # exported by the notebook
+    assert os.path.isfile(os.path.join(export_dir, "tfkosent_export.json"))
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     results = json.loads(next(line for line in text.splitlines() if line.startswith("RESULTS "))[8:])
