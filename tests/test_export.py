@@ -153,6 +153,32 @@ def test_keras3_tfsmlayer_inference_and_fine_tuning(tiny_export_dir):
     assert sum(not np.allclose(b0, w.numpy()) for b0, w in zip(before, weights)) >= len(weights) - 4
 
 
+def test_keras3_fit_with_adamw_through_fine_tunable_tfsm_layer(tiny_export_dir):
+    """`model.fit` with AdamW: keras.layers.TFSMLayer's weight names (":0") break the optimizer's
+    slot scopes inside fit; FineTunableTFSMLayer's do not, and it embeds like encode()."""
+    import keras
+
+    from tfkosent.layers import FineTunableTFSMLayer
+
+    preprocess = keras.layers.TFSMLayer(os.path.join(tiny_export_dir, "preprocess"),
+                                        call_endpoint="serving_default")
+    encoder = FineTunableTFSMLayer(os.path.join(tiny_export_dir, "encoder"), call_endpoint="serve",
+                                   call_training_endpoint="serve_training", trainable=True)
+    text = keras.Input(shape=(), dtype="string")
+    pooled = encoder(preprocess(text))["pooled_output"]
+    model = keras.Model(text, keras.layers.Lambda(lambda x: tf.math.l2_normalize(x, -1))(pooled))
+    a = [p[0] for p in KOREAN_PAIRS]
+    np.testing.assert_allclose(model(tf.constant(a)).numpy(), SentenceEncoder.load(tiny_export_dir).encode(a),
+                               atol=1e-5)
+    assert not [w.name for w in model.trainable_weights if ":" in w.name]
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss=keras.losses.CosineSimilarity())
+    target = SentenceEncoder.load(tiny_export_dir).encode([p[1] for p in KOREAN_PAIRS])
+    model.fit(tf.constant(a), target, batch_size=2, epochs=1, verbose=0)
+    changed = sum(not np.allclose(b0, w.numpy()) for b0, w in zip(before, model.trainable_weights))
+    assert changed >= len(before) - 4
+
+
 SERVING_SCRIPT = textwrap.dedent("""
     import sys, json
     import tensorflow as tf

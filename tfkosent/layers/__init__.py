@@ -2,8 +2,9 @@
 
 from tfkosent.layers.packing import BertPackInputs
 from tfkosent.layers.preprocessor import Preprocessor
+from tfkosent.layers.saved_model_layer import FineTunableTFSMLayer
 from tfkosent.layers.tokenizer import SentencepieceTokenizer, WordpieceTokenizer
 from tfkosent.layers.transformer import TransformerEncoder
 
-__all__ = ["BertPackInputs", "Preprocessor", "SentencepieceTokenizer", "TransformerEncoder",
+__all__ = ["BertPackInputs", "FineTunableTFSMLayer", "Preprocessor", "SentencepieceTokenizer", "TransformerEncoder",
            "WordpieceTokenizer"]
