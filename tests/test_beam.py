@@ -103,6 +103,23 @@ def test_direct_runner_two_workers_matches_encode(apache_beam, corpus, tiny_expo
 
 
 @pytest.mark.beam
+def test_cli_refuses_options_nobody_knows(apache_beam, tiny_export_dir, tmp_path, capsys):
+    """A mistyped option (underscores for tfkosent's dashes) is an error, not a silent no-op."""
+    from tfkosent import cli
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("가나다\n", encoding="utf-8")
+    argv = ["embed-corpus", str(corpus), str(tmp_path / "out"), "--model", tiny_export_dir,
+            "--skip_header_lines", "1", "--direct_num_workers=1"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "unknown option(s) --skip_header_lines:" in err and "direct_num_workers" not in err
+    assert not (tmp_path / "out").exists()
+    argv = ["embed-corpus", str(corpus), str(tmp_path / "out"), "--model", "default"]
+    assert cli.main(argv) == 2
+    assert "run `tfkosent export --model default --out DIR`" in capsys.readouterr().err
+
+
 def test_cli_tsv_column_parquet_and_overwrite(apache_beam, tiny_export_dir, tmp_path, capsys):
     from tfkosent import cli
     from tfkosent.beam import read_dead_letters, read_embeddings

@@ -490,6 +490,14 @@ tfkosent embed-corpus INPUT OUTPUT --model EXPORT_DIR [options] [Beam pipeline o
 """
 
 
+def unknown_beam_options(beam_args: Sequence[str]) -> List[str]:
+    """The options in `beam_args` that no Beam PipelineOptions class defines, as "--name"."""
+    options = PipelineOptions(list(beam_args))
+    known = options.get_all_options(drop_default=False)
+    retained = options.get_all_options(drop_default=False, retain_unknown_options=True)
+    return [f"--{name}" for name in retained if name not in known]
+
+
 def run_cli(args, beam_args: List[str]) -> int:
     """`tfkosent embed-corpus`: `args` from tfkosent.cli, `beam_args` the rest."""
     if any(a in ("-h", "--help") for a in beam_args):
@@ -504,6 +512,18 @@ def run_cli(args, beam_args: List[str]) -> int:
         beam_args = list(beam_args) + ["--default_sdk_harness_log_level=ERROR"]
     formats = ("tfrecord", "parquet") if extra.output_format == "both" else (extra.output_format,)
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    if args.model == "default" and not os.path.exists(args.model):
+        print("tfkosent embed-corpus: error: --model takes an export (its sentence_encoder/ runs on "
+              "the workers); for the default model run `tfkosent export --model default --out DIR` "
+              "and pass --model DIR", file=sys.stderr)
+        return 2
+    unknown = unknown_beam_options(beam_args)
+    if unknown:
+        # Beam would drop them with a warning (hidden at this log level): a mistyped option,
+        # e.g. --skip_header_lines for --skip-header-lines, would silently do nothing.
+        print(f"tfkosent embed-corpus: error: unknown option(s) {', '.join(unknown)}: neither "
+              f"tfkosent's (see --help; they use dashes) nor Apache Beam's", file=sys.stderr)
+        return 2
     try:
         result = run(args.input, args.output, args.model, column=args.column,
                      batch_size=args.batch_size, max_batch_size=extra.max_batch_size,
