@@ -146,6 +146,8 @@ def test_cli_dry_run(tmp_path, capsys):
     # the teacher caches the steps' overrides name are shown under --work-dir, as they run
     assert f"tasks.0.teacher_cache={tmp_path / 'w' / 'distill_probe'}" in out
     assert "runs/default_model" not in out
+    from tfkosent.sentence_encoder import DEFAULT_MODEL_DIR
+    assert f"step package writes the packaged model to {DEFAULT_MODEL_DIR} (the shipped model" in out
     assert not (tmp_path / "w").exists()
     assert main(["pipeline", "default-model", "--work-dir", str(tmp_path / "w"),
                  "--only", "nope", "--dry-run"]) == 2

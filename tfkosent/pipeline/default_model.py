@@ -464,11 +464,24 @@ class Pipeline:
             raise PipelineError(f"--from {from_} comes after --until {until}; order: {', '.join(names)}")
         return self.steps[lo:hi + 1]
 
+    def package_destination(self, args: dict) -> str:
+        """Where a `package` step with `args` writes: --package-dir, else its `out` argument,
+        where "default" (the default) is the shipped model's directory in the package."""
+        if self.package_dir:
+            return self.package_dir
+        if args.get("out", "default") == "default":
+            from tfkosent.sentence_encoder import DEFAULT_MODEL_DIR
+            return DEFAULT_MODEL_DIR
+        return args["out"]
+
     def format_plan(self, selected: Sequence[Step], rerun_stale: bool = False) -> str:
         chosen = {s.name for s in selected}
         lines = [f"pipeline {self.spec_path}", f"work dir {self.work_dir}"
                  + (f", data dir {self.data_dir}" if self.data_dir else ""),
                  f"options {json.dumps(self.options)}"]
+        lines += [f"step {s.name} writes the packaged model to {self.package_destination(s.args)}"
+                  + (" (the shipped model: --package-dir DIR writes elsewhere)" if not self.package_dir else "")
+                  for s in self.steps if s.kind == "package"]
         will_run: set = set()   # steps this run would (re)run: what reads them is redone after them
         for i, step in enumerate(self.steps, 1):
             state = self.state(step)
@@ -911,13 +924,7 @@ def step_package(ctx: StepContext) -> dict:
     if size_mb > max_mb:
         raise PipelineError(f"{best}: {n_params:,} parameters make ~{size_mb:.1f} MB in float16, "
                             f"over the {max_mb:g} MB limit")
-    if p.package_dir:
-        out = p.package_dir
-    elif a.get("out", "default") == "default":
-        from tfkosent.sentence_encoder import DEFAULT_MODEL_DIR
-        out = DEFAULT_MODEL_DIR
-    else:
-        out = a["out"]
+    out = p.package_destination(a)
     steps = []
     for s in p.steps:
         info = p.done_info(s.name)
