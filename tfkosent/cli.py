@@ -335,9 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "cross_encoder=false, teacher_epoch2=false (the defaults are the pipeline "
                         "file's options, and they make the shipped model: MODEL_CARD.md; --dry-run "
                         "lists them)")
-    c.add_argument("--adopt", action="append", metavar="STEP=DIR",
+    c.add_argument("--adopt", action="append", metavar="STEP=PATH",
                    help="mark STEP done with a model trained earlier (a model directory or a run "
-                        "directory with model/): it is copied into the work directory")
+                        "directory with model/): it is copied into the work directory; a silver "
+                        "step takes a silver run directory or a `carry pack-silver` .npz (e.g. "
+                        "silver2=models/silver2.silver.npz). --dry-run lists the step as todo and "
+                        "says it would adopt it")
     c.add_argument("--rerun-stale", action="store_true",
                    help="redo done steps that no longer match the pipeline file (arguments changed, "
                         "or a step they read from was redone after them): each is renamed "
