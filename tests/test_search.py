@@ -144,7 +144,8 @@ def test_cli_search(tiny_model_dir, tmp_path, capsys):
     with gzip.open(corpus, "at", encoding="utf-8") as f:   # a changed corpus is encoded again
         f.write("새로 추가된 문장\n")
     assert main(args) == 0
-    assert "wrote 31 corpus embeddings" in capsys.readouterr().err
+    assert (f"wrote 31 corpus embeddings to {cache} (replaced: {cache}.json did not match this corpus "
+            f"and model)") in capsys.readouterr().err
     assert np.load(cache).shape == (31, 32)
 
 

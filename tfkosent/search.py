@@ -272,11 +272,14 @@ def search_cli(args) -> int:
     _positive_int(args.top_k, "--top-k")
     corpus, lines = read_corpus(args.corpus)
     model = SentenceEncoder.load(args.model)
+    existed = bool(args.corpus_embeddings) and os.path.isfile(args.corpus_embeddings)
     corpus_emb, reused = cached_corpus_embeddings(model, corpus, args.corpus_embeddings,
                                                   batch_size=args.batch_size)
     if args.corpus_embeddings:
+        why = (f" (replaced: {args.corpus_embeddings}.json did not match this corpus and model)"
+               if existed and not reused else "")
         print(f"{'read' if reused else 'wrote'} {len(corpus)} corpus embeddings "
-              f"{'from' if reused else 'to'} {args.corpus_embeddings}", file=sys.stderr)
+              f"{'from' if reused else 'to'} {args.corpus_embeddings}{why}", file=sys.stderr)
     query_emb = model.encode(queries, batch_size=args.batch_size, normalize_embeddings=True)
     hits = semantic_search(query_emb, corpus_emb, top_k=args.top_k)
     if args.json:
