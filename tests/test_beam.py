@@ -103,6 +103,20 @@ def test_direct_runner_two_workers_matches_encode(apache_beam, corpus, tiny_expo
 
 
 @pytest.mark.beam
+def test_cli_run_in_a_fresh_process_writes_nothing_to_stderr(apache_beam, tiny_export_dir, tmp_path):
+    """No TensorFlow start-up lines, no Beam 'apitools not found' warning: a clean run's stderr
+    is empty (stdout has the counts)."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("가나다\n라마바\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("TFKOSENT_TF_LOGS", "TF_CPP_MIN_LOG_LEVEL")}
+    proc = subprocess.run([sys.executable, "-m", "tfkosent.cli", "embed-corpus", str(corpus),
+                           str(tmp_path / "out"), "--model", tiny_export_dir], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^embedded:\s+2$", proc.stdout, re.M), proc.stdout
+    assert proc.stderr == ""
+
+
 def test_cli_refuses_options_nobody_knows(apache_beam, tiny_export_dir, tmp_path, capsys):
     """A mistyped option (underscores for tfkosent's dashes) is an error, not a silent no-op."""
     from tfkosent import cli

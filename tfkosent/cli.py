@@ -183,7 +183,20 @@ def cmd_carry(args) -> int:
 
 
 def cmd_embed_corpus(args, beam_args: List[str]) -> int:
-    from tfkosent.beam.embed_corpus import run_cli
+    import logging
+
+    # `import apache_beam` logs through the root logger that Google Cloud's BigQuery client
+    # libraries are missing ("apitools not found, ..."): irrelevant to local files, and the
+    # only line on stderr of a clean run. Dropped during that import, nothing else.
+    def not_apitools(record):
+        return not str(record.msg).startswith("apitools not found")
+
+    root = logging.getLogger()
+    root.addFilter(not_apitools)
+    try:
+        from tfkosent.beam.embed_corpus import run_cli
+    finally:
+        root.removeFilter(not_apitools)
     return run_cli(args, beam_args)
 
 
