@@ -31,18 +31,28 @@ from typing import List, Optional
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def _char_width(c: str) -> int:
+    import unicodedata
+    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
+
+
 def _display_width(text: str) -> int:
     """Terminal columns of `text`: Hangul and other wide characters take two."""
-    import unicodedata
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return sum(_char_width(c) for c in text)
 
 
 def _clip_to_width(text: str, width: int) -> str:
-    if _display_width(text) <= width:
-        return text
-    while _display_width(text) > width - 3:
-        text = text[:-1]
-    return text + "..."
+    """`text` if it fits in `width` columns, else its longest prefix that fits with "..."."""
+    used = 0
+    for i, c in enumerate(text):
+        used += _char_width(c)
+        if used > width:  # one pass: a 5,000-character input is not re-measured per character
+            cut, kept = i, used - _char_width(c)
+            while kept > width - 3:
+                cut -= 1
+                kept -= _char_width(text[cut])
+            return text[:cut] + "..."
+    return text
 
 
 def _print_similarity(sentences: List[str], matrix) -> None:
@@ -129,8 +139,9 @@ def cmd_convert(args) -> int:
         for name in os.listdir(os.path.join(tmp, "export")):
             os.replace(os.path.join(tmp, "export", name), os.path.join(tmp, name))
         os.rmdir(os.path.join(tmp, "export"))
-    from tfkosent.model_dir import load_model_dir
-    encoder_config = load_model_dir(os.path.join(out, "model")).config.encoder
+    from tfkosent.config import ModelConfig
+    from tfkosent.model_dir import CONFIG_FILE
+    encoder_config = ModelConfig.load(os.path.join(out, "model", CONFIG_FILE)).encoder  # not the weights
     print(f"converted into {out}/model (tfkosent model: {encoder_config.num_layers} layers, hidden "
           f"{encoder_config.hidden_size}, pooling {encoder_config.pooling}) and exported "
           f"{out}/preprocess, {out}/encoder, {out}/sentence_encoder/1")

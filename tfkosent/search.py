@@ -243,18 +243,14 @@ def cached_corpus_embeddings(model, sentences: Sequence[str], path: Optional[str
         # The fingerprint file is marked "writing" first and gets the fingerprint last: a run
         # killed in between leaves embeddings whose PATH.json matches no corpus, which the
         # next run encodes again (and may overwrite) instead of trusting.
-        _write_json_atomically(meta_path, {"status": "writing"})
+        from tfkosent.evaluation.sts import write_json  # atomic
+
+        write_json({"status": "writing"}, meta_path)
         tmp = f"{path}.tmp{os.getpid()}.npy"
         np.save(tmp, embeddings)
         os.replace(tmp, path)
-        _write_json_atomically(meta_path, fingerprint)
+        write_json(fingerprint, meta_path)
     return embeddings, False
-
-
-def _write_json_atomically(path: str, value) -> None:
-    from tfkosent.data.datasets import atomic_write_bytes
-
-    atomic_write_bytes(path, json.dumps(value, indent=1).encode("utf-8"))
 
 
 def search_cli(args) -> int:

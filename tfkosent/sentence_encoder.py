@@ -239,7 +239,9 @@ class SentenceEncoder:
             return out
         ids = self._backend.tokenize(tf.constant(sentences, tf.string))
         lengths = ids.row_lengths().numpy()
-        self._warn_about_inputs(sentences, lengths)
+        from tfkosent.layers.packing import num_special_tokens
+        specials = num_special_tokens(1, self._backend.packing)
+        self._warn_about_inputs(sentences, lengths, specials)
         order = np.argsort(-lengths, kind="stable")
         starts = range(0, n, batch_size)
         if show_progress_bar is None:
@@ -247,8 +249,6 @@ class SentenceEncoder:
         if show_progress_bar:
             from tqdm.auto import tqdm
             starts = tqdm(starts, desc="Encoding", unit="batch")
-        from tfkosent.layers.packing import num_special_tokens
-        specials = num_special_tokens(1, self._backend.packing)
         for start in starts:
             idx = order[start:start + batch_size]
             seq_length = int(min(lengths[idx[0]] + specials, self.max_seq_length))
@@ -258,10 +258,9 @@ class SentenceEncoder:
             out = out / np.maximum(norms, 1e-12)
         return out[0] if single else out
 
-    def _warn_about_inputs(self, sentences: List[str], lengths: np.ndarray) -> None:
-        from tfkosent.layers.packing import num_special_tokens
-
-        limit = self.max_seq_length - num_special_tokens(1, self._backend.packing)
+    def _warn_about_inputs(self, sentences: List[str], lengths: np.ndarray, specials: int) -> None:
+        """Warns about sentences `encode` truncates, and text that already has the model's prefix."""
+        limit = self.max_seq_length - specials
         long_rows = np.flatnonzero(lengths > limit)
         if len(long_rows):
             i = int(long_rows[0])

@@ -479,8 +479,8 @@ class Pipeline:
         lines = [f"pipeline {self.spec_path}", f"work dir {self.work_dir}"
                  + (f", data dir {self.data_dir}" if self.data_dir else ""),
                  f"options {json.dumps(self.options)}"]
-        lines += [f"step {s.name} writes the packaged model to {self.package_destination(s.args)}"
-                  + (" (the shipped model: --package-dir DIR writes elsewhere)" if not self.package_dir else "")
+        shipped = "" if self.package_dir else " (the shipped model: --package-dir DIR writes elsewhere)"
+        lines += [f"step {s.name} writes the packaged model to {self.package_destination(s.args)}{shipped}"
                   for s in self.steps if s.kind == "package"]
         will_run: set = set()   # steps this run would (re)run: what reads them is redone after them
         for i, step in enumerate(self.steps, 1):
