@@ -153,6 +153,20 @@ def test_cli_dry_run(tmp_path, capsys):
                  "--only", "nope", "--dry-run"]) == 2
 
 
+def test_cli_dry_run_and_silver_stats_do_not_import_tensorflow(tmp_path):
+    # they only read files and print: TensorFlow's import would be most of their run time
+    import subprocess
+    import sys
+    silver = tmp_path / "silver.tsv"
+    silver.write_text("sentence1\tsentence2\tscore\n가\t나\t1.0\n다\t라\t4.0\n", encoding="utf-8")
+    for argv in (["pipeline", "default-model", "--work-dir", str(tmp_path / "w"), "--dry-run"],
+                 ["silver-stats", str(silver)]):
+        probe = ("import sys; from tfkosent.cli import main; rc = main(%r); "
+                 "print('tensorflow' in sys.modules, rc)" % (argv,))
+        run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+        assert run.stdout.splitlines()[-1] == "False 0", (argv, run.stdout[-500:], run.stderr[-500:])
+
+
 def test_package_selects_on_korsts_dev_and_writes_float16(tmp_path, tiny_model_dir):
     """The real `package` step, on a tiny model and a hand-written evaluation."""
     import numpy as np

@@ -444,6 +444,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def needs_tensorflow(args) -> bool:
+    """False for the commands that only read files and print (a pipeline's plan, silver
+    statistics): they skip TensorFlow's import, seconds of start-up. Every other command imports
+    it up front, quietly, so that its C++ start-up lines never reach the terminal."""
+    if args.command == "silver-stats":
+        return False
+    if args.command == "pipeline" and args.dry_run:
+        return False
+    return True
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -454,7 +465,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return cmd_embed_corpus(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    import_quietly()  # after parsing: `--help` and usage errors stay instant
+    if needs_tensorflow(args):
+        import_quietly()  # after parsing: `--help` and usage errors stay instant
     try:
         return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as e:
