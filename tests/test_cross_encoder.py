@@ -210,8 +210,10 @@ def test_evaluate_cli_on_a_cross_encoder(cross_run, data_dir, tmp_path, capsys):
 
     out = tmp_path / "eval.json"
     assert main(["evaluate", cross_run.model_dir, "--cross-encoder", "--tasks", "korsts-dev",
-                 "--data-dir", data_dir, "--limit", "60", "--json", str(out)]) == 0
+                 "--data-dir", data_dir, "--limit", "60", "--json", str(out),
+                 "--plot", str(tmp_path / "plots")]) == 0
     assert "Spearman" in capsys.readouterr().out
+    assert (tmp_path / "plots" / "korsts-dev.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads(out.read_text())["results"]["korsts-dev"]
     assert metrics["n"] == 60 and {"spearman", "spearman_ab", "spearman_ba"} <= set(metrics)
 

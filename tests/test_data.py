@@ -294,6 +294,11 @@ def test_malformed_json_records_are_located_by_record_number(tmp_path):
     path = _write(tmp_path, "klue-sts-dev", json.dumps([good, bad], ensure_ascii=False))
     with pytest.raises(DatasetFormatError, match=re.escape(f"{path}: record 2: 'labels.real-label' 7")):
         data.load_sts("klue-sts-dev", data_dir=tmp_path)
+    flipped = {"sentence1": "가", "sentence2": "나", "labels": {"real-label": 2.4, "binary-label": 1}}
+    path = _write(tmp_path, "klue-sts-dev", json.dumps([good, flipped], ensure_ascii=False))
+    with pytest.raises(DatasetFormatError, match=re.escape(
+            f"{path}: record 2: 'labels.binary-label' 1 disagrees with 'labels.real-label' 2.4")):
+        data.load_sts("klue-sts-dev", data_dir=tmp_path)
     _write(tmp_path, "klue-nli-dev", json.dumps([{"premise": "가", "hypothesis": "나"}]))
     with pytest.raises(DatasetFormatError, match="record 1: missing field 'gold_label'"):
         data.load_nli("klue-nli-dev", data_dir=tmp_path)

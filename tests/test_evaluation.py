@@ -3,6 +3,7 @@
 import os
 import json
 import math
+import re
 import warnings
 import zlib
 
@@ -186,13 +187,105 @@ def _write_tiny_korsts(tmp_path, name):
 
 def test_run_tasks_on_a_tiny_data_dir(tmp_path):
     _write_tiny_korsts(tmp_path, "korsts-dev")
+    # a file that is not the whole published set is refused under the set's name ...
+    with pytest.raises(ValueError, match="read 7 rows .* expects 1500. The published protocol "
+                                         "scores the whole set"):
+        run_tasks(hashed_encoder(), ["korsts-dev"], data_dir=tmp_path)
+    # ... and scored with a limit, on purpose, with a warning
     with pytest.warns(DatasetCountWarning):
         results = run_tasks(hashed_encoder(), ["korsts-dev"], data_dir=tmp_path,
-                            plot_dir=tmp_path / "plots")
-    assert list(results) == ["korsts-dev"] and results["korsts-dev"]["n"] == 7
+                            plot_dir=tmp_path / "plots", limit=6)
+    assert list(results) == ["korsts-dev"] and results["korsts-dev"]["n"] == 6
     assert (tmp_path / "plots" / "korsts-dev.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="unknown task"):
         run_tasks(hashed_encoder(), ["korsts-valid"], data_dir=tmp_path)
+    for bad in (0, -5, 2.5, True):                       # a negative limit sliced pairs off the end
+        with pytest.raises(ValueError, match="limit must be a positive number"):
+            run_tasks(hashed_encoder(), ["korsts-dev"], data_dir=tmp_path, limit=bad)
+
+
+def test_identical_sentence_pairs_tie_whatever_the_batch_size():
+    """Pairs of identical sentences have cosine 1 up to float64 noise (1 - 4e-16 ...): ranked as
+    ties, cosine and euclidean Spearman agree exactly and do not move with the batch size."""
+    base = [STSExample(f"s{i}", f"t{i}", float(i % 6), None) for i in range(40)]
+    same = [STSExample(f"u{i}", f"u{i}", 5.0 - 0.1 * i, None) for i in range(8)]  # gold differs
+    examples = base + same
+    encode = hashed_encoder(384)
+    rng = np.random.default_rng(0)
+    results = []
+    for batch_size in (1, 3, 64):
+        def noisy(sentences):      # the same vector per sentence, scaled: cosine 1 up to rounding
+            return encode(sentences) * rng.uniform(0.5, 2.0, size=(len(sentences), 1)).astype(np.float32)
+        results.append(evaluate_sts(noisy, examples, batch_size=batch_size))
+    assert len({r["cosine_spearman"] for r in results}) == 1
+    from tfkosent.evaluation.sts import pair_similarities, sts_metrics
+    emb = encode([e.sentence1 for e in examples]), encode([e.sentence2 for e in examples])
+    unit = [x / np.linalg.norm(x, axis=1, keepdims=True) for x in emb]
+    metrics = sts_metrics(pair_similarities(*unit), examples)
+    assert metrics["cosine_spearman"] == metrics["euclidean_spearman"]
+
+
+def test_undefined_correlations_warn_and_show_as_nan():
+    examples = [STSExample(f"a{i}", f"b{i}", 2.0, None) for i in range(5)]    # constant gold
+    with pytest.warns(RuntimeWarning, match="cosine_pearson, cosine_spearman, .* are NaN"):
+        result = evaluate_sts(hashed_encoder(), examples)
+    assert math.isnan(result["cosine_spearman"]) and result["n"] == 5
+    row = format_markdown_table({"mine": result}).strip().split("\n")[2]
+    assert row.startswith("| mine | 5 | nan | nan |")
+
+
+def test_non_finite_embeddings_name_the_sentence():
+    def encode(sentences):
+        return np.array([[np.nan, 1.0] if s == "c" else [1.0, 0.0] for s in sentences], np.float32)
+    with pytest.raises(ValueError, match="non-finite values .* for sentence 'c'"):
+        evaluate_sts(encode, _examples(), batch_size=2)
+
+
+def test_evaluate_pairs_and_pairs_files(tmp_path):
+    from tfkosent.evaluation import evaluate_pairs, load_sts_file
+
+    examples = _examples()
+    s1, s2, gold = zip(*[(e.sentence1, e.sentence2, e.score) for e in examples])
+    expected = evaluate_sts(hashed_encoder(), examples)
+    assert evaluate_pairs(hashed_encoder(), s1, s2, gold) == expected
+
+    class Model:                                  # anything with SentenceEncoder's encode()
+        def encode(self, sentences, show_progress_bar=None):
+            return hashed_encoder()(sentences)
+    assert evaluate_pairs(Model(), s1, s2, [10 * g for g in gold])["cosine_spearman"] == \
+        pytest.approx(expected["cosine_spearman"])                   # any score scale
+    with_binary = evaluate_pairs(Model(), s1, s2, gold, binary_labels=[int(g >= 3) for g in gold])
+    assert {"pearson", "f1"} <= set(with_binary)
+    with pytest.raises(ValueError, match="differ in length: 7, 6, 7"):
+        evaluate_pairs(Model(), s1, s2[:-1], gold)
+    with pytest.raises(ValueError, match=r"sentences2\[1\] must be non-empty text"):
+        evaluate_pairs(Model(), s1, ("b", " ") + s2[2:], gold)
+    with pytest.raises(ValueError, match="binary_labels must be 7 values of 0 or 1"):
+        evaluate_pairs(Model(), s1, s2, gold, binary_labels=[2] * 7)
+    with pytest.raises(TypeError, match="SentenceEncoder or a function"):
+        evaluate_pairs("model", s1, s2, gold)
+
+    # the file format `tfkosent train` reads as sts: header-named columns, extra columns ignored
+    tsv = tmp_path / "mine.tsv"
+    tsv.write_text("id\tscore\tsentence1\tsentence2\n" + "".join(
+        f"{i}\t{e.score}\t{e.sentence1}\t{e.sentence2}\n" for i, e in enumerate(examples)), encoding="utf-8")
+    assert load_sts_file(tsv) == examples
+    assert run_tasks(hashed_encoder(), [], pairs_files=[tsv], plot_dir=tmp_path / "plots") == \
+        {str(tsv): expected}
+    assert (tmp_path / "plots" / "mine.png").is_file()
+    jsonl = tmp_path / "mine.jsonl"
+    jsonl.write_text("".join(json.dumps({"sentence1": e.sentence1, "sentence2": e.sentence2,
+                                         "score": e.score, "binary_label": int(e.score >= 3)}) + "\n"
+                             for e in examples), encoding="utf-8")
+    assert [e.binary_label for e in load_sts_file(jsonl)] == [int(e.score >= 3) for e in examples]
+    from tfkosent.data import DatasetFormatError
+    tsv.write_text("sentence1\tsentence2\tscore\n가\t나\t4\n가\t나\thigh\n", encoding="utf-8")
+    with pytest.raises(DatasetFormatError, match=re.escape(f"{tsv}:3: non-numeric score 'high'")):
+        load_sts_file(tsv)
+    with pytest.raises(FileNotFoundError, match="pairs file .* does not exist"):
+        load_sts_file(tmp_path / "nope.tsv")
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        run_tasks(hashed_encoder(), [])
 
 
 def test_run_tasks_on_real_data():
@@ -213,15 +306,15 @@ def test_format_markdown_table():
     lines = table.strip().split("\n")
     assert lines[0] == ("| Task | Cosine Pearson | Cosine Spearman | Euclidean Pearson | "
                         "Euclidean Spearman | Manhattan Pearson | Manhattan Spearman | Dot Pearson | "
-                        "Dot Spearman | AVG | Pearson | F1 |")
+                        "Dot Spearman | AVG | Pearson | F1 (cos≥0.6) |")
     assert lines[1] == "|---|" + "---:|" * 11
     assert lines[2] == ("| korsts-test | 80.00 | 81.00 | 82.00 | 83.00 | 84.00 | 85.00 | 86.00 | "
                         "87.00 | 83.50 | - | - |")
-    assert lines[3].endswith("| 83.50 | 85.12 | - |")
+    assert lines[3].endswith("| 83.50 | 85.12 | nan |")                # NaN: undefined, not absent
     only_korsts = format_markdown_table({"korsts-test": korsts})
     assert "F1" not in only_korsts and only_korsts.count("\n") == 3
     cross = format_markdown_table({"korsts-test": {"pearson": 1.0, "spearman": 2.0, "n": 5}})
-    assert cross.split("\n")[0] == "| Task | Pearson | Spearman |"
+    assert cross.split("\n")[0] == "| Task | Pairs | Pearson | Spearman |"
 
 
 def test_write_json_is_atomic_and_strict(tmp_path):
@@ -296,3 +389,22 @@ def test_evaluate_cli_writes_json_and_plots(tiny_model_dir, tmp_path, capsys):
     assert metrics["dot_spearman"] == pytest.approx(metrics["cosine_spearman"], abs=1e-6)
     (png,) = [p for p in os.listdir(plots) if p.endswith(".png")]
     assert open(plots / png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    # what the numbers were computed on: the file, its sha256, whether it is the published one
+    korsts = report["data"]["korsts-dev"]
+    assert korsts["published"] is False and len(korsts["sha256"]) == 64     # synthetic data
+    assert os.path.isabs(korsts["path"]) and korsts["path"].endswith("sts-dev.tsv")
+    # without --limit a set that is not the published one is refused; --pairs scores a file
+    assert main(["evaluate", tiny_model_dir, "--tasks", "korsts-dev", "--data-dir", data]) == 2
+    assert "The published protocol scores the whole set" in capsys.readouterr().err
+    pairs = tmp_path / "mine.tsv"
+    pairs.write_text("sentence1\tsentence2\tscore\n한 남자가 걷는다.\t남자가 걷는다.\t4.5\n"
+                     "한 남자가 걷는다.\t고양이가 잔다.\t0.2\n비가 온다.\t비가 내린다.\t4.8\n",
+                     encoding="utf-8")
+    assert main(["evaluate", tiny_model_dir, "--pairs", str(pairs), "--json", str(out)]) == 0
+    assert f"| {pairs} | 3 |" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert list(report["results"]) == [str(pairs)] and report["results"][str(pairs)]["n"] == 3
+    assert report["data"][str(pairs)]["path"] == str(pairs)
+    with pytest.raises(SystemExit):                       # argparse: usage error, exit 2
+        main(["evaluate", tiny_model_dir, "--limit", "-5"])
+    assert "--limit: expected a positive integer, got -5" in capsys.readouterr().err

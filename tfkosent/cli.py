@@ -217,6 +217,17 @@ def _add_model_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="sentences per encoder call (default 64)")
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (a negative --limit would otherwise slice pairs off the end)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def _evaluation_tasks() -> List[str]:
     from tfkosent.evaluation.sts import TASKS
     return list(TASKS)
@@ -285,18 +296,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true")
     c.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("evaluate", help="KorSTS / KLUE-STS evaluation table")
+    p = sub.add_parser(
+        "evaluate", help="KorSTS / KLUE-STS evaluation table",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The published STS protocol: cosine, euclidean, manhattan and dot similarity of "
+                    "each pair's embeddings,\neach correlated with the gold scores over the whole set "
+                    "(Pearson and Spearman, x100), and AVG of the 8.",
+        epilog="KLUE-STS also gets KLUE's metrics: Pearson of 5*clip(cosine, 0, 1) with the 0-5 label, "
+               "and F1 of\nthe similar class (label >= 3), predicted similar when cosine >= 0.6 "
+               "(\"F1 (cos≥0.6)\"); a model that\ncarries a cut fitted on KLUE-STS train also "
+               "gets \"F1 (fitted cut)\". A task's file must hold the whole\npublished set "
+               "(--limit N scores the first N pairs on purpose).\n\n"
+               "Your own pairs: --pairs FILE, a TSV with a header naming sentence1, sentence2 and "
+               "score\n(the format `tfkosent train` reads as sts; an optional binary_label column adds F1).")
     p.add_argument("model", help="model directory, export directory or 'default'")
-    p.add_argument("--tasks", default="korsts-dev,korsts-test,klue-sts-dev",
+    p.add_argument("--tasks", default=None,
                    help="comma-separated, of: " + ", ".join(_evaluation_tasks())
-                        + " (default: korsts-dev,korsts-test,klue-sts-dev)")
+                        + " (default: korsts-dev,korsts-test,klue-sts-dev, or none with --pairs)")
+    p.add_argument("--pairs", action="append", metavar="FILE",
+                   help="also score a file of your own pairs (repeatable; see below)")
     p.add_argument("--data-dir", default=None, help="where the datasets are (default: $TFKOSENT_DATA_DIR, "
                                                     "else the download cache, ~/.cache/tfkosent/data, "
                                                     "filled on first use)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per encoder call (default 64)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs of each task")
+    p.add_argument("--limit", type=_positive_int, default=None,
+                   help="evaluate only the first N pairs of each task (a smoke check, not the protocol)")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
-    p.add_argument("--plot", default=None, help="write gold-vs-cosine scatter PNGs into this directory")
+    p.add_argument("--plot", default=None, help="write scatter PNGs into this directory: gold score vs cosine (a cross-encoder: vs its predicted score)")
     p.add_argument("--cross-encoder", action="store_true", help="MODEL is a cross-encoder")
     p.set_defaults(func=cmd_evaluate)
 

@@ -233,17 +233,15 @@ class CrossEncoder:
 
 
 def evaluate_cross_encoder_cli(model_path: str, tasks: Sequence[str], data_dir, batch_size: int,
-                               limit: Optional[int]) -> Dict[str, Dict[str, float]]:
-    """Scores each task's pairs in both orders; metrics on the mean (plus per-order Spearman)."""
-    from tfkosent.data import load_sts
-    from tfkosent.evaluation.sts import TASKS, evaluate_scores
+                               limit: Optional[int], pairs_files: Sequence[str] = (),
+                               plot_dir: Optional[str] = None) -> Dict[str, Dict[str, float]]:
+    """Scores each task's (and pairs file's) pairs in both orders; metrics on the mean (plus
+    per-order Spearman). With `plot_dir`, one PNG per task: gold vs the mean predicted score."""
+    from tfkosent.evaluation.sts import evaluate_scores, plot_path, plot_scatter, task_examples
 
     model = CrossEncoder.from_model_dir(model_path)
     results = {}
-    for task in tasks:
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-        examples = load_sts(TASKS[task], data_dir=data_dir)[:limit]
+    for task, examples in task_examples(tasks, data_dir, limit, pairs_files):
         first = [e.sentence1 for e in examples]
         second = [e.sentence2 for e in examples]
         ab = model._score(first, second, batch_size, show_progress_bar=False)
@@ -252,4 +250,8 @@ def evaluate_cross_encoder_cli(model_path: str, tasks: Sequence[str], data_dir, 
         metrics["spearman_ab"] = evaluate_scores(5.0 * ab, examples)["spearman"]
         metrics["spearman_ba"] = evaluate_scores(5.0 * ba, examples)["spearman"]
         results[task] = metrics
+        if plot_dir is not None:
+            plot_scatter([e.score for e in examples], 5.0 * (ab + ba) / 2, plot_path(plot_dir, task),
+                         f"{task}: Spearman {metrics['spearman']:.2f}",
+                         ylabel="predicted score (0-5, mean of both orders)")
     return results

@@ -564,6 +564,9 @@ def _parse_klue_sts_json(path: Path) -> Iterator[STSExample]:
         binary = _json_field(rec, ("labels", "binary-label"), path, i)
         if binary not in (0, 1) or isinstance(binary, bool):
             raise DatasetFormatError(path, None, f"'labels.binary-label' {binary!r} is not 0 or 1", i)
+        if binary != int(score >= 3.0):  # KLUE's definition; a flipped label would skew F1 silently
+            raise DatasetFormatError(path, None, f"'labels.binary-label' {binary} disagrees with "
+                                     f"'labels.real-label' {score} (binary = real-label >= 3)", i)
         yield STSExample(s1, s2, score, int(binary))
 
 

@@ -11,11 +11,16 @@ from tfkosent.evaluation.sts import (
     TASKS,
     compute_similarities,
     cosine_to_score,
+    dataset_provenance,
     encode_unique,
     evaluate_scores,
+    evaluate_pairs,
     evaluate_sts,
     f1_binary,
+    fit_f1_threshold,
     format_markdown_table,
+    load_sts_file,
+    load_task,
     pair_similarities,
     pearson,
     plot_scatter,
@@ -28,7 +33,8 @@ from tfkosent.evaluation.sts import (
 
 __all__ = [
     "BINARY_THRESHOLD", "DEFAULT_TASKS", "METRIC_KEYS", "SIMILARITIES", "TASKS",
-    "compute_similarities", "cosine_to_score", "encode_unique", "evaluate_scores", "evaluate_sts",
-    "f1_binary", "format_markdown_table", "pair_similarities", "pearson", "plot_scatter",
+    "compute_similarities", "cosine_to_score", "dataset_provenance", "encode_unique",
+    "evaluate_pairs", "evaluate_scores", "evaluate_sts", "f1_binary", "fit_f1_threshold",
+    "format_markdown_table", "load_sts_file", "load_task", "pair_similarities", "pearson", "plot_scatter",
     "rankdata", "run_tasks", "spearman", "sts_metrics", "write_json",
 ]

@@ -11,10 +11,14 @@ import os
 import sys
 import time
 
-from tfkosent.evaluation.sts import format_markdown_table, run_tasks, write_json
+from tfkosent.evaluation.sts import (DEFAULT_TASKS, dataset_provenance, format_markdown_table,
+                                     run_tasks, write_json)
 
 
-def _split_tasks(tasks: str):
+def _split_tasks(tasks, pairs_files):
+    """--tasks as a list: the default tasks when neither --tasks nor --pairs is given."""
+    if tasks is None:
+        return [] if pairs_files else list(DEFAULT_TASKS)
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     if not names:
         raise ValueError("--tasks is empty")
@@ -29,12 +33,13 @@ def model_f1_threshold(model):
 
 
 def evaluate_model_cli(args) -> int:
-    tasks = _split_tasks(args.tasks)
+    pairs_files = args.pairs or []
+    tasks = _split_tasks(args.tasks, pairs_files)
     start = time.time()
     if getattr(args, "cross_encoder", False):
         from tfkosent.cross_encoder import evaluate_cross_encoder_cli
         results = evaluate_cross_encoder_cli(args.model, tasks, args.data_dir, args.batch_size,
-                                             args.limit)
+                                             args.limit, pairs_files, args.plot)
     else:
         from tfkosent.cli import resolve_model_dir
         from tfkosent.sentence_encoder import SentenceEncoder
@@ -52,7 +57,7 @@ def evaluate_model_cli(args) -> int:
         # batching and progress bar.
         results = run_tasks(encode_fn, tasks, data_dir=args.data_dir, batch_size=10**9,
                             show_progress_bar=False, plot_dir=args.plot, limit=args.limit,
-                            f1_cosine_threshold=model_f1_threshold(model))
+                            f1_cosine_threshold=model_f1_threshold(model), pairs_files=pairs_files)
     print(f"model: {os.path.abspath(args.model) if args.model != 'default' else 'default'}"
           f"{' (first %d pairs per task)' % args.limit if args.limit else ''}")
     print(format_markdown_table(results))
@@ -63,8 +68,19 @@ def evaluate_model_cli(args) -> int:
         write_json({"model": args.model, "model_path": os.path.abspath(resolve_model_dir(args.model)),
                     "limit": args.limit, "tfkosent_version": __version__,
                     "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "data": _provenance(tasks, pairs_files, args.data_dir),
                     "results": results}, args.json)
         print(f"wrote {args.json}")
     if args.plot:
         print(f"wrote scatter plots to {args.plot}/")
     return 0
+
+
+def _provenance(tasks, pairs_files, data_dir):
+    """Each evaluated file's path and sha256 (and, for a task, whether it is the published
+    file), so that a JSON result says what it was computed on."""
+    from tfkosent.data.datasets import sha256_file
+    data = {task: dataset_provenance(task, data_dir) for task in tasks}
+    for path in pairs_files:
+        data[str(path)] = {"path": os.path.abspath(path), "sha256": sha256_file(path)}
+    return data

@@ -13,8 +13,10 @@ and correlate each with the gold scores over the whole set with Pearson and Spea
 (average ranks for ties).  All metrics are reported x100; "avg" is the mean of the
 8 numbers.  `tfkosent evaluate` and the trainer's dev log score the embeddings the
 model outputs, which are L2-normalized (as for sentence-transformers models ending in
-a Normalize module): euclidean and dot then rank pairs exactly as cosine does, and
-their Spearman equals cosine's.
+a Normalize module): euclidean and dot then rank pairs as cosine does, and their
+Spearman equals cosine's (dot's up to the float32 rounding of the vectors' unit norms).
+Similarities are rounded to 1e-9 before ranking, so that exact ties (pairs of identical
+sentences) tie instead of being ordered by float64 noise (`_for_ranking`).
 
 KLUE-STS additionally gets the official KLUE metrics (only for examples that carry
 `binary_label`, i.e. klue-sts-*):
@@ -54,7 +56,9 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from tfkosent.data.datasets import PathLike, STSExample, atomic_write_bytes, load_sts
+from tfkosent.data.datasets import (DatasetCountWarning, DatasetFormatError, PathLike, STSExample,
+                                    atomic_write_bytes, dataset_path, get_dataset_info, load_sts,
+                                    sha256_file)
 
 EncodeFn = Callable[[List[str]], np.ndarray]
 
@@ -77,11 +81,13 @@ DEFAULT_TASKS = ("korsts-dev", "korsts-test", "klue-sts-dev")
 
 # (result key, column title) of `format_markdown_table`, in order
 TABLE_COLUMNS = (
+    ("n", "Pairs"),
     ("cosine_pearson", "Cosine Pearson"), ("cosine_spearman", "Cosine Spearman"),
     ("euclidean_pearson", "Euclidean Pearson"), ("euclidean_spearman", "Euclidean Spearman"),
     ("manhattan_pearson", "Manhattan Pearson"), ("manhattan_spearman", "Manhattan Spearman"),
     ("dot_pearson", "Dot Pearson"), ("dot_spearman", "Dot Spearman"), ("avg", "AVG"),
-    ("pearson", "Pearson"), ("spearman", "Spearman"), ("f1", "F1"), ("f1_fitted", "F1 (fitted cut)"),
+    ("pearson", "Pearson"), ("spearman", "Spearman"), ("f1", "F1 (cos≥0.6)"),
+    ("f1_fitted", "F1 (fitted cut)"),
     ("spearman_ab", "Spearman (a,b)"), ("spearman_ba", "Spearman (b,a)"),
 )
 
@@ -179,8 +185,11 @@ def encode_unique(encode_fn: EncodeFn, sentences: Sequence[str], batch_size: int
         if emb.ndim != 2 or emb.shape[0] != len(idx):
             raise ValueError(f"encode_fn returned shape {emb.shape} for {len(idx)} sentences; "
                              f"expected [{len(idx)}, dim]")
-        if not np.isfinite(emb).all():
-            raise ValueError("encode_fn returned non-finite values")
+        finite = np.isfinite(emb).all(axis=1)
+        if not finite.all():
+            bad = idx[int(np.argmin(finite))]
+            raise ValueError(f"encode_fn returned non-finite values (NaN or inf) for sentence "
+                             f"{sentences[bad]!r} ({int((~finite).sum())} of this batch of {len(idx)})")
         if out is None:
             out = np.empty((len(sentences), emb.shape[1]), dtype=np.float32)
         elif emb.shape[1] != out.shape[1]:
@@ -273,7 +282,7 @@ def sts_metrics(similarities: Mapping[str, np.ndarray], examples: Sequence[STSEx
     result: Dict[str, float] = {}
     for sim in SIMILARITIES:
         result[f"{sim}_pearson"] = 100.0 * pearson(similarities[sim], gold)
-        result[f"{sim}_spearman"] = 100.0 * spearman(similarities[sim], gold)
+        result[f"{sim}_spearman"] = 100.0 * spearman(_for_ranking(similarities[sim]), gold)
     result["avg"] = float(np.mean([result[k] for k in METRIC_KEYS]))
     binary = _binary_gold(examples)
     if binary is not None:
@@ -284,7 +293,28 @@ def sts_metrics(similarities: Mapping[str, np.ndarray], examples: Sequence[STSEx
             result["f1_fitted"] = 100.0 * f1_binary(
                 binary, np.asarray(similarities["cosine"]) >= f1_cosine_threshold)
     result["n"] = len(examples)
+    _warn_if_nan(result)
     return result
+
+
+def _for_ranking(similarity) -> np.ndarray:
+    """Similarities rounded to 1e-9 before they are ranked.
+
+    Pairs of identical sentences (KorSTS dev has 5, and 9 more in repeated pairs) get
+    cosines like 0.9999999999999992, 0.9999999999999996 and 1.0: true ties that float64
+    rounding would otherwise order arbitrarily, so that Spearman moved in its 5th decimal
+    with the batch size.  Rounded, they tie (average ranks), and cosine, euclidean and dot
+    Spearman of unit vectors agree exactly, as they should.  1e-9 is far below the float32
+    resolution of the embeddings, so no other order changes."""
+    return np.round(np.asarray(similarity, dtype=np.float64), 9)
+
+
+def _warn_if_nan(result: Mapping[str, float]) -> None:
+    nan = [k for k, v in result.items() if isinstance(v, float) and math.isnan(v)]
+    if nan:
+        warnings.warn(f"{', '.join(nan)} are NaN: a correlation is undefined when the predicted "
+                      f"similarities or the gold scores are all equal ({result.get('n')} pairs)",
+                      RuntimeWarning, stacklevel=3)
 
 
 def evaluate_sts(encode_fn: EncodeFn, examples: Sequence[STSExample], batch_size: int = 64,
@@ -311,15 +341,136 @@ def evaluate_scores(pred_scores, examples: Sequence[STSExample],
         raise ValueError(f"{pred.size} scores for {len(examples)} examples")
     gold = _gold(examples)
     result: Dict[str, float] = {"pearson": 100.0 * pearson(pred, gold),
-                                "spearman": 100.0 * spearman(pred, gold)}
+                                "spearman": 100.0 * spearman(_for_ranking(pred), gold)}
     binary = _binary_gold(examples)
     if binary is not None:
         result["f1"] = 100.0 * f1_binary(binary, pred >= threshold)
     result["n"] = len(examples)
+    _warn_if_nan(result)
     return result
 
 
 # --------------------------------------------------------------------------- tasks
+
+
+def _check_limit(limit: Optional[int]) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive number of pairs, got {limit!r}")
+
+
+def load_task(task: str, data_dir: Optional[PathLike] = None,
+              limit: Optional[int] = None) -> List[STSExample]:
+    """The pairs of an evaluation task ("korsts-dev", ...; see `TASKS`).
+
+    Without `limit` the file must hold the published set's number of pairs: a truncated or
+    padded copy is an error (ValueError naming the file and both counts), because its
+    numbers would be reported under the set's name.  With `limit` (a positive int) only the
+    first `limit` pairs are used, for smoke checks; a count mismatch is then a warning.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)} (for a file of your "
+                         f"own pairs, use load_sts_file / tfkosent evaluate --pairs FILE)")
+    _check_limit(limit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DatasetCountWarning)
+        examples = load_sts(TASKS[task], data_dir=data_dir)
+    for w in caught:
+        if issubclass(w.category, DatasetCountWarning) and limit is None:
+            raise ValueError(f"{w.message}. The published protocol scores the whole set: "
+                             f"restore the file, or score part of it on purpose with a limit "
+                             f"(--limit N)")
+        warnings.warn(w.message, w.category, stacklevel=2)
+    return examples if limit is None else examples[:limit]
+
+
+def dataset_provenance(task: str, data_dir: Optional[PathLike] = None) -> Dict[str, object]:
+    """Which file a task's numbers come from: {"dataset", "path", "sha256", "published"}.
+
+    "published" is True when the file's sha256 is the one the data registry expects (the
+    file as published); False flags a local copy that differs."""
+    name = TASKS[task]
+    path = dataset_path(name, data_dir)
+    digest = sha256_file(path)
+    return {"dataset": name, "path": str(Path(path).resolve()), "sha256": digest,
+            "published": digest == get_dataset_info(name).sha256}
+
+
+def load_sts_file(path: PathLike) -> List[STSExample]:
+    """Scored sentence pairs of your own, in the file format `tfkosent train` reads as `sts`.
+
+    A TSV whose header row names the columns `sentence1`, `sentence2` and `score` (any
+    order; other columns are ignored; no quoting), or JSON lines with those keys.  Scores
+    may use any scale: the correlations do not depend on it.  An optional `binary_label`
+    column (0/1) adds KLUE-STS's F1 columns, which assume scores on the 0-5 scale.  A
+    malformed line raises `DatasetFormatError` naming the file and line.
+    """
+    from tfkosent.training.data import read_table  # the training reader: one format, one parser
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pairs file {path} does not exist")
+    _, rows = read_table(path, "sts")
+    if not rows:
+        raise DatasetFormatError(path, None, "no pairs (a header row naming sentence1, sentence2 "
+                                 "and score, then one pair per line)")
+    with_binary = "binary_label" in rows[0][1]
+    examples = []
+    for line, row in rows:
+        binary = None
+        if with_binary:
+            binary = row.get("binary_label")
+            if str(binary) not in ("0", "1"):
+                raise DatasetFormatError(path, line, f"'binary_label' {binary!r} is not 0 or 1")
+            binary = int(binary)
+        examples.append(STSExample(row["sentence1"], row["sentence2"], float(row["score"]), binary))
+    return examples
+
+
+def _encode_fn_of(model) -> EncodeFn:
+    """A SentenceEncoder (anything with .encode) or an encode function -> an encode function."""
+    if hasattr(model, "encode") and not isinstance(model, (str, bytes)):  # str.encode is not it
+        return lambda sentences: model.encode(sentences, show_progress_bar=False)
+    if callable(model):
+        return model
+    raise TypeError(f"model must be a SentenceEncoder or a function list[str] -> array "
+                    f"[n, dim], got {type(model).__name__}")
+
+
+def evaluate_pairs(model, sentences1: Sequence[str], sentences2: Sequence[str], scores,
+                   binary_labels: Optional[Sequence[int]] = None, batch_size: int = 64,
+                   f1_cosine_threshold: Optional[float] = None) -> Dict[str, float]:
+    """The protocol's metrics (x100, see the module docstring) on pairs of your own.
+
+    The counterpart of sentence-transformers' ``EmbeddingSimilarityEvaluator(sentences1,
+    sentences2, scores)``::
+
+        from tfkosent import SentenceEncoder
+        from tfkosent.evaluation import evaluate_pairs
+        evaluate_pairs(SentenceEncoder.load(), ["한 남자가 음식을 먹는다."],
+                       ["한 남자가 빵을 먹는다."], [4.2])  # (with at least 2 pairs)
+
+    model: a `SentenceEncoder`, or a function list[str] -> float array [n, dim].
+    sentences1, sentences2: str sequences of equal length n >= 2; scores: float [n], any scale.
+    binary_labels: optional 0/1 [n] (KLUE-STS style; adds "pearson" on the 0-5 scale and "f1").
+    Returns the metric dict with "n"; each unique sentence is encoded once.
+    """
+    n = len(sentences1)
+    scores = _as_1d(scores, "scores")
+    if len(sentences2) != n or scores.size != n:
+        raise ValueError(f"sentences1, sentences2 and scores differ in length: {n}, "
+                         f"{len(sentences2)}, {scores.size}")
+    if binary_labels is not None:
+        binary_labels = [int(b) for b in binary_labels]
+        if len(binary_labels) != n or set(binary_labels) - {0, 1}:
+            raise ValueError(f"binary_labels must be {n} values of 0 or 1")
+    for name, column in (("sentences1", sentences1), ("sentences2", sentences2)):
+        for i, text in enumerate(column):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"{name}[{i}] must be non-empty text, got {text!r}")
+    examples = [STSExample(a, b, float(score), None if binary_labels is None else binary_labels[i])
+                for i, (a, b, score) in enumerate(zip(sentences1, sentences2, scores))]
+    sims = compute_similarities(_encode_fn_of(model), examples, batch_size)
+    return sts_metrics(sims, examples, f1_cosine_threshold)
 
 
 def run_tasks(encode_fn: EncodeFn, tasks: Sequence[str] = DEFAULT_TASKS,
@@ -327,29 +478,48 @@ def run_tasks(encode_fn: EncodeFn, tasks: Sequence[str] = DEFAULT_TASKS,
               show_progress_bar: bool = False,
               plot_dir: Optional[PathLike] = None,
               limit: Optional[int] = None,
-              f1_cosine_threshold: Optional[float] = None) -> Dict[str, Dict[str, float]]:
+              f1_cosine_threshold: Optional[float] = None,
+              pairs_files: Sequence[PathLike] = ()) -> Dict[str, Dict[str, float]]:
     """Evaluates `encode_fn` on each task ("korsts-dev", "korsts-test", "klue-sts-dev",
-    "korsts-train", "klue-sts-train"); returns {task: metric dict} in task order.
+    "korsts-train", "klue-sts-train"), then on each of `pairs_files` (`load_sts_file`;
+    its result is keyed by the path as given); returns {task: metric dict} in that order.
     f1_cosine_threshold: see `sts_metrics` (a model's fitted KLUE-STS cut).
 
-    With `plot_dir`, also writes ``<plot_dir>/<task>.png``: gold score vs cosine.
-    With `limit`, only the first `limit` pairs of each task are used (smoke checks;
-    published numbers always use whole sets).
+    With `plot_dir`, also writes ``<plot_dir>/<task or file stem>.png``: gold score vs
+    cosine.  With `limit`, only the first `limit` pairs of each task and file are used
+    (smoke checks; published numbers always use whole sets, see `load_task`).
     """
+    results: Dict[str, Dict[str, float]] = {}
+    for name, examples in task_examples(tasks, data_dir, limit, pairs_files):
+        sims = compute_similarities(encode_fn, examples, batch_size, show_progress_bar)
+        results[name] = sts_metrics(sims, examples, f1_cosine_threshold)
+        if plot_dir is not None:
+            plot_scatter(_gold(examples), sims["cosine"], plot_path(plot_dir, name),
+                         f"{name}: cosine Spearman {results[name]['cosine_spearman']:.2f}")
+    return results
+
+
+def task_examples(tasks: Sequence[str], data_dir: Optional[PathLike] = None,
+                  limit: Optional[int] = None, pairs_files: Sequence[PathLike] = ()):
+    """(name, examples) of each task (`load_task`) then each pairs file (`load_sts_file`),
+    loaded lazily; every name is checked before the first file is read."""
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
-    results: Dict[str, Dict[str, float]] = {}
+        raise ValueError(f"unknown task(s) {unknown}; known: {', '.join(TASKS)} (for a file of "
+                         f"your own pairs: --pairs FILE)")
+    _check_limit(limit)
+    if not tasks and not pairs_files:
+        raise ValueError("nothing to evaluate: no task and no pairs file")
     for task in tasks:
-        examples = load_sts(TASKS[task], data_dir=data_dir)
-        if limit is not None:
-            examples = examples[:limit]
-        sims = compute_similarities(encode_fn, examples, batch_size, show_progress_bar)
-        results[task] = sts_metrics(sims, examples, f1_cosine_threshold)
-        if plot_dir is not None:
-            plot_scatter(_gold(examples), sims["cosine"], Path(plot_dir) / f"{task}.png",
-                         f"{task}: cosine Spearman {results[task]['cosine_spearman']:.2f}")
-    return results
+        yield task, load_task(task, data_dir, limit)
+    for path in pairs_files:
+        examples = load_sts_file(path)
+        yield str(path), examples if limit is None else examples[:limit]
+
+
+def plot_path(plot_dir: PathLike, name: str) -> Path:
+    """<plot_dir>/<name>.png for a task; a pairs file's plot is named after its stem."""
+    return Path(plot_dir) / f"{name if name in TASKS else Path(name).stem}.png"
 
 
 # --------------------------------------------------------------------------- output
@@ -358,8 +528,9 @@ def run_tasks(encode_fn: EncodeFn, tasks: Sequence[str] = DEFAULT_TASKS,
 def format_markdown_table(results: Mapping[str, Mapping[str, float]], digits: int = 2) -> str:
     """Markdown table, one row per task, columns in the seed tables' order.
 
-    Columns: Cosine/Euclidean/Manhattan/Dot Pearson and Spearman, AVG, then Pearson,
-    Spearman, F1 — each column only if some task has it; missing cells are "-".
+    Columns: Pairs, Cosine/Euclidean/Manhattan/Dot Pearson and Spearman, AVG, then
+    Pearson, Spearman, F1 — each column only if some task has it; a metric a task does not
+    have is "-", an undefined one (NaN) "nan".
     """
     columns = [(key, title) for key, title in TABLE_COLUMNS
                if any(key in metrics for metrics in results.values())]
@@ -369,7 +540,14 @@ def format_markdown_table(results: Mapping[str, Mapping[str, float]], digits: in
         cells = []
         for key, _ in columns:
             value = metrics.get(key)
-            cells.append("-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}")
+            if value is None:
+                cells.append("-")                      # not computed for this task
+            elif key == "n":
+                cells.append(str(int(value)))
+            elif math.isnan(value):
+                cells.append("nan")                    # undefined (constant input): warned
+            else:
+                cells.append(f"{value:.{digits}f}")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -405,9 +583,11 @@ def _korean_font() -> Optional[str]:
     return next((name for name in _KOREAN_FONTS if name in installed), None)
 
 
-def plot_scatter(gold, cosine, path: PathLike, title: str = "") -> Path:
+def plot_scatter(gold, cosine, path: PathLike, title: str = "",
+                 ylabel: str = "cosine similarity") -> Path:
     """Writes a PNG scatter plot of gold score (x, float [n]) vs cosine similarity (y, [n]).
 
+    `ylabel` names y when it is not a cosine (e.g. a cross-encoder's predicted score).
     Uses matplotlib's Agg canvas directly (no pyplot, no global backend change).  A title
     with Hangul uses an installed Korean font if there is one; otherwise the missing glyphs
     are drawn as boxes, without warnings.
@@ -423,7 +603,7 @@ def plot_scatter(gold, cosine, path: PathLike, title: str = "") -> Path:
     ax = fig.add_subplot(1, 1, 1)
     ax.scatter(gold, cosine, s=6, alpha=0.4, linewidths=0)
     ax.set_xlabel("gold score")
-    ax.set_ylabel("cosine similarity")
+    ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
