@@ -50,6 +50,15 @@ def test_exported_and_in_memory_agree(tiny_model_dir, tiny_export_dir):
     served = serving.signatures["serving_default"](**{SERVING_INPUT: tf.constant(sentences)})
     np.testing.assert_allclose(exported, in_memory, atol=1e-5)
     np.testing.assert_allclose(served[SERVING_OUTPUT].numpy(), in_memory, atol=1e-5)
+    # encoder/ served alone (docs/serving.md option 4): its slim signature returns only the
+    # sentence vector, equal to serving_default's
+    encoder = tf.saved_model.load(os.path.join(tiny_export_dir, "encoder"))
+    preprocess = tf.saved_model.load(os.path.join(tiny_export_dir, "preprocess"))
+    inputs = preprocess(tf.constant(sentences[:4]))
+    slim = encoder.signatures["pooled_output"](**inputs)
+    full = encoder.signatures["serving_default"](**inputs)
+    assert list(slim) == ["pooled_output"] and "sequence_output" in full
+    np.testing.assert_allclose(slim["pooled_output"].numpy(), full["pooled_output"].numpy(), atol=1e-6)
 
 
 def _hub_string_model(export_dir, trainable=True):
@@ -128,6 +137,13 @@ def test_hub_pair_path_tokenize_then_pack(tiny_export_dir):
         np.testing.assert_array_equal(trow[:seps[0] + 1], 0)
         np.testing.assert_array_equal(trow[seps[0] + 1:n], 1)
         np.testing.assert_array_equal(row[n:], special["padding_id"])
+    # past the encoder's position table: an error here, on the host (XLA would clamp the lookup)
+    import json
+    limit = json.load(open(os.path.join(tiny_export_dir, "tfkosent_export.json")))["seq_length"]
+    segments = [preprocessor.tokenize(tf.constant(["나는 밥을 먹는다"]))]
+    assert preprocessor.bert_pack_inputs(segments, seq_length=tf.constant(limit))["input_mask"].shape[1] == limit
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"seq_length exceeds the encoder maximum of {limit} positions"):
+        preprocessor.bert_pack_inputs(segments, seq_length=tf.constant(limit + 1))
 
 
 def test_keras3_tfsmlayer_inference_and_fine_tuning(tiny_export_dir):

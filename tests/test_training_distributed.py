@@ -7,6 +7,9 @@ runs in a fresh subprocess (the rest of the test session has TF running).  It ch
     batch, loss / 2 per replica, gradients summed, clipped by their global norm)
     ends with the same weights as a single-device run of cosine-MSE (a
     per-example mean, so the halves average to the whole); clipping is active;
+  * the same with an update proportional to the gradient (Adam's is scale-invariant): the
+    loss is divided by the number of replicas, not summed twice;
+  * dropout masks differ between the replicas (`ReplicaDropout`);
   * a mirrored CoSENT run trains: the loss falls and the dev Spearman rises.
 """
 
@@ -50,6 +53,35 @@ SCRIPT = textwrap.dedent("""
     out["max_weight_change"] = max(float(np.abs(weights["default"][k] - np.load(still + "/weights.npz")[k]).max())
                                    for k in weights["default"])
 
+    # 1b. the same with an update proportional to the gradient (Adam with epsilon >> |g|, no
+    # clipping, no decay): Adam's usual update is invariant to the loss's scale, so 1. alone
+    # would not notice a loss that is not divided by the number of replicas
+    for strategy in ("mirrored", "default"):
+        config = parse_config({
+            "model": still, "output_dir": f"{root}/lin_{strategy}", "strategy": strategy,
+            "tasks": [{"loss": "cosine_mse", "data": ["korsts-train"], "batch_size": 16}],
+            "max_steps": 2, "optimizer": {"learning_rate": 100.0, "warmup_ratio": 0.0, "clip_norm": None,
+                                          "epsilon": 1e3, "weight_decay": 0.0},
+            "eval": None, "progress_bar": False})
+        result = train(config, data_dir=data)
+        with np.load(result.model_dir + "/weights.npz") as w:
+            weights[strategy] = {k: w[k] for k in w.files}
+    start = np.load(still + "/weights.npz")
+    change = {s: {k: weights[s][k] - start[k] for k in start.files} for s in weights}
+    out["linear_change_ratio"] = float(sum(np.abs(change["mirrored"][k]).sum() for k in start.files)
+                                       / sum(np.abs(change["default"][k]).sum() for k in start.files))
+    out["linear_max_change"] = max(float(np.abs(c).max()) for c in change["default"].values())
+
+    # 3. dropout masks differ between replicas (Keras' Dropout seed state is mirrored: without
+    # tfkosent.layers.ReplicaDropout every replica drew the same mask)
+    from tfkosent.layers import ReplicaDropout
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        dropout = ReplicaDropout(0.5, seed=3)
+    masks = strategy.run(tf.function(lambda: dropout(tf.ones([64]), training=True)))
+    first, second = [t.numpy() for t in strategy.experimental_local_results(masks)]
+    out["dropout_rows_equal"] = float(np.mean((first == 0) == (second == 0)))
+
     # 2. a mirrored CoSENT run trains
     model = testing.write_tiny_model(root + "/model", sentences=words)
     config = parse_config({
@@ -80,6 +112,9 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert out["strategy"] == "MirroredStrategy" and out["replicas"] == 2
     assert out["max_weight_change"] > 1e-3                     # the 4 steps did move the weights
     assert out["max_weight_difference"] < 1e-5, out            # ... identically on 1 and 2 replicas
+    assert out["linear_max_change"] > 1e-3                      # an update proportional to the loss
+    assert abs(out["linear_change_ratio"] - 1.0) < 1e-3, out    # ... the same size on 2 replicas
+    assert out["dropout_rows_equal"] < 0.8, out                 # independent masks agree on ~half
     losses = out["losses"]
     assert len(losses) == 50 and sum(losses[-5:]) < 0.95 * sum(losses[:5])
     assert out["best"] > out["spearman"][0] + 2.0, out["spearman"]

@@ -555,3 +555,18 @@ def test_pooled_in_length_chunks_runs_in_a_graph_with_unknown_batch_and_length(t
         assert np.isfinite(out.numpy()).all()
     with pytest.raises(ValueError, match="num_chunks must be positive"):
         pooled_in_length_chunks(encoder, _ragged_inputs(files, ["가"]), 0, training=False)
+
+
+def test_tpu_vms_are_recognised_by_their_device_files(monkeypatch):
+    """v2-v4 TPU VMs show /dev/accel*, v5e/v5p/v6e ones /dev/vfio/<n>; /dev/vfio/vfio alone is not a TPU."""
+    from tfkosent.training import strategy
+
+    for name in ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_WORKER_HOSTNAMES"):
+        monkeypatch.delenv(name, raising=False)
+    files = {"v4": ["/dev/accel0", "/dev/accel1"], "v5e": ["/dev/vfio/0", "/dev/vfio/vfio"],
+             "gpu host": ["/dev/vfio/vfio"], "none": []}
+    import fnmatch
+    for machine, present in files.items():
+        monkeypatch.setattr(strategy.glob, "glob",
+                            lambda pattern, present=present: fnmatch.filter(present, pattern))
+        assert strategy.tpu_present() == (machine in ("v4", "v5e")), machine

@@ -88,8 +88,13 @@ def _encoder_input_spec():
     return {k: tf.TensorSpec([None, None], tf.int32, name=k) for k in ENCODER_INPUT_KEYS}
 
 
-def build_preprocess_module(preprocessor: Preprocessor):
-    """A SavedModel-ready object with `__call__`, `tokenize` and `bert_pack_inputs`."""
+def build_preprocess_module(preprocessor: Preprocessor, max_seq_length: Optional[int] = None):
+    """A SavedModel-ready object with `__call__`, `tokenize` and `bert_pack_inputs`.
+
+    `max_seq_length`: the encoder's position limit; `bert_pack_inputs(..., seq_length=N)` with a
+    larger N fails here, in the preprocess module, which runs on the host. The encoder cannot
+    check it: an out-of-range position lookup errors on CPU, but XLA on GPU/TPU clamps the index
+    and silently returns wrong embeddings."""
     module = _trackable()
     module.preprocessor = preprocessor
     module.variables = []
@@ -108,6 +113,11 @@ def build_preprocess_module(preprocessor: Preprocessor):
 
     @tf.function
     def bert_pack_inputs(segments, seq_length=preprocessor.seq_length):
+        if max_seq_length is not None:
+            tf.debugging.assert_less_equal(
+                tf.cast(seq_length, tf.int32), tf.constant(max_seq_length, tf.int32),
+                message=f"bert_pack_inputs: seq_length exceeds the encoder maximum of "
+                        f"{max_seq_length} positions")
         return pack_segments(segments, seq_length, special["start_of_sequence_id"],
                              special["end_of_segment_id"], special["padding_id"], packing)
 
@@ -173,9 +183,15 @@ def build_encoder_module(encoder: TransformerEncoder):
         flat.update({f"encoder_outputs_{i}": v for i, v in enumerate(outputs["encoder_outputs"])})
         return flat
 
+    # Only the sentence vector: a server answering serving_default sends every output back,
+    # sequence_output and each layer's [batch, seq, hidden] included (over REST, as JSON).
+    @tf.function(input_signature=[_encoder_input_spec()])
+    def pooled_output(inputs):
+        return {"pooled_output": encoder(inputs, training=False)["pooled_output"]}
+
     module.serve = serve
     module.serve_training = serve_training
-    return module, {"serving_default": serving_default}
+    return module, {"serving_default": serving_default, "pooled_output": pooled_output}
 
 
 def build_sentence_encoder_module(preprocessor: Preprocessor, encoder: TransformerEncoder):
@@ -256,7 +272,7 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
         encoder(serving_preprocessor(probe), training=False)["pooled_output"], axis=-1)
 
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
-        pre_module, pre_signatures = build_preprocess_module(preprocessor)
+        pre_module, pre_signatures = build_preprocess_module(preprocessor, max_seq_length)
         tf.saved_model.save(pre_module, os.path.join(tmp, "preprocess"), signatures=pre_signatures)
         enc_module, enc_signatures = build_encoder_module(encoder)
         tf.saved_model.save(enc_module, os.path.join(tmp, "encoder"), signatures=enc_signatures)

@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfkosent.config import EncoderConfig
+from tfkosent.layers.dropout import ReplicaDropout
 
 ENCODER_INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 
@@ -86,7 +87,7 @@ class _SelfAttention(keras.layers.Layer):
         self.key = keras.layers.Dense(hidden_size, kernel_initializer=initializer, name="key")
         self.value = keras.layers.Dense(hidden_size, kernel_initializer=initializer, name="value")
         self.output_dense = keras.layers.Dense(hidden_size, kernel_initializer=initializer, name="output")
-        self.dropout = keras.layers.Dropout(attention_dropout_rate)
+        self.dropout = ReplicaDropout(attention_dropout_rate)
 
     def build(self, input_shape):
         for dense in (self.query, self.key, self.value, self.output_dense):
@@ -124,14 +125,14 @@ class _TransformerLayer(keras.layers.Layer):
         eps = config.layer_norm_epsilon
         self.attention = _SelfAttention(config.hidden_size, config.num_heads,
                                         config.attention_dropout_rate, initializer, name="attention")
-        self.attention_dropout = keras.layers.Dropout(config.dropout_rate)
+        self.attention_dropout = ReplicaDropout(config.dropout_rate)
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=eps, dtype="float32", name="attention_layer_norm")
         self.intermediate = keras.layers.Dense(config.intermediate_size,
                                                kernel_initializer=initializer, name="intermediate")
         self.output_dense = keras.layers.Dense(config.hidden_size, kernel_initializer=initializer,
                                                name="output")
-        self.output_dropout = keras.layers.Dropout(config.dropout_rate)
+        self.output_dropout = ReplicaDropout(config.dropout_rate)
         self.output_layer_norm = keras.layers.LayerNormalization(
             epsilon=eps, dtype="float32", name="output_layer_norm")
         self._act = _activation(config.hidden_activation)
@@ -194,7 +195,7 @@ class TransformerEncoder(keras.layers.Layer):
                                    name="token_type_embeddings") if c.type_vocab_size > 0 else None)
         self.embedding_layer_norm = keras.layers.LayerNormalization(
             epsilon=c.layer_norm_epsilon, dtype="float32", name="embedding_layer_norm")
-        self.embedding_dropout = keras.layers.Dropout(c.dropout_rate)
+        self.embedding_dropout = ReplicaDropout(c.dropout_rate)
         self.transformer_layers = [_TransformerLayer(c, init, name=f"layer_{i}")
                                    for i in range(c.num_layers)]
         self.pooler = (keras.layers.Dense(c.hidden_size, activation="tanh", kernel_initializer=init,

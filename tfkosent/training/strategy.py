@@ -16,16 +16,26 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 
+# Device files of TPU chips on a TPU VM: /dev/accel* (v2-v4), /dev/vfio/<n> (v5e, v5p, v6e).
+# (/dev/vfio/vfio is the VFIO control device that any VFIO host has, so only numbered groups count.)
+TPU_DEVICE_FILES = ("/dev/accel*", "/dev/vfio/[0-9]*")
+
+
+def local_tpu_devices() -> list:
+    """The TPU chip device files of this machine (a TPU VM), [] elsewhere."""
+    return [path for pattern in TPU_DEVICE_FILES for path in glob.glob(pattern)]
+
+
 def tpu_present() -> bool:
     """Heuristic without network calls: TPU VM device files or TPU environment variables."""
-    return bool(glob.glob("/dev/accel*") or os.environ.get("TPU_NAME")
+    return bool(local_tpu_devices() or os.environ.get("TPU_NAME")
                 or os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_WORKER_HOSTNAMES"))
 
 
 def create_strategy(name: str = "auto", tpu: Optional[str] = None,
                     devices: Optional[Sequence[str]] = None) -> tf.distribute.Strategy:
     if name == "tpu" or (name == "auto" and (tpu or tpu_present())):
-        target = tpu if tpu is not None else ("local" if glob.glob("/dev/accel*") else "")
+        target = tpu if tpu is not None else ("local" if local_tpu_devices() else "")
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=target)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)

@@ -507,6 +507,12 @@ class Trainer:
             if any(g is None for g in grads):
                 unused = [v.path for g, v in zip(grads, variables) if g is None]
                 raise ValueError(f"no gradient for {unused[:3]}: the loss does not use them")
+            if replicas > 1:
+                # Dense before any cross-replica sum: a word-embedding gradient is IndexedSlices
+                # with one row per token of this replica's batch, and the collective all-reduce
+                # needs equal shapes on every replica (without this, `clip_norm: null` under
+                # MirroredStrategy failed with "Shape mismatch in the collective instance").
+                grads = [tf.convert_to_tensor(g) for g in grads]
             if clip is not None:
                 # Keras clips before its cross-replica sum; clip the summed gradient instead.
                 grads = [tf.convert_to_tensor(g) for g in grads]
