@@ -336,7 +336,7 @@ def test_converted_configs(converted):
     assert cfg["bert"].encoder.position_offset == 0 and cfg["bert"].encoder.type_vocab_size == 2
     assert "cls.predictions.bias" in cfg["bert"].metadata["ignored_weights"]
     klue = cfg["klue_roberta"]
-    assert klue.preprocess.packing == "bert"
+    assert klue.preprocess.packing == "bert" and klue.encoder.pooling == "cls"
     assert (klue.encoder.position_offset, klue.encoder.max_seq_length) == (2, 64)
     assert klue.encoder.type_vocab_size == 2 and "token_type_embeddings" in klue.metadata["notes"]
     assert (cfg["xlmr"].preprocess.packing, cfg["xlmr"].encoder.pooling) == ("roberta", "mean")
@@ -361,6 +361,13 @@ def test_xlmr_tokenizer_from_one_file(keep, source, hf_models, tmp_path):
     assert pre.tokenize(tf.constant(TEXTS)).to_list() == hf_models["xlmr"].ids(TEXTS)
 
 
+# Runs of one character and digit groups: segmentations of equal pieces tie ("0" + "00" vs
+# "00" + "0"), and rounding the scores (right for `tokenizers`' Unigram) changed KoBERT's ids.
+TIE_TEXTS = ([c * n for c in ("0", "ㅋ", "ㅎ", "!", "~", ".") for n in range(2, 10)]
+             + [f"{a},{b:03d}원" for a, b in zip(range(1, 400, 7), range(0, 1000, 17))]
+             + ["1,000,000원", "ㅋㅋㅋㅋㅋㅋㅋ 진짜", "10000 100000 1000000"])
+
+
 def test_kobert_spiece_model_keeps_sentencepiece_ids(tmp_path):
     """skt/kobert-base-v1 (kobert_tokenizer.KoBERTTokenizer): spiece.model ids, [CLS] a [SEP] b [SEP]."""
     import sentencepiece as spm
@@ -374,17 +381,22 @@ def test_kobert_spiece_model_keeps_sentencepiece_ids(tmp_path):
     assert tok.preprocess.packing == "bert" and tok.vocab_size == spm.SentencePieceProcessor(
         model_proto=proto).get_piece_size()
     pre = Preprocessor.from_config_and_vocab(tok.preprocess, tok.sentencepiece_proto, None)
-    korean = TEXTS[:12] + ["2024년 3월 15일, 서울에서 만나요!", "KoBERT 모델"]
+    korean = TEXTS[:12] + ["2024년 3월 15일, 서울에서 만나요!", "KoBERT 모델"] + TIE_TEXTS
     want = KoBertReference(proto, [spm.SentencePieceProcessor(model_proto=proto).id_to_piece(i)
                                    for i in range(tok.vocab_size)])
-    assert pre.tokenize(tf.constant(korean)).to_list() == [want(t)["input_ids"] for t in korean]
+    for text, got in zip(korean, pre.tokenize(tf.constant(korean)).to_list()):
+        assert got == want(text)["input_ids"], text
     assert pre.get_special_tokens_dict()["start_of_sequence_id"] == 2
 
 
 def test_pooling_override_and_no_pooler(hf_models, tmp_path):
-    out = convert_hf(hf_models["klue_roberta"].path, str(tmp_path / "cls"), pooling="cls")
-    files = load_model_dir(out)
+    # RobertaModel saves a pooler, but RoBERTa never trained one: CLS unless asked
+    files = load_model_dir(convert_hf(hf_models["klue_roberta"].path, str(tmp_path / "cls")))
     assert files.config.encoder.pooling == "cls" and "pooler/kernel" not in files.weights
+    assert files.config.metadata["pooling_source"].startswith("roberta: no pre-trained pooler")
+    files = load_model_dir(convert_hf(hf_models["klue_roberta"].path, str(tmp_path / "dense"),
+                                      pooling="cls_dense_tanh"))
+    assert files.config.encoder.pooling == "cls_dense_tanh" and "pooler/kernel" in files.weights
     with pytest.raises(HFConversionError, match="pooler"):
         convert_hf(hf_models["distilkobert"].path, str(tmp_path / "x"), pooling="cls_dense_tanh")
     assert not (tmp_path / "x").exists()
@@ -521,6 +533,28 @@ def test_cli_convert_hf_exports_a_loadable_model(hf_models, tmp_path):
     sentences = TEXTS[:6]
     got = SentenceEncoder.load(out).encode(sentences)
     ids, types, mask = hf.pack(sentences, length=64)
-    _, pooled = hf.forward(ids, types, mask)
-    want = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    sequence, _ = hf.forward(ids, types, mask)
+    cls = sequence[:, 0]                # RoBERTa's default pooling: the CLS vector
+    want = cls / np.linalg.norm(cls, axis=1, keepdims=True)
     np.testing.assert_allclose(got, want, atol=MAX_DIFF)
+
+
+def test_generic_tokenizer_classes_and_sentence_transformers_lower_case(hf_models, tmp_path):
+    """tokenizer_class PreTrainedTokenizerFast (transformers 4) or TokenizersBackend (5) names no
+    model: the files decide. sentence_bert_config.json's do_lower_case lower-cases the text."""
+    for generic in ("PreTrainedTokenizerFast", "TokenizersBackend"):
+        d = _copy(hf_models["xlmr"].path, tmp_path / generic)
+        _edit_json(os.path.join(d, "tokenizer_config.json"), tokenizer_class=generic)
+        _, pre, _ = _tf_model(convert_hf(d, str(tmp_path / f"{generic}_out")))
+        assert pre.tokenize(tf.constant(TEXTS[:6])).to_list() == hf_models["xlmr"].ids(TEXTS[:6])
+    d = _copy(hf_models["xlmr"].path, tmp_path / "unknown")
+    _edit_json(os.path.join(d, "tokenizer_config.json"), tokenizer_class="MadeUpTokenizerFast")
+    with pytest.raises(HFConversionError, match="tokenizer_class 'MadeUpTokenizerFast' is not supported"):
+        convert_hf(d, str(tmp_path / "unknown_out"))
+    d = _copy(hf_models["xlmr"].path, tmp_path / "lower")
+    _write_json(os.path.join(d, "sentence_bert_config.json"), {"max_seq_length": 48, "do_lower_case": True})
+    files = load_model_dir(convert_hf(d, str(tmp_path / "lower_out")))
+    assert files.config.preprocess.lower_case and files.config.preprocess.seq_length == 48
+    _, pre, _ = _tf_model(str(tmp_path / "lower_out"))
+    assert pre.tokenize(tf.constant(["Hello World 한국어"])).to_list() == \
+        hf_models["xlmr"].ids(["hello world 한국어"])
