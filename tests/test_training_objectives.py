@@ -235,6 +235,19 @@ def test_online_teacher_must_tokenize_like_the_student(cosent_run, data_dir, tmp
         run(tmp_path / "bad_map", student, data_dir, [task])
 
 
+def test_a_batch_of_one_is_refused_for_losses_that_compare_within_the_batch(model_dir, data_dir, tmp_path):
+    """CoSENT, SimCSE and MultipleNegativesRanking are exactly 0 on a batch of 1: nothing trains."""
+    from tfkosent.training.config import RecipeError
+    for loss, data in (("cosent", "korsts-train"), ("simcse_unsupervised", "3i4k")):
+        task = {"loss": loss, "data": [{"name": data, "limit": 8}], "batch_size": 1}
+        with pytest.raises(RecipeError, match=rf"tasks\[0\]\.batch_size: 1 over 1 replica\(s\) gives "
+                                              rf"each replica 1 example; {loss} compares"):
+            run(tmp_path / loss, model_dir, data_dir, [task], eval=None)
+    # a per-example loss trains on a batch of 1
+    task = {"loss": "cosine_mse", "data": [{"name": "korsts-train", "limit": 2}], "batch_size": 1}
+    assert run(tmp_path / "mse", model_dir, data_dir, [task], eval=None)[0].steps == 2
+
+
 def test_student_recipe_cuts_the_teacher(cosent_run, data_dir, tmp_path):
     from tfkosent import SentenceEncoder
     teacher = cosent_run[0].model_dir

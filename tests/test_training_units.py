@@ -72,6 +72,47 @@ def test_simcse_and_ranking_losses_use_their_views():
     # identical views and distinct sentences: the loss is near its minimum
     same = np.stack([np.eye(4, 8, dtype=np.float32)] * 2, axis=1)
     assert float(unsup(same, groups)) < 1e-6
+    # each wrapper passes its groups on: rows 1 and 2 in one group are no negatives of each other
+    shared = {"group": np.array([0, 1, 1, 2], np.int32)}
+    for loss, views in ((unsup, emb[:, :2]), (sup, emb), (mnrl, emb[:, :2])):
+        masked = float(in_batch_softmax_loss(*[views[:, k] for k in range(views.shape[1])],
+                                             scale=20.0, groups=shared["group"]))
+        assert float(loss(views, shared)) == pytest.approx(masked, rel=1e-6)
+        assert abs(masked - float(loss(views, groups))) > 1e-4, type(loss).__name__
+
+
+def test_cross_encoder_losses_match_their_formulas():
+    logits = np.array([-2.0, 0.0, 1.5, 3.0, -0.5], np.float32)
+    score = np.array([0.0, 2.5, 4.0, 5.0, 6.0], np.float32)       # 6.0 clips to 1 like 5.0
+    target = np.clip(score / 5.0, 0, 1)
+    prob = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    bce = -np.mean(target * np.log(prob) + (1 - target) * np.log(1 - prob))
+    assert float(get_loss_class("cross_bce")()(logits, {"score": score})) == pytest.approx(bce, rel=1e-5)
+    mse = np.mean((prob - target) ** 2)
+    assert float(get_loss_class("cross_mse")()(logits, {"score": score})) == pytest.approx(mse, rel=1e-5)
+    assert float(get_loss_class("cross_mse")(max_score=1.0)(logits, {"score": score / 5})) == \
+        pytest.approx(mse, rel=1e-5)
+
+
+def test_group_ids_hold_across_sources_and_columns(tmp_path):
+    """The same sentence from two sources, a sentence in two paraphrase groups, and two pairs
+    with one anchor share a group, so that no in-batch loss uses a paraphrase as a negative."""
+    a = tmp_path / "a.txt"
+    b = tmp_path / "b.txt"
+    a.write_text("오늘 날씨가 좋다\n고양이가 잔다\n", encoding="utf-8")
+    b.write_text("강아지가 뛴다\n오늘 날씨가 좋다\n", encoding="utf-8")
+    data = train_data.load_task_data("sentences", [DataSource(path=str(a)), DataSource(path=str(b))])
+    assert data.texts["text"] == ["오늘 날씨가 좋다", "고양이가 잔다", "강아지가 뛴다", "오늘 날씨가 좋다"]
+    assert list(data.labels["group"]) == [0, 1, 2, 0]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("anchor\tpositive\nq\tp1\nq\tp2\nr\tp3\ns\tq\n", encoding="utf-8")
+    data = train_data.load_task_data("pairs", [DataSource(path=str(pairs))])
+    assert list(data.labels["group"]) == [0, 0, 1, 0]       # (s, q): q is row 0's anchor
+    groups = tmp_path / "groups.tsv"
+    groups.write_text("group\tsentence\ng1\t가\ng1\t나\ng2\t나\ng2\t다\ng3\t라\ng3\t마\n",
+                      encoding="utf-8")
+    data = train_data.load_task_data("pairs", [DataSource(path=str(groups))])
+    assert list(data.labels["group"]) == [0, 0, 1]          # 나 is in g1 and g2: one group
 
 
 def test_cosent_matches_formula():
@@ -338,6 +379,8 @@ def test_init_student_copies_embeddings_and_chosen_layers(tiny_model_dir, tmp_pa
                                SentenceEncoder.load(tiny_model_dir).encode(sentences), atol=1e-6)
     with pytest.raises(ValueError, match="teacher layer index 5 is out of range"):
         init_student(tiny_model_dir, str(tmp_path / "bad"), layers=[5])
+    with pytest.raises(ValueError, match=r"layers \[1, 0\] are not in increasing order"):
+        init_student(tiny_model_dir, str(tmp_path / "bad"), layers=[1, 0])
 
 
 def test_prune_ffn_keeps_the_largest_neurons_in_order():
@@ -570,3 +613,38 @@ def test_tpu_vms_are_recognised_by_their_device_files(monkeypatch):
         monkeypatch.setattr(strategy.glob, "glob",
                             lambda pattern, present=present: fnmatch.filter(present, pattern))
         assert strategy.tpu_present() == (machine in ("v4", "v5e")), machine
+
+
+def test_teacher_fingerprint_covers_the_tokenizer(tiny_model_dir, tmp_path):
+    """A teacher whose tokenizer changed embeds differently: its cache is refused. A manifest
+    written before the tokenizer was fingerprinted is still accepted on the keys it has."""
+    import shutil
+
+    from tfkosent.training.teacher_cache import teacher_fingerprint
+
+    teacher = shutil.copytree(tiny_model_dir, tmp_path / "teacher")
+    before = teacher_fingerprint(str(teacher))
+    assert set(before) == {"config_sha256", "weights_sha256", "tokenizer_sha256"}
+    sentences = ["가", "나", "다"]
+    cache_dir = str(tmp_path / "cache")
+    TeacherCache(cache_dir, sentences, before, shard_size=2).build(lambda s: np.ones((len(s), 4), np.float32))
+    tokenizer = next(p for p in teacher.iterdir() if p.name in ("tokenizer.model", "vocab.txt"))
+    tokenizer.write_bytes(tokenizer.read_bytes() + b"\n")
+    after = teacher_fingerprint(str(teacher))
+    assert after["tokenizer_sha256"] != before["tokenizer_sha256"]
+    with pytest.raises(TeacherCacheError, match="tokenizer_sha256 differ"):
+        TeacherCache(cache_dir, sentences, after, shard_size=2).build(lambda s: np.ones((len(s), 4)))
+    manifest = os.path.join(cache_dir, "manifest.json")
+    old = json.load(open(manifest))
+    del old["fingerprint"]["tokenizer_sha256"]
+    with open(manifest, "w") as f:
+        json.dump(old, f)
+    got = TeacherCache(cache_dir, sentences, after, shard_size=2).build(lambda s: 1 / 0)   # no recompute
+    assert got.shape == (3, 4)
+
+
+def test_angle_similarity_of_a_zero_vector_is_finite():
+    from tfkosent.training.losses.angle import paired_angle_similarity
+    x = np.array([[0.0, 0.0, 0.0, 0.0], [1.0, 2.0, 3.0, 4.0]], np.float32)
+    y = np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]], np.float32)
+    assert np.isfinite(paired_angle_similarity(x, y).numpy()).all()

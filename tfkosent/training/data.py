@@ -296,7 +296,8 @@ _NEEDS = {"scored_pairs": "an STS dataset (e.g. korsts-train, klue-sts-train) or
 
 
 def concat(parts: Sequence[TaskData]) -> TaskData:
-    """Concatenates TaskData of one kind; group ids are offset to stay distinct."""
+    """Concatenates TaskData of one kind, then makes its groups hold across sources
+    (`paraphrase_groups`): group ids are first offset to stay distinct per source."""
     kind = parts[0].kind
     texts = {c: [t for p in parts for t in p.texts[c]] for c in parts[0].texts}
     labels, offset, groups = {}, 0, []
@@ -304,10 +305,49 @@ def concat(parts: Sequence[TaskData]) -> TaskData:
         groups.append(p.labels["group"] + offset)
         offset += int(p.labels["group"].max()) + 1 if len(p) else 0
     labels["group"] = np.concatenate(groups).astype(np.int32)
+    if kind in PARAPHRASE_COLUMNS:
+        labels["group"] = paraphrase_groups(labels["group"],
+                                            [texts[c] for c in PARAPHRASE_COLUMNS[kind]])
     for key in parts[0].labels:
         if key != "group":
             labels[key] = np.concatenate([p.labels[key] for p in parts])
     return TaskData(kind, texts, labels)
+
+
+# The columns of each kind whose texts are paraphrases of one another within an example
+# (a triplet's negative is not).
+PARAPHRASE_COLUMNS = {"sentences": ("text",), "pairs": ("anchor", "positive"),
+                      "triplets": ("anchor", "positive")}
+
+
+def paraphrase_groups(groups: np.ndarray, columns: Sequence[Sequence[str]]) -> np.ndarray:
+    """Group ids int32 [n] under which in-batch losses never use a paraphrase as a negative.
+
+    Examples are joined (union-find) when they share a group id, or when any text of
+    `columns` (the paraphrase columns, each a list of n texts) is equal between them, in
+    any column: the same sentence from two sources, a sentence in two paraphrase groups,
+    and pairs (q, p1), (q, p2) with one anchor, whose p2 is no negative for q. Ids are
+    renumbered 0.. in order of first appearance."""
+    n = len(groups)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: Dict[Tuple[str, object], int] = {}
+    keys = [("group", int(g)) for g in groups]
+    for i in range(n):
+        for key in [keys[i]] + [("text", column[i]) for column in columns]:
+            j = first.setdefault(key, i)
+            if j != i:
+                a, b = find(i), find(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    roots = [find(i) for i in range(n)]
+    return _ids([str(r) for r in roots])
 
 
 def load_task_data(kind: str, sources: Sequence, data_dir: Optional[str] = None,

@@ -54,6 +54,8 @@ def check_layers(layers: Sequence[int], num_teacher_layers: int) -> List[int]:
                          f"{num_teacher_layers} layers (0..{num_teacher_layers - 1})")
     if len(set(layers)) != len(layers):
         raise ValueError(f"layers {layers} repeat a teacher layer")
+    if layers != sorted(layers):  # a student's layers run in the teacher's order
+        raise ValueError(f"layers {layers} are not in increasing order (e.g. {sorted(layers)})")
     return layers
 
 

@@ -53,10 +53,20 @@ def sentences_digest(sentences: Iterable[str]) -> str:
 
 
 def teacher_fingerprint(teacher_dir: str) -> Dict[str, str]:
-    """Identifies a teacher model directory by the digests of its config and weights."""
-    from tfkosent.model_dir import CONFIG_FILE, WEIGHTS_FILE
-    return {"config_sha256": sha256_file(os.path.join(teacher_dir, CONFIG_FILE)),
-            "weights_sha256": sha256_file(os.path.join(teacher_dir, WEIGHTS_FILE))}
+    """Identifies a teacher model directory by the digests of its config, weights and
+    tokenizer (tokenizer.model or vocab.txt): a change to any of them changes its outputs."""
+    from tfkosent.model_dir import CONFIG_FILE, SENTENCEPIECE_FILE, WEIGHTS_FILE, WORDPIECE_FILE
+    fingerprint = {"config_sha256": sha256_file(os.path.join(teacher_dir, CONFIG_FILE)),
+                   "weights_sha256": sha256_file(os.path.join(teacher_dir, WEIGHTS_FILE))}
+    for name in (SENTENCEPIECE_FILE, WORDPIECE_FILE):
+        if os.path.isfile(os.path.join(teacher_dir, name)):
+            fingerprint["tokenizer_sha256"] = sha256_file(os.path.join(teacher_dir, name))
+    return fingerprint
+
+
+# Fingerprint keys added after caches were first written: a manifest without one was written
+# before it existed, and is checked on the keys it has (runs in progress keep their caches).
+ADDED_FINGERPRINT_KEYS = ("tokenizer_sha256",)
 
 
 class ShardedCache:
@@ -103,7 +113,8 @@ class ShardedCache:
                 manifest = json.load(f)
             old = manifest.get("fingerprint", {})
             changed = sorted(k for k in set(old) | set(self.fingerprint)
-                             if old.get(k) != self.fingerprint.get(k))
+                             if old.get(k) != self.fingerprint.get(k)
+                             and not (k in ADDED_FINGERPRINT_KEYS and k not in old))
             if manifest.get("format") != self.format or changed:
                 raise self.error(
                     f"{self.directory} holds a {self.what} for other inputs ({', '.join(changed)} "

@@ -263,6 +263,12 @@ class Trainer:
             if tc.batch_size % replicas:
                 raise RecipeError(f"{where}.batch_size: {tc.batch_size} is not divisible by the "
                                   f"{replicas} replicas of the strategy")
+            if loss.within_batch and tc.batch_size // replicas < 2:
+                raise RecipeError(
+                    f"{where}.batch_size: {tc.batch_size} over {replicas} replica(s) gives each "
+                    f"replica {tc.batch_size // replicas} example; {tc.loss.type} compares the "
+                    f"examples of a replica's batch with each other, so its loss would be 0: use "
+                    f"at least {2 * replicas}")
             examples = train_data.load_task_data(loss.input_kind, tc.data, self.data_dir,
                                                  where=f"{where}.data", loss_name=tc.loss.type)
             teacher_files = None

@@ -28,10 +28,11 @@ def paired_angle_similarity(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     y = tf.cast(y, tf.float32)
     a, b = tf.split(x, 2, axis=-1)      # real, imaginary parts of x
     c, d = tf.split(y, 2, axis=-1)      # real, imaginary parts of y
-    z = tf.reduce_sum(c * c + d * d, axis=-1, keepdims=True)
+    # floored like l2_normalize's epsilon: a zero vector gives similarity 0, not NaN
+    z = tf.maximum(tf.reduce_sum(c * c + d * d, axis=-1, keepdims=True), 1e-12)
     re = (a * c + b * d) / z
     im = (b * c - a * d) / z
-    norm_x = tf.sqrt(tf.reduce_sum(a * a + b * b, axis=-1, keepdims=True))
+    norm_x = tf.sqrt(tf.maximum(tf.reduce_sum(a * a + b * b, axis=-1, keepdims=True), 1e-12))
     norm_y = tf.sqrt(z)
     re = re * norm_y / norm_x
     im = im * norm_y / norm_x
@@ -49,6 +50,7 @@ class AnglELoss(Loss):
     scale: float = 20.0
     cosine_weight: float = 0.0
 
+    within_batch: ClassVar[bool] = True
     input_kind: ClassVar[str] = "scored_pairs"
     views: ClassVar = ("sentence1", "sentence2")
     label_keys: ClassVar = ("score",)

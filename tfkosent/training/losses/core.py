@@ -26,7 +26,10 @@ class Loss:
       online_teacher: the teacher encoder runs inside the training step and
                    the trainer calls `loss.distill(...)` (distill_hidden);
       pair_scorer: a cross-encoder loss, called with the logits float32
-                   [batch] of the packed (sentence1, sentence2) pairs.
+                   [batch] of the packed (sentence1, sentence2) pairs;
+      within_batch: the loss compares the examples of a (per-replica) batch with
+                   each other (in-batch negatives, pair rankings): it is exactly 0
+                   for a batch of 1, so the trainer refuses that.
     """
 
     input_kind: ClassVar[str]
@@ -35,6 +38,7 @@ class Loss:
     requires_teacher: ClassVar[bool] = False
     online_teacher: ClassVar[bool] = False
     pair_scorer: ClassVar[bool] = False  # cross-encoder loss: called with logits [batch]
+    within_batch: ClassVar[bool] = False
 
     def __post_init__(self):
         # A loss with a bad parameter is never built: a temperature of 0 divided by zero in the

@@ -29,6 +29,7 @@ class CoSENTLoss(Loss):
 
     scale: float = 20.0
 
+    within_batch: ClassVar[bool] = True
     input_kind: ClassVar[str] = "scored_pairs"
     views: ClassVar = ("sentence1", "sentence2")
     label_keys: ClassVar = ("score",)

@@ -28,6 +28,7 @@ class MultipleNegativesRankingLoss(Loss):
 
     scale: float = 20.0
 
+    within_batch: ClassVar[bool] = True
     input_kind: ClassVar[str] = "pairs"
     views: ClassVar = ("anchor", "positive")
     label_keys: ClassVar = ("group",)

@@ -32,6 +32,7 @@ class UnsupervisedSimCSELoss(Loss):
 
     temperature: float = 0.05
 
+    within_batch: ClassVar[bool] = True
     input_kind: ClassVar[str] = "sentences"
     views: ClassVar = ("text", "text")
     label_keys: ClassVar = ("group",)
@@ -54,6 +55,7 @@ class SupervisedSimCSELoss(Loss):
 
     temperature: float = 0.05
 
+    within_batch: ClassVar[bool] = True
     input_kind: ClassVar[str] = "triplets"
     views: ClassVar = ("anchor", "positive", "negative")
     label_keys: ClassVar = ("group",)
