@@ -537,6 +537,13 @@ def test_cli_convert_hf_exports_a_loadable_model(hf_models, tmp_path):
     cls = sequence[:, 0]                # RoBERTa's default pooling: the CLS vector
     want = cls / np.linalg.norm(cls, axis=1, keepdims=True)
     np.testing.assert_allclose(got, want, atol=MAX_DIFF)
+    # the API's options on the command line: a shorter maximum and float16 weights
+    small = str(tmp_path / "klue_tf16")
+    assert main(["convert", "hf", hf.path, "--out", small, "--seq-length", "32", "--dtype", "float16"]) == 0
+    files = load_model_dir(os.path.join(small, "model"))
+    assert files.config.preprocess.seq_length == 32
+    assert {w.dtype for w in files.weights.values()} == {np.dtype("float16")}
+    np.testing.assert_allclose(SentenceEncoder.load(small).encode(sentences[:2]), got[:2], atol=2e-2)
 
 
 def test_generic_tokenizer_classes_and_sentence_transformers_lower_case(hf_models, tmp_path):

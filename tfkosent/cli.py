@@ -132,7 +132,8 @@ def cmd_convert(args) -> int:
                            data_dir=getattr(args, "data_dir", None))
         else:
             from tfkosent.convert.hf import convert_hf
-            convert_hf(args.model_dir, model_dir, pooling=args.pooling)
+            convert_hf(args.model_dir, model_dir, pooling=args.pooling, seq_length=args.seq_length,
+                       dtype=args.dtype)
         export_model(model_dir, os.path.join(tmp, "export"))
         # The export's recorded source must name the final location, not the temp dir.
         _relocate_export_source(os.path.join(tmp, "export"), os.path.join(out, "model"))
@@ -291,8 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "TF Hub-style export beside it (OUT/preprocess, "
                                                 "OUT/encoder, OUT/sentence_encoder/1)")
     c.add_argument("--pooling", choices=["cls", "mean", "cls_dense_tanh"], default=None,
-                   help="sentence pooling (default: the checkpoint's pooler if any, else cls; "
-                        "KoSimCSE checkpoints want cls)")
+                   help="sentence pooling (default: a sentence-transformers pooling config if the "
+                        "directory has one; else cls for RoBERTa / XLM-R, whose pooler is untrained; "
+                        "else the checkpoint's pooler if any, else cls)")
+    c.add_argument("--seq-length", type=_positive_int, default=None,
+                   help="the longest input in tokens (default: 512, or less if the checkpoint or "
+                        "its sentence_bert_config.json says so)")
+    c.add_argument("--dtype", choices=["float32", "float16"], default="float32",
+                   help="how weights.npz stores the weights (float16 halves the model directory)")
     c.add_argument("--overwrite", action="store_true")
     c.set_defaults(func=cmd_convert)
 
