@@ -445,3 +445,33 @@ def test_mixed_precision_bfloat16(model_dir, data_dir, tmp_path):
     result, train_records, _ = run(tmp_path / "bf16", model_dir, data_dir, tasks, mixed_precision="bfloat16",
                                    eval=None)
     assert result.steps == 4 and all(np.isfinite(r["loss"]) for r in train_records)
+
+
+def test_tpu_dev_encoding_uses_few_shapes_and_the_same_embeddings(model_dir, data_dir, tmp_path, monkeypatch):
+    """On TPU the dev encoder pads rows to eval.batch_size and lengths to pad_to_multiple_of
+    (XLA compiles one program per shape); the padding rows are dropped, so the embeddings
+    equal the unpadded path's. The TPU branch runs here on the default strategy."""
+    from tfkosent.training import trainer as trainer_module
+    from tfkosent.training.trainer import Trainer, eval_batch_rows
+
+    assert [eval_batch_rows(n, 8) for n in (1, 8, 9, 0)] == [8, 8, 16, 8]
+    tasks = [{"loss": "cosent", "data": [{"name": "korsts-train", "limit": 32}], "batch_size": 16}]
+    trainer = Trainer(recipe(tmp_path / "r", model_dir, tasks, eval={"batch_size": 8}), data_dir=data_dir)
+    trainer._setup()                                     # what fit() does first: model, data, state
+    sentences = ["나는 밥을 먹는다.", "고양이", "우리는 공원에서 축구를 한다 " * 3, "가", "책을 읽는다"]
+    plain = trainer._make_encode_fn()(sentences)
+    shapes = []
+    real_pack = trainer.preprocessor.bert_pack_inputs
+
+    def recording_pack(segments, seq_length):
+        out = real_pack(segments, seq_length)
+        shapes.append(tuple(out["input_word_ids"].shape))
+        return out
+    monkeypatch.setattr(trainer_module, "is_tpu", lambda strategy: True)
+    monkeypatch.setattr(trainer.preprocessor, "bert_pack_inputs", recording_pack)
+    padded = trainer._make_encode_fn()
+    np.testing.assert_allclose(padded(sentences), plain, atol=1e-5)
+    np.testing.assert_allclose(padded(sentences[:2]), plain[:2], atol=1e-5)
+    multiple = trainer.config.pad_to_multiple_of
+    assert all(rows == 8 and length % multiple == 0 for rows, length in shapes), shapes
+    trainer.log.close()

@@ -152,6 +152,12 @@ class _Task:
     layer_map: tuple = ()           # ... and the teacher layer of each student layer
 
 
+def eval_batch_rows(n: int, batch_size: int) -> int:
+    """Rows of a padded dev-evaluation batch on TPU: `batch_size`, or a multiple of it for a
+    larger call (SentenceEncoder-style callers may pass more than one batch)."""
+    return max(1, -(-n // batch_size)) * batch_size
+
+
 @contextlib.contextmanager
 def _dtype_policy(name: Optional[str]):
     previous = keras.config.dtype_policy()
@@ -578,6 +584,12 @@ class Trainer:
     # ------------------------------------------------------------------ eval / saving
 
     def _make_encode_fn(self):
+        """The dev evaluation's encoder: sentences -> unit vectors float32 [n, hidden].
+
+        On TPU every batch gets one of few shapes: XLA compiles a program per input shape,
+        so rows are padded to `eval.batch_size` and lengths rounded up to
+        `pad_to_multiple_of`, as for training batches; an evaluation then compiles a
+        handful of programs instead of one per batch."""
         strategy, encoder = self.strategy, self.encoder
         packing = self.files.config.preprocess.packing
         specials = num_special_tokens(1, packing)
@@ -591,12 +603,19 @@ class Trainer:
             return encoder(inputs, training=False)["pooled_output"]
 
         def encode(sentences: List[str]) -> np.ndarray:
+            n = len(sentences)
+            if tpu:  # pad the batch to fixed rows (empty sentences), dropped again below
+                sentences = list(sentences) + [""] * (eval_batch_rows(n, self.config.eval.batch_size) - n)
             tokens = self._tokenize(tf.constant(sentences, tf.string))
             longest = int(tf.reduce_max(tokens.row_lengths())) if sentences else 0
-            inputs = self.preprocessor.bert_pack_inputs([tokens], min(longest + specials, self.seq_cap))
+            length = min(longest + specials, self.seq_cap)
+            if tpu:  # rounded up like training batches (train_data.batch_seq_lengths)
+                multiple = self.config.pad_to_multiple_of
+                length = min(-(-(longest + specials) // multiple) * multiple, self.seq_cap)
+            inputs = self.preprocessor.bert_pack_inputs([tokens], length)
             out = pooled(inputs)
             if tpu:
-                out = strategy.experimental_local_results(out)[0]
+                out = strategy.experimental_local_results(out)[0][:n]
             # Unit length, like SentenceEncoder.encode and `tfkosent evaluate`, so that the dev
             # log's euclidean / dot metrics (and "avg") are the numbers evaluate prints.
             out = np.asarray(out, np.float32)
