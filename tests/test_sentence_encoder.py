@@ -29,6 +29,41 @@ def test_encode_shapes_and_normalization(model):
     np.testing.assert_allclose(single, emb[0], atol=1e-6)
 
 
+def test_encode_returns_tensors_and_quantized_codes_like_sentence_transformers(model):
+    import tensorflow as tf
+
+    from tfkosent.quantization import dequantize_int8, quantize_embeddings
+    emb = model.encode(SENTENCES)
+    tensor = model.encode(SENTENCES, convert_to_tensor=True)
+    assert isinstance(tensor, tf.Tensor) and tensor.dtype == tf.float32
+    np.testing.assert_allclose(tensor.numpy(), emb, atol=1e-6)
+    assert model.encode(SENTENCES[0], convert_to_tensor=True).shape == (32,)
+    assert model.encode([], convert_to_tensor=True).shape == (0, 32)
+    # binary: one bit per dimension (> 0), packed; int8 / uint8: 256 levels per dimension
+    ubinary = model.encode(SENTENCES, precision="ubinary")
+    assert ubinary.dtype == np.uint8 and ubinary.shape == (5, 4)
+    np.testing.assert_array_equal(np.unpackbits(ubinary, axis=1), (emb > 0).astype(np.uint8))
+    binary = model.encode(SENTENCES, precision="binary")
+    np.testing.assert_array_equal(binary.astype(np.int16) + 128, ubinary)
+    assert model.encode([], precision="binary").shape == (0, 4)
+    int8 = model.encode(SENTENCES, precision="int8")
+    assert int8.dtype == np.int8 and int8.shape == (5, 32)
+    ranges = np.stack([emb.min(axis=0), emb.max(axis=0)])
+    assert int8.min() == -128 and int8.max() == 127                 # the range is used in full
+    step = (ranges[1] - ranges[0]) / 255
+    assert np.all(np.abs(dequantize_int8(int8, ranges) - emb) <= step / 2 + 1e-6)
+    np.testing.assert_array_equal(model.encode(SENTENCES, precision="uint8").astype(np.int16) - 128, int8)
+    # a calibration set fixes the scale; values outside it are clipped
+    wide = quantize_embeddings(emb, "uint8", calibration_embeddings=np.vstack([emb * 3, emb * -3]))
+    assert 0 < wide.min() and wide.max() < 255
+    clipped = quantize_embeddings(emb * 10, "uint8", ranges=ranges)
+    assert clipped.min() == 0 and clipped.max() == 255             # clipped, not wrapped around
+    with pytest.raises(ValueError, match="precision must be one of float32, int8, uint8, binary, ubinary"):
+        model.encode(SENTENCES, precision="int4")
+    with pytest.raises(ValueError, match="not a multiple of 8"):
+        quantize_embeddings(np.ones((2, 12)), "binary")
+
+
 def test_encode_is_independent_of_batching_and_order(model):
     full = model.encode(SENTENCES, batch_size=64)
     one_by_one = np.stack([model.encode([s])[0] for s in SENTENCES])

@@ -214,7 +214,7 @@ class SentenceEncoder:
 
     def encode(self, sentences: Union[str, Sequence[str]], batch_size: int = 64,
                normalize_embeddings: bool = True, show_progress_bar: Optional[bool] = None,
-               ) -> np.ndarray:
+               convert_to_tensor: bool = False, precision: str = "float32"):
         """Embeds sentences.
 
         Args:
@@ -224,19 +224,29 @@ class SentenceEncoder:
           normalize_embeddings: L2-normalize (dot product = cosine).
           show_progress_bar: tqdm bar over batches; default: on when stderr is
             a terminal and there is more than one batch.
+          convert_to_tensor: return a tf.Tensor instead of a NumPy array.
+          precision: "float32", or quantized codes as sentence-transformers makes them
+            (`tfkosent.quantization`): "int8" / "uint8" (each dimension scaled over the
+            range of these embeddings), "binary" / "ubinary" (1 bit per dimension,
+            [n, hidden / 8]).
         Returns:
-          float32 [n, hidden] (a str input gives [hidden]).
+          float32 [n, hidden] (a str input gives [hidden]), or the `precision` codes.
         """
         import tensorflow as tf
 
+        from tfkosent.quantization import PRECISIONS, quantize_embeddings
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         single = isinstance(sentences, (str, bytes))
         sentences = validate_sentences(sentences)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         n = len(sentences)
         out = np.zeros((n, self.embedding_dim), np.float32)
-        if n == 0:
-            return out
+        if n == 0:  # the dtype and width `precision` gives (no range to compute: none needed)
+            out = quantize_embeddings(out, precision, ranges=np.zeros((2, self.embedding_dim)))
+            return tf.constant(out) if convert_to_tensor else out
         ids = self._backend.tokenize(tf.constant(sentences, tf.string))
         lengths = ids.row_lengths().numpy()
         from tfkosent.layers.packing import num_special_tokens
@@ -256,7 +266,9 @@ class SentenceEncoder:
         if normalize_embeddings:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out = out / np.maximum(norms, 1e-12)
-        return out[0] if single else out
+        out = quantize_embeddings(out, precision)
+        out = out[0] if single else out
+        return tf.constant(out) if convert_to_tensor else out
 
     def _warn_about_inputs(self, sentences: List[str], lengths: np.ndarray, specials: int) -> None:
         """Warns about sentences `encode` truncates, and text that already has the model's prefix."""

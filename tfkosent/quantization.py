@@ -1,0 +1,76 @@
+"""Embedding quantization for large corpora: int8 / uint8 (4x smaller) and binary (32x smaller).
+
+The same contract as sentence-transformers' `quantize_embeddings`:
+
+    int8 / uint8   each dimension mapped linearly from its [min, max] (over `ranges`, else the
+                   `calibration_embeddings`, else the embeddings themselves) to 256 levels:
+                   uint8 0..255, int8 -128..127
+    binary         one bit per dimension (value > 0), packed 8 to a byte: int8 [n, dim / 8]
+                   (the packed byte minus 128, as sentence-transformers stores it)
+    ubinary        the same bits as uint8 [n, dim / 8]
+
+Binary codes are compared by Hamming distance (`np.unpackbits(a ^ b).sum()`), int8 codes by
+their dot product or after `dequantize_int8`. Only numpy is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
+
+
+def _ranges(embeddings: np.ndarray, ranges, calibration_embeddings) -> np.ndarray:
+    if ranges is not None:
+        ranges = np.asarray(ranges, np.float32)
+        if ranges.shape != (2, embeddings.shape[1]):
+            raise ValueError(f"ranges must be [2, {embeddings.shape[1]}] (min row, max row), got "
+                             f"shape {ranges.shape}")
+        return ranges
+    source = embeddings if calibration_embeddings is None else np.asarray(calibration_embeddings,
+                                                                          np.float32)
+    if source.ndim != 2 or source.shape[1] != embeddings.shape[1] or not len(source):
+        raise ValueError(f"calibration_embeddings must be [n >= 1, {embeddings.shape[1]}], got "
+                         f"shape {source.shape}")
+    return np.stack([source.min(axis=0), source.max(axis=0)])
+
+
+def quantize_embeddings(embeddings, precision: str, ranges=None,
+                        calibration_embeddings: Optional[np.ndarray] = None) -> np.ndarray:
+    """float [n, dim] embeddings -> `precision` codes (see the module docstring).
+
+    ranges: float [2, dim], each dimension's (min, max) for int8 / uint8; default: those of
+      `calibration_embeddings` if given, else of `embeddings` (then a corpus quantized in
+      parts gets different scales per part: pass one calibration set to all of them).
+    Values outside the range are clipped to it. "binary" / "ubinary" need dim % 8 == 0.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    x = np.asarray(embeddings, np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be [n, dim], got shape {x.shape}")
+    if precision == "float32":
+        return x
+    if precision in ("binary", "ubinary"):
+        if x.shape[1] % 8:
+            raise ValueError(f"binary precision packs 8 dimensions per byte; dim {x.shape[1]} "
+                             f"is not a multiple of 8")
+        bits = np.packbits(x > 0, axis=1)
+        return bits if precision == "ubinary" else (bits.astype(np.int16) - 128).astype(np.int8)
+    low, high = _ranges(x, ranges, calibration_embeddings)
+    steps = np.where(high > low, (high - low) / 255.0, 1.0).astype(np.float32)
+    levels = np.clip(np.round((x - low) / steps), 0, 255)
+    return levels.astype(np.uint8) if precision == "uint8" else (levels - 128).astype(np.int8)
+
+
+def dequantize_int8(codes, ranges, precision: str = "int8") -> np.ndarray:
+    """int8 / uint8 codes [n, dim] and the `ranges` [2, dim] they were made with -> float32,
+    each value within half a step of the original (inside the range)."""
+    if precision not in ("int8", "uint8"):
+        raise ValueError(f"precision must be int8 or uint8, got {precision!r}")
+    low, high = np.asarray(ranges, np.float32)
+    steps = np.where(high > low, (high - low) / 255.0, 1.0)
+    levels = np.asarray(codes, np.float32) + (128.0 if precision == "int8" else 0.0)
+    return (low + levels * steps).astype(np.float32)
