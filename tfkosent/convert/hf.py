@@ -95,6 +95,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from tfkosent.config import ConfigError, EncoderConfig, ModelConfig, PreprocessConfig, POOLING_MODES
+from tfkosent.convert.sentencepiece_proto import model_pb2 as sentencepiece_model_pb2
 
 HF_CONFIG = "config.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -662,15 +663,6 @@ NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED = 1, 2, 3, 4, 5
 UNIGRAM = 1
 
 
-def sentencepiece_model_pb2():
-    """sentencepiece's generated `sentencepiece_model_pb2` module (ModelProto & co.).
-
-    sentencepiece is pinned to 0.2.1: 0.2.3's generated module refuses the
-    protobuf 6.33 runtime that Apache Beam requires.
-    """
-    from sentencepiece import sentencepiece_model_pb2 as pb
-
-    return pb
 
 
 def quantize_scores(model_proto) -> None:

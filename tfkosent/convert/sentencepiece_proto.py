@@ -31,10 +31,17 @@ import numpy as np
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED = "NORMAL", "UNKNOWN", "CONTROL", "USER_DEFINED"
 
 
-def _pb():
+def model_pb2():
+    """sentencepiece's generated `sentencepiece_model_pb2` module (ModelProto & co.), the one
+    accessor of the package.
+
+    sentencepiece is pinned to 0.2.1: 0.2.3's generated module refuses the protobuf 6.33
+    runtime that Apache Beam requires.
+    """
     from sentencepiece import sentencepiece_model_pb2
 
     return sentencepiece_model_pb2
+
 
 
 def compile_charsmap(normalization: Mapping[int, Sequence[int]]) -> bytes:
@@ -64,7 +71,7 @@ def compile_charsmap(normalization: Mapping[int, Sequence[int]]) -> bytes:
             vocab_size=8, hard_vocab_limit=False, normalization_rule_tsv=path, minloglevel=2)
     charsmap = bytes(parse_model_proto(writer.getvalue()).normalizer_spec.precompiled_charsmap)
 
-    check = _pb().ModelProto()
+    check = model_pb2().ModelProto()
     check.normalizer_spec.precompiled_charsmap = charsmap
     check.normalizer_spec.add_dummy_prefix = False
     check.normalizer_spec.remove_extra_whitespaces = False
@@ -112,7 +119,7 @@ def build_model_proto(pieces: Sequence[str], scores: Sequence[float], types: Seq
     bos/eos/pad/unk ids go into trainer_spec with their pieces. Returns the
     serialized proto bytes; raises ValueError on inconsistent input.
     """
-    pb = _pb()
+    pb = model_pb2()
     n = len(pieces)
     if not (len(scores) == len(types) == n):
         raise ValueError(f"pieces ({n}), scores ({len(scores)}) and types ({len(types)}) differ in length")
@@ -145,7 +152,7 @@ def build_model_proto(pieces: Sequence[str], scores: Sequence[float], types: Seq
 
 def parse_model_proto(proto: bytes):
     """Parses serialized bytes into a `sentencepiece_model_pb2.ModelProto`."""
-    m = _pb().ModelProto()
+    m = model_pb2().ModelProto()
     m.ParseFromString(proto)
     return m
 
@@ -153,7 +160,7 @@ def parse_model_proto(proto: bytes):
 def proto_vocab(proto: bytes) -> Tuple[List[str], np.ndarray, List[str]]:
     """(pieces, float32 scores [n], type names) of a serialized ModelProto."""
     m = parse_model_proto(proto)
-    type_enum = _pb().ModelProto.SentencePiece.Type
+    type_enum = model_pb2().ModelProto.SentencePiece.Type
     return ([p.piece for p in m.pieces], np.array([p.score for p in m.pieces], np.float32),
             [type_enum.Name(p.type) for p in m.pieces])
 
