@@ -100,3 +100,45 @@ def test_cli_prune_ffn(tiny_model_dir, shared_data_dir, tmp_path, capsys):
     assert main(["prune-ffn", tiny_model_dir, str(tmp_path / "x"), "--intermediate-size", "8",
                  "--sources", "korsts-test", "--data-dir", shared_data_dir]) == 2
     assert "'korsts-test' is an evaluation set" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+
+def test_reprune_removes_the_pieces_only_other_text_needed(tmp_path):
+    """A model pruned on texts A + B, re-pruned on A alone (as the shipped model was, without
+    the evaluation sets): the pieces only B used go, A tokenizes and embeds exactly as before."""
+    from tfkosent import testing
+    from tfkosent.convert import sentencepiece_proto as spp
+    from tfkosent.convert.prune import prune_vocabulary, reprune_model_dir, select_korean_pieces
+
+    a = korean_sentences(300, seed=5)
+    b = ["바이올린 연주회가 열렸다", "오케스트라 지휘자가 인사했다", "피아니스트가 협주곡을 연습한다"] * 20
+    full = testing.write_tiny_model(str(tmp_path / "full"), sentences=a + b)
+    files = load_model_dir(full)
+    keep, _ = select_korean_pieces(files.sentencepiece_proto, a + b)
+    config, weights, proto = prune_vocabulary(files.config.encoder, files.weights, files.sentencepiece_proto, keep)
+    import dataclasses
+    pruned = save_model_dir(str(tmp_path / "pruned"), dataclasses.replace(files.config, encoder=config),
+                            weights, sentencepiece_proto=proto)
+    out = reprune_model_dir(pruned, str(tmp_path / "repruned"), files.sentencepiece_proto, a)
+    assert out["removed"] and out["kept"] + len(out["removed"]) == config.vocab_size
+    a_pieces = {p for t in a for p in SentenceEncoder.load(pruned).tokenize([t])[0]}
+    assert not set(out["removed_ids"]) & a_pieces                       # A never used them
+    again = load_model_dir(str(tmp_path / "repruned"))
+    assert again.config.encoder.vocab_size == out["kept"]
+    assert len(spp.proto_vocab(again.sentencepiece_proto)[0]) == out["kept"]
+    np.testing.assert_allclose(SentenceEncoder.load(str(tmp_path / "repruned")).encode(a[:50]),
+                               SentenceEncoder.load(pruned).encode(a[:50]), atol=1e-6)
+    b_tokens = lambda d: [SentenceEncoder.load(d).tokenize([t])[0] for t in b[:3]]  # noqa: E731
+    assert b_tokens(pruned) != b_tokens(str(tmp_path / "repruned"))     # B now segments otherwise
+    with pytest.raises(ValueError, match="does not have"):              # not pruned from that model
+        reprune_model_dir(str(tmp_path / "repruned"), str(tmp_path / "x"), files.sentencepiece_proto, a + b)
+
+
+def test_the_pruning_corpus_refuses_evaluation_sets(tmp_path):
+    from tfkosent.convert.prune import EVALUATION_FILES, KOREAN_CORPUS_FILES, prune_korean
+
+    assert not set(EVALUATION_FILES) & set(KOREAN_CORPUS_FILES)
+    with pytest.raises(ValueError, match="are evaluation sets: a vocabulary chosen on their text"):
+        prune_korean(None, {}, b"", ["korsts/sts-train.tsv", "korsts/sts-test.tsv"], data_dir=str(tmp_path))

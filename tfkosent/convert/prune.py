@@ -40,7 +40,12 @@ META = "\u2581"
 # Relative to the data directory (see /work/shared/data/README.md).
 STS_FILES = ("korsts/sts-train.tsv", "korsts/sts-dev.tsv", "korsts/sts-test.tsv",
              "klue-sts/klue_sts_train.csv", "klue-sts/klue-sts-v1.1_dev.json")
-KOREAN_CORPUS_FILES = STS_FILES + (
+# The evaluation sets (the data README: "keep them out of every training mix"). The vocabulary
+# is part of the model, so it is never chosen on their text: `prune_korean` refuses them.
+# (Until session 27 they were in the default corpus; the shipped vocabulary was then re-pruned
+# without them: MODEL_CARD.md, "Vocabulary".)
+EVALUATION_FILES = ("korsts/sts-dev.tsv", "korsts/sts-test.tsv", "klue-sts/klue-sts-v1.1_dev.json")
+KOREAN_CORPUS_FILES = tuple(f for f in STS_FILES if f not in EVALUATION_FILES) + (
     "klue-nli/klue_nli_train.tsv", "klue-nli/klue-nli-v1.1_dev.json",
     "xnli-ko/xnli.dev.ko.tsv", "xnli-ko/xnli.test.ko.tsv",
     "paraphrase/parakqc_groups.tsv", "paraphrase/stylekqc_groups.train.tsv",
@@ -224,13 +229,19 @@ def prune_korean(config: EncoderConfig, weights: Mapping[str, np.ndarray], proto
                  extra_prefixes: Sequence[str] = ("passage: ",)) -> PruneResult:
     """Prunes an encoder + SentencePiece model to the pieces Korean text needs.
 
-    corpus_files: paths (relative ones under data_dir); default KOREAN_CORPUS_FILES.
+    corpus_files: paths (relative ones under data_dir); default KOREAN_CORPUS_FILES, which
+      leaves out the evaluation sets (EVALUATION_FILES, refused if given).
     Missing files raise FileNotFoundError. stats holds vocab sizes and parameter
     counts before/after (tfkosent.layers.transformer.count_parameters).
     """
     from tfkosent.layers.transformer import count_parameters
 
     paths = resolve_files(corpus_files, data_dir)
+    evaluation = {os.path.realpath(p) for p in resolve_files(EVALUATION_FILES, data_dir)}
+    chosen_on_evaluation = [p for p in paths if os.path.realpath(p) in evaluation]
+    if chosen_on_evaluation:
+        raise ValueError(f"corpus file(s) {chosen_on_evaluation} are evaluation sets: a vocabulary "
+                         f"chosen on their text would leak them into the model")
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         raise FileNotFoundError(f"corpus file(s) not found: {missing}")
@@ -249,3 +260,41 @@ def prune_korean(config: EncoderConfig, weights: Mapping[str, np.ndarray], proto
              "max_lines_per_file": max_lines_per_file, "prefix": prefix,
              "extra_prefixes": list(extra_prefixes)}
     return PruneResult(new_config, new_weights, new_proto, keep, stats)
+
+
+def reprune_model_dir(model_dir: str, out_dir: str, full_proto: bytes, texts: Sequence[str], *,
+                      prefix: str = "query: ", extra_prefixes: Sequence[str] = ("passage: ",),
+                      overwrite: bool = False) -> Dict[str, object]:
+    """Removes from an already pruned model the pieces the pruning rule would not keep on `texts`.
+
+    For a model whose vocabulary was pruned from `full_proto` (the unpruned SentencePiece model)
+    on a larger corpus: the pieces `select_korean_pieces(full_proto, texts)` keeps stay, in
+    their order, with their embedding rows; the others go. On `texts` the tokenization is
+    unchanged (the kept pieces hold every best path; see the module docstring). Writes
+    `out_dir` (weights in the dtype they have) and returns {"removed": [pieces], "kept": n,
+    "removed_ids": [old ids]}; the caller records why in the metadata.
+    """
+    from tfkosent.model_dir import load_model_dir, save_model_dir
+
+    files = load_model_dir(model_dir)
+    if files.sentencepiece_proto is None:
+        raise ValueError(f"{model_dir}: not a SentencePiece model")
+    keep_full, _ = select_korean_pieces(full_proto, texts, prefix=prefix, extra_prefixes=extra_prefixes)
+    full_pieces = spp.proto_vocab(full_proto)[0]
+    kept_pieces = {full_pieces[i] for i in keep_full}
+    pieces, _, types = spp.proto_vocab(files.sentencepiece_proto)
+    missing = sorted(kept_pieces - set(pieces))
+    if missing:
+        raise ValueError(f"{model_dir}: the rule keeps {len(missing)} pieces the model does not have "
+                         f"(e.g. {missing[:5]}): it was not pruned from this full model on a superset "
+                         f"of these texts")
+    keep = np.array([i for i, (p, t) in enumerate(zip(pieces, types))
+                     if p in kept_pieces or t != spp.NORMAL], np.int64)
+    removed = np.setdiff1d(np.arange(len(pieces)), keep)
+    config, weights, proto = prune_vocabulary(files.config.encoder, files.weights,
+                                              files.sentencepiece_proto, keep)
+    dtype = str(np.asarray(files.weights["embeddings/word_embeddings"]).dtype)
+    save_model_dir(out_dir, dataclasses.replace(files.config, encoder=config), weights,
+                   sentencepiece_proto=proto, dtype=dtype if dtype in ("float16", "float32") else "float32",
+                   overwrite=overwrite)
+    return {"removed": [pieces[i] for i in removed], "removed_ids": removed.tolist(), "kept": len(keep)}
