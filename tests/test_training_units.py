@@ -648,3 +648,25 @@ def test_angle_similarity_of_a_zero_vector_is_finite():
     x = np.array([[0.0, 0.0, 0.0, 0.0], [1.0, 2.0, 3.0, 4.0]], np.float32)
     y = np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]], np.float32)
     assert np.isfinite(paired_angle_similarity(x, y).numpy()).all()
+
+
+def test_evaluation_files_are_refused_by_path_too(shared_data_dir, tmp_path):
+    """The recipe checks refuse evaluation sets by name; the same file given by path (or copied
+    elsewhere) is refused too, for training data and for the selection set."""
+    import shutil
+
+    from tfkosent.data import DATASETS
+    from tfkosent.training.data import DataError, load_sts_examples
+
+    test_copy = tmp_path / "mine.tsv"
+    shutil.copy(os.path.join(shared_data_dir, DATASETS["korsts-test"].path), test_copy)
+    with pytest.raises(DataError, match="is the evaluation set 'korsts-test'"):
+        train_data.load_task_data("scored_pairs", [DataSource(path=str(test_copy))])
+    with pytest.raises(DataError, match="is the evaluation set 'korsts-test'"):
+        load_sts_examples(DataSource(path=str(test_copy)))
+    dev = os.path.join(shared_data_dir, DATASETS["korsts-dev"].path)
+    with pytest.raises(DataError, match="is the evaluation set 'korsts-dev'"):
+        train_data.load_task_data("scored_pairs", [DataSource(path=dev)])
+    assert len(load_sts_examples(DataSource(path=dev))) == 1500        # selecting on dev is allowed
+    train = os.path.join(shared_data_dir, DATASETS["korsts-train"].path)
+    assert len(train_data.load_task_data("scored_pairs", [DataSource(path=train)])) == 5749

@@ -58,6 +58,7 @@ import numpy as np
 
 from tfkosent.data import datasets as registry
 from tfkosent.data.datasets import DatasetFormatError, NLI_LABELS, STSExample, NLIExample
+from tfkosent.training.config import EVALUATION_ONLY, REPORT_ONLY
 
 KINDS: Dict[str, Tuple[str, ...]] = {
     "sentences": ("text",),
@@ -193,11 +194,26 @@ def _read_file(path: Path, fmt: Optional[str]) -> Tuple[str, list]:
                  for r in rows]
 
 
-def read_source(source, data_dir: Optional[str] = None) -> Tuple[str, list]:
+def evaluation_copy(path: Path, names: Sequence[str]) -> Optional[str]:
+    """The registry dataset among `names` whose file `path` is (same sha256), else None.
+
+    The recipe checks refuse evaluation sets by name; this catches the same file given by
+    path (e.g. `data: [../shared/data/korsts/sts-test.tsv]`). A copy edited by even one byte
+    is not caught: this guards against mistakes, not against intent."""
+    candidates = [n for n in names if n in registry.DATASETS]
+    if not candidates or path.stat().st_size > 64 * 2 ** 20:  # evaluation files are < 1 MB
+        return None
+    digest = registry.sha256_file(path)
+    return next((n for n in candidates if registry.get_dataset_info(n).sha256 == digest), None)
+
+
+def read_source(source, data_dir: Optional[str] = None,
+                refuse: Sequence[str] = ()) -> Tuple[str, list]:
     """(record kind, records) of a `config.DataSource`.
 
     Record kinds: "sts" (STSExample), "nli" (NLIExample), "triplets" / "pairs"
     (tuples of str), "groups" (lists of str), "sentences" (str).
+    refuse: registry names (evaluation sets) whose file may not be given by path either.
     """
     if source.name is not None:
         info = registry.get_dataset_info(source.name)
@@ -217,6 +233,10 @@ def read_source(source, data_dir: Optional[str] = None) -> Tuple[str, list]:
                     + (f"; did you mean {', '.join(close)}?" if close else "")
                     + ")")
         raise FileNotFoundError(f"data file {path} does not exist{hint}")
+    copy = evaluation_copy(path, refuse)
+    if copy is not None:
+        raise DatasetFormatError(path, None, f"this file is the evaluation set {copy!r} (the same "
+                                 f"bytes); it cannot be used here")
     return _read_file(path, source.format)
 
 
@@ -357,7 +377,7 @@ def load_task_data(kind: str, sources: Sequence, data_dir: Optional[str] = None,
     for i, source in enumerate(sources):
         label = f"{where}[{i}] ({source.label})"
         try:
-            source_kind, records = read_source(source, data_dir)
+            source_kind, records = read_source(source, data_dir, refuse=EVALUATION_ONLY)
         except (FileNotFoundError, DatasetFormatError, registry.DownloadError) as e:
             raise DataError(f"{label}: {e}") from e
         if not records:
@@ -380,7 +400,7 @@ def load_sts_examples(source, data_dir: Optional[str] = None, limit: Optional[in
                       where: str = "eval.dataset") -> List[STSExample]:
     """STS examples of a DataSource (registry STS dataset or sts file), for evaluation."""
     try:
-        kind, records = read_source(source, data_dir)
+        kind, records = read_source(source, data_dir, refuse=REPORT_ONLY)
     except (FileNotFoundError, DatasetFormatError, registry.DownloadError) as e:
         raise DataError(f"{where} ({source.label}): {e}") from e
     if kind != "sts":
