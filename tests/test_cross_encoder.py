@@ -574,3 +574,18 @@ def test_silver_pack_carries_pairs_without_text_and_rebuilds_them_byte_for_byte(
         f.write("\n".join(edited))
     assert main(["carry", "pack-silver", out, str(tmp_path / "x.npz"), "--data-dir", data_dir]) == 2
     assert "silver.tsv, line 4: sentence1 is not in the pool" in capsys.readouterr().err
+
+
+def test_silver_takes_default_and_names_an_export_directory(tmp_path, capsys):
+    from tfkosent.cli import main
+
+    export_dir = tmp_path / "exp"
+    export_dir.mkdir()
+    (export_dir / "tfkosent_export.json").write_text("{}")
+    base = ["silver", "--out", str(tmp_path / "s"), "--sources", "korsts-train:10"]
+    assert main(base + ["--bi-encoder", str(export_dir), "--scorer", "default"]) == 2
+    assert f"--bi-encoder {export_dir}: an export directory; silver needs a tfkosent model directory" \
+        in capsys.readouterr().err
+    # "default" is the shipped model: the error is now about the other argument
+    assert main(base + ["--bi-encoder", "default", "--scorer", str(tmp_path / "nope")]) == 2
+    assert f"--scorer {tmp_path / 'nope'}: not a model directory" in capsys.readouterr().err

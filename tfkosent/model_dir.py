@@ -28,6 +28,15 @@ def is_model_dir(path: str) -> bool:
         os.path.join(path, WEIGHTS_FILE))
 
 
+def refuse_to_replace_foreign(out_dir: str, marker: str, what: str) -> None:
+    """FileExistsError unless `out_dir` is absent or holds `marker` (a file this kind of output
+    writes): `--overwrite` replaces a previous output of the same command, never a directory
+    it did not write (e.g. a repository's `export/` folder of scripts)."""
+    if os.path.exists(out_dir) and not os.path.exists(os.path.join(out_dir, marker)):
+        raise FileExistsError(f"{out_dir} exists and is not {what} (no {marker}): refusing to replace "
+                              f"it; choose another output directory")
+
+
 def atomic_directory(out_dir: str, overwrite: bool = False):
     """Context manager yielding a temp dir that replaces `out_dir` on success."""
     return _AtomicDirectory(out_dir, overwrite)

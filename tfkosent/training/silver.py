@@ -78,6 +78,19 @@ class SilverError(ValueError):
     """Bad sources, or an output directory made for other inputs."""
 
 
+def _model_dir_argument(value: str, flag: str) -> str:
+    """A model directory for `flag`: "default" is the shipped model; an export directory or a
+    missing path is a SilverError that says what is needed."""
+    from tfkosent.sentence_encoder import default_model_path
+    path = default_model_path() if value == "default" else value
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        kind = ("an export directory" if os.path.isfile(os.path.join(path, "tfkosent_export.json"))
+                else "not a model directory")
+        raise SilverError(f"{flag} {value}: {kind}; silver needs a tfkosent model directory "
+                          f"(config.json, weights.npz), or 'default'")
+    return path
+
+
 def normalize(sentence: str) -> str:
     """Whitespace collapsed (tabs and newlines too: the output is a TSV)."""
     return " ".join(sentence.split())
@@ -501,7 +514,9 @@ def silver_cli(args) -> int:
     sources = [s for spec in args.sources for s in spec.split(",") if s] if args.sources else None
     try:
         scorers = [args.cross_encoder] if args.cross_encoder else list(args.scorer)
-        summary = build_silver(args.bi_encoder, scorers, args.out, sources=sources,
+        bi_encoder, scorers = _model_dir_argument(args.bi_encoder, "--bi-encoder"), [
+            _model_dir_argument(s, "--scorer") for s in scorers]
+        summary = build_silver(bi_encoder, scorers, args.out, sources=sources,
                                neighbors=args.neighbors, neighbor_ranks=args.neighbor_ranks,
                                random_pairs=args.random, seed=args.seed,
                                data_dir=args.data_dir, resume=args.resume, batch_size=args.batch_size,
