@@ -76,6 +76,11 @@ def test_registry_entries_are_complete():
             assert info.derivation, f"{name}: derived files must document their derivation"
         if info.conversion != "manual":
             assert info.url.startswith("https://raw.githubusercontent.com/"), name
+        if info.url.startswith("https://raw.githubusercontent.com/"):
+            # owner/repo/<full 40-hex commit>/path: a branch moves and a short id can become
+            # ambiguous, either of which would change what the sha256 is checked against.
+            assert re.match(r"https://raw\.githubusercontent\.com/[^/]+/[^/]+/[0-9a-f]{40}/",
+                            info.url), f"{name}: {info.url} is not pinned to a full commit"
 
 
 def test_unknown_names_are_rejected_with_the_known_ones():

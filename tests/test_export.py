@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401
 
+from tfkosent.data import sha256_file
 from tfkosent.export import SERVING_INPUT, SERVING_OUTPUT, export_model
 from tfkosent.sentence_encoder import SentenceEncoder
 
@@ -19,13 +20,18 @@ KOREAN_PAIRS = [("나는 밥을 먹는다.", "나는 사과를 먹는다."), ("�
 BAD_INPUTS = ["", "   \t ", "가나다 " * 4000, "😀🎉 emoji와 English, 漢字, Ελληνικά 섞인 문장"]
 
 
-def test_export_layout(tiny_export_dir):
+def test_export_layout(tiny_model_dir, tiny_export_dir):
     for sub in ("preprocess", "encoder", os.path.join("sentence_encoder", "1")):
         assert os.path.isfile(os.path.join(tiny_export_dir, sub, "saved_model.pb"))
     assert os.path.isfile(os.path.join(tiny_export_dir, "sentence_encoder", "1", "assets.extra",
                                        "tf_serving_warmup_requests"))
     info = json.load(open(os.path.join(tiny_export_dir, "tfkosent_export.json")))
     assert info["hidden_size"] == 32 and info["serving"]["input"] == SERVING_INPUT
+    # The model is named by its directory and its weights' checksum, never by an absolute path
+    # (an export is published; the path would carry the exporting machine's layout).
+    assert info["source"] == os.path.basename(tiny_model_dir)
+    assert info["weights_sha256"] == sha256_file(os.path.join(tiny_model_dir, "weights.npz"))
+    assert os.sep not in json.dumps(info)
     # The SentencePiece model is inside the graph: no asset file travels.
     assert not os.listdir(os.path.join(tiny_export_dir, "preprocess", "assets")) \
         if os.path.isdir(os.path.join(tiny_export_dir, "preprocess", "assets")) else True

@@ -7,6 +7,7 @@ runs in a fresh subprocess (the rest of the test session has TF running).  It ch
     batch, loss / 2 per replica, gradients summed, clipped by their global norm)
     ends with the same weights as a single-device run of cosine-MSE (a
     per-example mean, so the halves average to the whole); clipping is active;
+  * the replicas' gradients are summed once per step, clipping included;
   * the same with an update proportional to the gradient (Adam's is scale-invariant): the
     loss is divided by the number of replicas, not summed twice;
   * dropout masks differ between the replicas (`ReplicaDropout`);
@@ -39,6 +40,14 @@ SCRIPT = textwrap.dedent("""
     # 1. mirrored == single device (no dropout, clipping active)
     still = testing.write_tiny_model(root + "/still", sentences=words, dropout_rate=0.0)
     weights = {}
+    # Every cross-replica sum traced into the train step, by the number of tensors it sums: the
+    # gradients must be summed once (clipping after the sum used to add a second sum of them all)
+    sums = []
+    all_reduce = tf.distribute.ReplicaContext.all_reduce
+    def counting_all_reduce(self, reduce_op, value, options=None):
+        sums.append(len(tf.nest.flatten(value)))
+        return all_reduce(self, reduce_op, value, options)
+    tf.distribute.ReplicaContext.all_reduce = counting_all_reduce
     for strategy in ("mirrored", "default"):
         config = parse_config({
             "model": still, "output_dir": f"{root}/eq_{strategy}", "strategy": strategy,
@@ -48,6 +57,10 @@ SCRIPT = textwrap.dedent("""
         result = train(config, data_dir=data)
         with np.load(result.model_dir + "/weights.npz") as w:
             weights[strategy] = {k: w[k] for k in w.files}
+        if strategy == "mirrored":
+            out["gradient_sums"] = [n for n in sums if n > 1]
+            out["num_weights"] = len(w.files)
+    tf.distribute.ReplicaContext.all_reduce = all_reduce
     out["max_weight_difference"] = max(float(np.abs(weights["mirrored"][k] - weights["default"][k]).max())
                                        for k in weights["default"])
     out["max_weight_change"] = max(float(np.abs(weights["default"][k] - np.load(still + "/weights.npz")[k]).max())
@@ -112,6 +125,9 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert out["strategy"] == "MirroredStrategy" and out["replicas"] == 2
     assert out["max_weight_change"] > 1e-3                     # the 4 steps did move the weights
     assert out["max_weight_difference"] < 1e-5, out            # ... identically on 1 and 2 replicas
+    # MirroredStrategy traces the replica step once per replica; each trace must sum the gradients
+    # once (clipping after the sum used to add a second sum of them all: [37] * 4)
+    assert out["gradient_sums"] == [out["num_weights"]] * 2, out
     assert out["linear_max_change"] > 1e-3                      # an update proportional to the loss
     assert abs(out["linear_change_ratio"] - 1.0) < 1e-3, out    # ... the same size on 2 replicas
     assert out["dropout_rows_equal"] < 0.8, out                 # independent masks agree on ~half

@@ -275,6 +275,40 @@ def test_warmup_linear_decay():
     assert WarmupLinearDecay.from_config(schedule.get_config()).total_steps == 100
 
 
+def _one_update(gradient, clip_norm, loss_scale=None, shape=(2, 2)):
+    """The change one AdamW step makes to zeros(`shape`), with epsilon >> |g| so that the update
+    is proportional to the (clipped) gradient; returned divided by Keras' first-step factor
+    (-lr * sqrt(1 - beta_2) / epsilon), so it equals g_clipped."""
+    import keras
+    import tensorflow as tf
+    from tfkosent.training.optimization import create_optimizer
+
+    config = OptimizerConfig(learning_rate=1.0, warmup_ratio=0.0, epsilon=1e6, weight_decay=0.0,
+                             clip_norm=clip_norm)
+    optimizer = create_optimizer(config, 1.0, loss_scaling=loss_scale is not None)
+    if loss_scale is not None:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer.inner_optimizer,
+                                                        initial_scale=loss_scale)
+        gradient = tf.nest.map_structure(lambda t: t * loss_scale, gradient)
+    variable = keras.Variable(np.zeros(shape, np.float32))
+    optimizer.apply_gradients([(gradient, variable)])
+    return -np.asarray(variable.numpy()) * 1e6 / math.sqrt(1.0 - config.beta_2)
+
+
+def test_optimizer_clips_the_global_norm_of_the_gradient():
+    import tensorflow as tf
+    g = tf.constant([[30.0, 40.0], [0.0, 0.0]])                    # norm 50
+    assert _one_update(g, None) == pytest.approx(g.numpy(), rel=1e-3)
+    assert _one_update(g, 1.0) == pytest.approx(g.numpy() / 50, rel=1e-3)
+    # under float16 loss scaling the gradient is clipped after unscaling
+    assert _one_update(g, 1.0, loss_scale=2.0 ** 10) == pytest.approx(g.numpy() / 50, rel=1e-3)
+    # a word-embedding gradient: two rows for the same token add up to [6, 8] (norm 10), which
+    # clipping at 5 halves; the rows' own norm (sqrt(50)) would give [4.24, 5.66]
+    rows = tf.IndexedSlices(tf.constant([[3.0, 4.0], [3.0, 4.0]]), tf.constant([0, 0]),
+                            tf.constant([2, 2]))
+    assert _one_update(rows, 5.0) == pytest.approx(np.array([[3.0, 4.0], [0.0, 0.0]]), rel=1e-3)
+
+
 # --------------------------------------------------------------------------- sources
 
 

@@ -138,8 +138,6 @@ def cmd_convert(args) -> int:
             convert_hf(args.model_dir, model_dir, pooling=args.pooling, seq_length=args.seq_length,
                        dtype=args.dtype)
         export_model(model_dir, os.path.join(tmp, "export"))
-        # The export's recorded source must name the final location, not the temp dir.
-        _relocate_export_source(os.path.join(tmp, "export"), os.path.join(out, "model"))
         for name in os.listdir(os.path.join(tmp, "export")):
             os.replace(os.path.join(tmp, "export", name), os.path.join(tmp, name))
         os.rmdir(os.path.join(tmp, "export"))
@@ -150,16 +148,6 @@ def cmd_convert(args) -> int:
           f"{encoder_config.hidden_size}, pooling {encoder_config.pooling}) and exported "
           f"{out}/preprocess, {out}/encoder, {out}/sentence_encoder/1")
     return 0
-
-
-def _relocate_export_source(export_dir: str, source: str) -> None:
-    import json
-    path = os.path.join(export_dir, "tfkosent_export.json")
-    with open(path, encoding="utf-8") as f:
-        info = json.load(f)
-    info["source"] = source
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(info, f, ensure_ascii=False, indent=2)
 
 
 def cmd_evaluate(args) -> int:

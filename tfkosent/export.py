@@ -3,7 +3,8 @@
 `export_model(model_dir, out_dir)` writes
 
     out_dir/
-      tfkosent_export.json      what was exported (hidden size, packing, seq_length, source)
+      tfkosent_export.json      what was exported (hidden size, packing, seq_length, source
+                                name and weights sha256)
       preprocess/               strings -> encoder inputs (TF Hub BERT preprocess contract;
                                 padded to 128 tokens unless `seq_length` says otherwise)
       encoder/                  encoder inputs -> outputs (reusable SavedModel, fine-tunable)
@@ -238,6 +239,25 @@ def _max_diff(a: Dict[str, tf.Tensor], b: Dict[str, tf.Tensor], keys) -> float:
                for k in keys)
 
 
+def export_source(files) -> Dict[str, str]:
+    """How tfkosent_export.json names the exported model (`files`: a loaded `ModelFiles`):
+    `source` is the model directory's
+    name ("default" for the bundled model) and `weights_sha256` identifies its weights.
+
+    Never the absolute path: an export is published (TF Hub, a model server, a bucket), and a
+    path would carry the exporting machine's user name and layout while saying nothing about
+    which weights were exported.
+    """
+    from tfkosent.data import sha256_file
+    from tfkosent.sentence_encoder import DEFAULT_MODEL_DIR
+
+    if os.path.realpath(files.path) == os.path.realpath(DEFAULT_MODEL_DIR):
+        name = "default"
+    else:
+        name = os.path.basename(os.path.normpath(os.path.abspath(files.path)))
+    return {"source": name, "weights_sha256": sha256_file(files.weights_path)}
+
+
 def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
                  seq_length: Optional[int] = None, warmup: bool = True) -> str:
     """Exports the model directory `model_dir` to `out_dir` (layout in the module docstring).
@@ -288,7 +308,7 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
                 "pooling": config.encoder.pooling, "packing": config.preprocess.packing,
                 "seq_length": max_seq_length, "preprocess_seq_length": preprocess_seq_length,
                 "text_prefix": config.preprocess.text_prefix,
-                "source": files.path, "metadata": config.metadata,
+                **export_source(files), "metadata": config.metadata,
                 "serving": {"signature": "serving_default", "input": SERVING_INPUT,
                             "output": SERVING_OUTPUT}}
         with open(os.path.join(tmp, "tfkosent_export.json"), "w", encoding="utf-8") as f:

@@ -505,7 +505,6 @@ class Trainer:
         strategy, optimizer = self.strategy, self.optimizer
         replicas = strategy.num_replicas_in_sync
         variables = self._trainable_variables()
-        clip = self.config.optimizer.clip_norm
         loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
         def replica_step(batch):
@@ -525,16 +524,8 @@ class Trainer:
                 # needs equal shapes on every replica (without this, `clip_norm: null` under
                 # MirroredStrategy failed with "Shape mismatch in the collective instance").
                 grads = [tf.convert_to_tensor(g) for g in grads]
-            if clip is not None:
-                # Keras clips before its cross-replica sum; clip the summed gradient instead.
-                grads = [tf.convert_to_tensor(g) for g in grads]
-                if replicas > 1:
-                    grads = tf.distribute.get_replica_context().all_reduce(
-                        tf.distribute.ReduceOp.SUM, grads)
-                scale = tf.cast(optimizer.dynamic_scale, tf.float32) if loss_scaling else 1.0
-                grads, _ = tf.clip_by_global_norm(grads, clip * scale)
-                if replicas > 1:
-                    grads = [g / replicas for g in grads]  # Keras sums them again
+            # The optimizer sums the replicas' gradients once and clips that sum
+            # (optimization.SummedGradientClippingAdamW).
             optimizer.apply_gradients(zip(grads, variables))
             return loss
 
