@@ -148,7 +148,7 @@ PAIRS = [("한 남자가 공원에서 축구를 한다.", "어떤 남자가 놀�
 def test_predict_scores_both_orders(model_dir):
     from tfkosent.cross_encoder import CrossEncoder
 
-    model = CrossEncoder.from_model_dir(model_dir)  # a bi-encoder + a new (random) head
+    model = CrossEncoder.from_model_dir(model_dir, allow_new_head=True)  # a bi-encoder + a new (random) head
     ab = model.predict(PAIRS, symmetric=False)
     ba = model.predict([(b, a) for a, b in PAIRS], symmetric=False)
     mean = model.predict(PAIRS)
@@ -159,6 +159,69 @@ def test_predict_scores_both_orders(model_dir):
     assert model.predict([]).shape == (0,)
     with pytest.raises(TypeError):
         model.predict([("only one",)])
+
+
+def test_predict_and_rerank_check_batch_size(model_dir):
+    """batch_size: a positive int (numpy integers too, not bool), as SentenceEncoder.encode's
+    (-1 used to return zeros)."""
+    import re
+
+    from tfkosent.cross_encoder import CrossEncoder
+
+    model = CrossEncoder.from_model_dir(model_dir, allow_new_head=True)
+    expected = model.predict(PAIRS)
+    np.testing.assert_allclose(model.predict(PAIRS, batch_size=np.int64(2)), expected, atol=1e-6)
+    for bad in (-1, 0, 2.0, True, np.int32(0)):
+        message = rf"^batch_size must be a positive int, got {re.escape(repr(bad))}$"
+        with pytest.raises(ValueError, match=message):
+            model.predict(PAIRS, batch_size=bad)
+        with pytest.raises(ValueError, match=message):
+            model.rerank(PAIRS[0][0], [b for _, b in PAIRS], batch_size=bad)
+
+
+def test_rerank_top_k_is_none_or_a_positive_int(model_dir):
+    """As search's top_k (-1 used to drop the last candidate, 0 to return none)."""
+    import re
+
+    from tfkosent.cross_encoder import CrossEncoder
+
+    model = CrossEncoder.from_model_dir(model_dir, allow_new_head=True)
+    query, candidates = PAIRS[0][0], [b for _, b in PAIRS]
+    assert len(model.rerank(query, candidates)) == len(model.rerank(query, candidates, top_k=None)) == 3
+    assert len(model.rerank(query, candidates, top_k=np.int64(2))) == 2
+    assert len(model.rerank(query, candidates, top_k=10)) == 3
+    for bad in (-1, 0, 1.5, True):
+        with pytest.raises(ValueError, match=rf"^top_k must be a positive int, got {re.escape(repr(bad))}$"):
+            model.rerank(query, candidates, top_k=bad)
+
+
+def test_predict_names_the_bad_pair_member(model_dir):
+    from tfkosent.cross_encoder import CrossEncoder
+
+    model = CrossEncoder.from_model_dir(model_dir, allow_new_head=True)
+    with pytest.raises(TypeError, match=r"^pairs\[0\]\[1\] must be a str, got NoneType \(None\)$"):
+        model.predict([("a", None), ("b", "c")])
+    with pytest.raises(TypeError, match=r"^pairs\[2\]\[0\] must be a str, got int \(5\)$"):
+        model.predict([("a", "b"), ("b", "c"), (5, "d")])
+    with pytest.raises(ValueError, match=r"^pairs\[1\]\[1\] is not valid UTF-8"):
+        model.predict([("a", "b"), ("b", b"\xff")])
+    with pytest.raises(TypeError, match=r"^query must be a str, got NoneType"):
+        model.rerank(None, ["a"])
+
+
+def test_a_new_score_head_warns_that_it_is_untrained(model_dir, tmp_path, recwarn):
+    from tfkosent.cross_encoder import CrossEncoder
+
+    with pytest.warns(UserWarning, match=r"is not a cross-encoder .*score head is new and untrained, so its "
+                                         r"scores are meaningless until it is fine-tuned.*allow_new_head=True"
+                                         ) as caught:
+        model = CrossEncoder.from_model_dir(model_dir)
+    assert [w.filename for w in caught] == [__file__]
+    recwarn.clear()
+    saved = CrossEncoder.from_model_dir(model_dir, allow_new_head=True).save(str(tmp_path / "ce"))
+    reloaded = CrossEncoder.from_model_dir(saved)              # has a head: nothing to say
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+    assert reloaded.predict(PAIRS).shape == model.predict(PAIRS).shape == (3,)
 
 
 def test_rerank_orders_by_score(cross_run):

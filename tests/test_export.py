@@ -104,6 +104,71 @@ def test_hub_dropout_only_with_training(tiny_export_dir):
     assert not np.allclose(model(x, training=True), model(x, training=True))
 
 
+MIRRORED_HUB_SCRIPT = textwrap.dedent("""
+    import json, sys, warnings
+    warnings.simplefilter("ignore")
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import numpy as np
+    import tensorflow_hub as hub
+    import tensorflow_text  # noqa: F401
+
+    export_dir = sys.argv[1]
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        encoder = hub.KerasLayer(export_dir + "/encoder", trainable=True)
+    pre = hub.load(export_dir + "/preprocess")
+    inputs = pre(tf.constant(["나는 밥을 먹는다.", "고양이가 책을 읽는다"]))
+    out = {}
+    for training in (True, False):
+        step = tf.function(lambda: strategy.run(lambda: encoder(inputs, training=training)["pooled_output"]))
+        first, second = [t.numpy() for t in strategy.experimental_local_results(step())]
+        out[str(training)] = float(np.abs(first - second).max())
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_restored_encoder_draws_different_dropout_masks_on_each_replica(tiny_export_dir):
+    """Fine-tuning the exported encoder under MirroredStrategy: each replica gets the same inputs
+    here, so equal outputs would mean equal dropout masks (the export traced the seeded
+    ReplicaDropout on one device, which left every replica the same seed)."""
+    proc = subprocess.run([sys.executable, "-c", MIRRORED_HUB_SCRIPT, tiny_export_dir],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    out = json.loads(line[len("RESULT "):])
+    assert out["False"] == 0.0, out      # inference: the replicas agree exactly
+    assert out["True"] > 1e-3, out       # training: independent dropout on each replica
+
+
+def test_special_tokens_and_callable_sentence_encoder(tiny_model_dir, tiny_export_dir):
+    """TF Hub's places: `preprocess.tokenize.get_special_tokens_dict()` (as on the BERT preprocess
+    models) and a callable text-embedding module that `hub.KerasLayer(path)` takes as is."""
+    import tensorflow_hub as hub
+
+    pre = hub.load(os.path.join(tiny_export_dir, "preprocess"))
+    special = {k: int(v) for k, v in pre.tokenize.get_special_tokens_dict().items()}
+    assert special == {k: int(v) for k, v in pre.get_special_tokens_dict().items()}
+    assert special["vocab_size"] > special["padding_id"] >= 0
+    serving_dir = os.path.join(tiny_export_dir, "sentence_encoder", "1")
+    sentences = tf.constant([p[0] for p in KOREAN_PAIRS])
+    expected = SentenceEncoder.load(tiny_model_dir).encode([p[0] for p in KOREAN_PAIRS])
+    np.testing.assert_allclose(hub.KerasLayer(serving_dir)(sentences)[SERVING_OUTPUT], expected, atol=1e-5)
+    np.testing.assert_allclose(hub.load(serving_dir)(sentences)[SERVING_OUTPUT], expected, atol=1e-5)
+
+
+def test_seq_length_leaves_room_for_a_pair_under_roberta_packing(tmp_path):
+    from tfkosent import testing
+    from tfkosent.training import synthetic
+    model = testing.write_tiny_model(str(tmp_path / "roberta"), packing="roberta",
+                                     sentences=synthetic.vocabulary_sentences())
+    with pytest.raises(ValueError, match=r"seq_length must be an int >= 4 \(a sentence pair's special "
+                                         r"tokens under roberta packing\), got 3"):
+        export_model(model, str(tmp_path / "never"), seq_length=3)
+
+
 def test_string_inputs_must_be_a_vector_of_utf8(tiny_export_dir):
     pre = tf.saved_model.load(os.path.join(tiny_export_dir, "preprocess"))
     bad = tf.constant(["정상".encode(), b"caf\xe9 latin-1"])
@@ -175,9 +240,11 @@ def test_keras3_tfsmlayer_inference_and_fine_tuning(tiny_export_dir):
     assert sum(not np.allclose(b0, w.numpy()) for b0, w in zip(before, weights)) >= len(weights) - 4
 
 
-def test_keras3_fit_with_adamw_through_fine_tunable_tfsm_layer(tiny_export_dir):
+def test_keras3_fit_with_adamw_through_fine_tunable_tfsm_layer(tiny_export_dir, tmp_path):
     """`model.fit` with AdamW: keras.layers.TFSMLayer's weight names (":0") break the optimizer's
-    slot scopes inside fit; FineTunableTFSMLayer's do not, and it embeds like encode()."""
+    slot scopes inside fit; FineTunableTFSMLayer's do not, and it embeds like encode(). The README's
+    model (UnitNormalization, not a Lambda, which `load_model` cannot rebuild) saves and reloads
+    with its fine-tuned weights."""
     import keras
 
     from tfkosent.layers import FineTunableTFSMLayer
@@ -188,7 +255,7 @@ def test_keras3_fit_with_adamw_through_fine_tunable_tfsm_layer(tiny_export_dir):
                                    call_training_endpoint="serve_training", trainable=True)
     text = keras.Input(shape=(), dtype="string")
     pooled = encoder(preprocess(text))["pooled_output"]
-    model = keras.Model(text, keras.layers.Lambda(lambda x: tf.math.l2_normalize(x, -1))(pooled))
+    model = keras.Model(text, keras.layers.UnitNormalization(axis=-1)(pooled))
     a = [p[0] for p in KOREAN_PAIRS]
     np.testing.assert_allclose(model(tf.constant(a)).numpy(), SentenceEncoder.load(tiny_export_dir).encode(a),
                                atol=1e-5)
@@ -199,6 +266,10 @@ def test_keras3_fit_with_adamw_through_fine_tunable_tfsm_layer(tiny_export_dir):
     model.fit(tf.constant(a), target, batch_size=2, epochs=1, verbose=0)
     changed = sum(not np.allclose(b0, w.numpy()) for b0, w in zip(before, model.trainable_weights))
     assert changed >= len(before) - 4
+    tuned = model.predict(tf.constant(a), verbose=0)
+    model.save(str(tmp_path / "tuned.keras"))
+    reloaded = keras.models.load_model(str(tmp_path / "tuned.keras"), safe_mode=False)
+    np.testing.assert_allclose(reloaded.predict(tf.constant(a), verbose=0), tuned, atol=1e-6)
 
 
 SERVING_SCRIPT = textwrap.dedent("""
@@ -331,6 +402,6 @@ def test_seq_length_sets_the_preprocess_default_only(tiny_model_dir, tmp_path):
 
 @pytest.mark.parametrize("bad", [0, 2, 1.5, True])
 def test_bad_seq_length_is_refused_before_writing(tiny_model_dir, tmp_path, bad):
-    with pytest.raises(ValueError, match="seq_length must be an int >= 3"):
+    with pytest.raises(ValueError, match="seq_length must be an int >= 3 .* under bert packing"):
         export_model(tiny_model_dir, str(tmp_path / "never"), seq_length=bad)
     assert not (tmp_path / "never").exists()

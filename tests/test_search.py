@@ -172,6 +172,35 @@ def test_corpus_embeddings_never_overwrite_a_file_they_did_not_write(tiny_model_
     assert cached_corpus_embeddings(model, ["가나다", "라마바"], str(cache))[1]
 
 
+def test_an_unreadable_corpus_embeddings_cache_is_encoded_again(tiny_model_dir, tmp_path, capsys):
+    """A corrupt PATH.json or a truncated PATH (.npy) is stale, like one that does not match:
+    encoded again and rewritten, and the message names the file that could not be read."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("가나다\n라마바\n사아자\n", encoding="utf-8")
+    cache = tmp_path / "ce.npy"
+    args = ["search", "가나다", "--corpus", str(corpus), "--model", tiny_model_dir,
+            "--corpus-embeddings", str(cache)]
+    assert main(args) == 0
+    assert f"wrote 3 corpus embeddings to {cache}\n" in capsys.readouterr().err
+    good_npy, good_json = cache.read_bytes(), (tmp_path / "ce.npy.json").read_bytes()
+
+    for name, content, unreadable in [
+            ("ce.npy.json", b"not json\n", f"{cache}.json was unreadable: Expecting value"),
+            ("ce.npy.json", b"\xff\xfe{", f"{cache}.json was unreadable: "),
+            ("ce.npy", good_npy[:100], f"{cache} was unreadable: "),       # truncated in its header
+            ("ce.npy", good_npy[:200], f"{cache} was unreadable: "),       # ... and in its data
+            ("ce.npy", b"", f"{cache} was unreadable: ")]:
+        cache.write_bytes(good_npy)
+        (tmp_path / "ce.npy.json").write_bytes(good_json)
+        (tmp_path / name).write_bytes(content)
+        assert main(args) == 0, capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert f"wrote 3 corpus embeddings to {cache} (replaced: {unreadable}" in err, (name, content, err)
+        assert cache.read_bytes() == good_npy and (tmp_path / "ce.npy.json").read_bytes() == good_json
+        assert main(args) == 0                                # rewritten: read back next time
+        assert f"read 3 corpus embeddings from {cache}\n" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content, queries, extra, message", [
     (b"\xed\x95\x9c\xea\xb8\x80\n\xff\xfe bad\n", ["질문"], [], "corpus.txt:2: not valid UTF-8"),
     (b"\n  \n", ["질문"], [], "the corpus has no sentences"),

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -75,9 +76,44 @@ def test_encode_is_independent_of_batching_and_order(model):
 def test_long_input_is_truncated_not_rejected(model):
     ids = model.tokenize(["가나다 " * 10000])[0]
     assert len(ids) > model.max_seq_length
-    with pytest.warns(UserWarning, match=rf"1 of 2 sentences are longer than the model's 64 tokens and "
-                                         rf"were truncated \(first: sentences\[1\], {len(ids)} tokens\)"):
+    with pytest.warns(UserWarning, match=rf"1 of 2 sentences are longer than 62 tokens \(64 with the special "
+                                         rf"tokens\) and were truncated \(first: sentences\[1\], "
+                                         rf"{len(ids)} tokens\)"):
         assert model.encode(["짧다", "가나다 " * 10000]).shape == (2, 32)
+
+
+def test_truncation_warning_counts_the_tokens_left_for_the_text(model, recwarn):
+    """max_seq_length 64 holds [CLS] + 62 tokens + [SEP]: 63 tokens are truncated, and the
+    warning's numbers say so (not "longer than 64 ... 63 tokens")."""
+    fits, over = "가" * 61, "가" * 62
+    assert [len(ids) for ids in model.tokenize([fits, over])] == [62, 63]
+    model.encode(fits)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+    with pytest.warns(UserWarning, match=r"^1 of 1 sentences are longer than 62 tokens \(64 with the "
+                                         r"special tokens\) and were truncated \(first: sentences\[0\], "
+                                         r"63 tokens\)$"):
+        model.encode(over)
+
+
+def test_warnings_name_the_callers_argument_and_point_at_the_caller(model):
+    import warnings
+
+    long = "가나다 " * 100
+
+    def caught(call):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            call()
+        return [(str(x.message), x.filename) for x in w if issubclass(x.category, UserWarning)]
+
+    for call, name in [(lambda: model.encode(["a", long]), "sentences[1]"),
+                       (lambda: model.similarity(["a"], ["b", long]), "b[1]"),
+                       (lambda: model.similarity([long]), "a[0]"),
+                       (lambda: model.search(long, ["a", "b"]), "queries[0]"),
+                       (lambda: model.search("a", ["a", "b", "c", long]), "corpus[3]"),
+                       (lambda: model.paraphrase_mining(["a", long]), "sentences[1]")]:
+        (message, filename), = caught(call)
+        assert f"(first: {name}, " in message and filename == __file__, (message, filename)
 
 
 def test_no_warning_for_ordinary_input(model, recwarn):
@@ -136,11 +172,73 @@ def test_bytes_are_utf8_text(model):
 def test_similarity_of_embeddings_points_to_the_matrix_product(model):
     with pytest.raises(TypeError, match=r"similarity's a must be sentences.*emb_a @ emb_b.T"):
         model.similarity(model.encode(SENTENCES[:2]), SENTENCES[:1])
+    with pytest.raises(TypeError, match=r"similarity's b must be sentences \(str\), got a numeric tf.Tensor "
+                                        r"of shape \(2, 32\).*emb_a @ emb_b.T"):
+        model.similarity(SENTENCES[:1], model.encode(SENTENCES[:2], convert_to_tensor=True))
+
+
+def test_search_refuses_quantized_corpus_embeddings(model):
+    codes = model.encode(SENTENCES, precision="int8")
+    with pytest.raises(ValueError, match=r"corpus_embeddings must be float embeddings, got dtype int8; "
+                                         r".*dequantize_int8"):
+        model.search("가나다", corpus_embeddings=codes)
+    tensor = model.encode(SENTENCES, convert_to_tensor=True)
+    assert model.search("가나다", corpus_embeddings=tensor) == model.search("가나다", SENTENCES)
+
+
+def test_loading_a_cross_encoder_names_the_method_that_loads_it(model, tmp_path):
+    from tfkosent.cross_encoder import CrossEncoder
+
+    path = CrossEncoder.from_model_dir(model.path, allow_new_head=True).save(str(tmp_path / "ce"))
+    with pytest.raises(ValueError, match=r"is a cross-encoder .*: load it with "
+                                         r"tfkosent\.cross_encoder\.CrossEncoder\.from_model_dir\("):
+        SentenceEncoder.load(path)
 
 
 def test_bad_batch_size(model):
     with pytest.raises(ValueError, match="batch_size"):
         model.encode(["a"], batch_size=0)
+
+
+def test_batch_size_is_any_positive_integer_but_not_bool(model):
+    """One rule with search's top_k and CrossEncoder.predict's batch_size: numpy integers
+    count, bool does not."""
+    np.testing.assert_allclose(model.encode(SENTENCES, batch_size=np.int64(2)), model.encode(SENTENCES),
+                               atol=1e-5)
+    for bad in (True, 2.0, -1, np.int32(0), "4"):
+        with pytest.raises(ValueError, match=rf"^batch_size must be a positive int, got {re.escape(repr(bad))}$"):
+            model.encode(["a"], batch_size=bad)
+    with pytest.raises(ValueError, match="^batch_size must be a positive int"):
+        model.similarity(["a"], batch_size=True)
+
+
+def test_int8_of_fewer_than_two_sentences_needs_calibration_embeddings(model):
+    """The int8 / uint8 scale of one embedding alone is min == max: refused, with what to do
+    instead; calibration_embeddings gives the scale."""
+    from tfkosent.quantization import quantize_embeddings
+
+    for precision in ("int8", "uint8"):
+        for one in ("가나다", ["가나다"]):
+            with pytest.raises(ValueError, match=rf"precision '{precision}' scales .*one sentence has none"
+                                                 r".*calibration_embeddings=.*tfkosent\.quantization\."
+                                                 r"quantize_embeddings"):
+                model.encode(one, precision=precision)
+    calibration = model.encode(SENTENCES)
+    codes = model.encode("가나다", precision="int8", calibration_embeddings=calibration)
+    assert codes.shape == (32,) and codes.dtype == np.int8 and len(np.unique(codes)) > 2
+    np.testing.assert_array_equal(
+        codes, quantize_embeddings(model.encode(["가나다"]), "int8", calibration_embeddings=calibration)[0])
+    batch = model.encode(SENTENCES[:2], precision="uint8", calibration_embeddings=calibration)
+    np.testing.assert_array_equal(
+        batch, quantize_embeddings(calibration[:2], "uint8", calibration_embeddings=calibration))
+    with pytest.raises(ValueError, match=r"precision 'binary' has none"):
+        model.encode(SENTENCES, precision="binary", calibration_embeddings=calibration)
+    with pytest.raises(ValueError, match=r"calibration_embeddings must be \[n >= 2, 32\], got shape \(1, 32\)"):
+        model.encode(SENTENCES, precision="int8", calibration_embeddings=calibration[:1])
+    with pytest.raises(ValueError, match=r"1 embedding has none .*pass calibration_embeddings"):
+        quantize_embeddings(calibration[:1], "int8")
+    assert quantize_embeddings(calibration[:0], "int8").shape == (0, 32)
+    assert model.encode([], precision="int8").shape == (0, 32)
 
 
 def test_constructor_points_to_load(tiny_model_dir):
@@ -248,6 +346,16 @@ def test_cli_similarity_reads_stdin_and_empty_input_is_an_error(tiny_model_dir, 
         _stdin(monkeypatch, b"")
         assert main([command, "--model", tiny_model_dir]) == 2
         assert "no sentences: give them as arguments or one per line on stdin" in capsys.readouterr().err
+
+
+def test_cli_encode_writes_exactly_the_output_path(tiny_model_dir, tmp_path, capsys):
+    from tfkosent.cli import main
+
+    out = tmp_path / "embx"                          # no .npy: np.save(name) would add one
+    assert main(["encode", "--model", tiny_model_dir, "--output", str(out), "가"]) == 0
+    assert f"wrote 1 x 32 float32 embeddings to {out}\n" == capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["embx"]
+    np.testing.assert_allclose(np.load(out), SentenceEncoder.load(tiny_model_dir).encode(["가"]), atol=1e-6)
 
 
 def test_cli_encode_clips_long_sentences_in_its_preview(tiny_model_dir, capsys):

@@ -72,7 +72,9 @@ def cmd_encode(args) -> int:
     model = SentenceEncoder.load(args.model)
     emb = model.encode(sentences, batch_size=args.batch_size, show_progress_bar=None)
     if args.output:
-        np.save(args.output, emb)
+        # Through a file handle: np.save(name) would append ".npy" to a name without it.
+        with open(args.output, "wb") as f:
+            np.save(f, emb)
         print(f"wrote {emb.shape[0]} x {emb.shape[1]} float32 embeddings to {args.output}")
     else:
         np.set_printoptions(precision=4, suppress=True, linewidth=120)
@@ -235,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("encode", help="embed sentences (arguments, or one per line on stdin)")
     p.add_argument("sentences", nargs="*", help="sentences (default: one per line on stdin)")
     _add_model_arguments(p)
-    p.add_argument("--output", help="write the embeddings to this .npy file (float32 [n, dim])")
+    p.add_argument("--output", help="write the embeddings to this file, in .npy format (float32 "
+                                    "[n, dim]), at exactly this path (no .npy is appended)")
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("similarity", help="print the cosine similarity matrix of sentences")

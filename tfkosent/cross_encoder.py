@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tfkosent.sentence_encoder import validate_sentences
+from tfkosent.search import _positive_int
+from tfkosent.sentence_encoder import validate_sentence, validate_sentences
 
 HEAD_WEIGHTS = ("head/kernel", "head/bias")
 TASK = "cross-encoder"
@@ -98,8 +100,14 @@ class CrossEncoder:
     # --- construction -------------------------------------------------------------
 
     @classmethod
-    def from_model_dir(cls, path: str, seq_length: Optional[int] = None) -> "CrossEncoder":
-        """Loads a cross-encoder directory, or starts one from any tfkosent model (new head)."""
+    def from_model_dir(cls, path: str, seq_length: Optional[int] = None,
+                       allow_new_head: bool = False) -> "CrossEncoder":
+        """Loads a cross-encoder directory, or starts one from any tfkosent model (new head).
+
+        A new head is random: its scores mean nothing until it is fine-tuned (`tfkosent train`
+        with `model_type: cross_encoder`), so starting one warns unless `allow_new_head`
+        says that is the intent (code about to train it).
+        """
         from tfkosent.model_dir import load_model_dir
 
         files = load_model_dir(path)
@@ -107,6 +115,12 @@ class CrossEncoder:
         encoder_weights, head = _split_head(files.weights)
         if config.metadata.get("task") == TASK and len(head) != 2:
             raise ValueError(f"{path}/weights.npz: cross-encoder without {HEAD_WEIGHTS}")
+        if not head and not allow_new_head:
+            warnings.warn(f"{path} is not a cross-encoder (no {HEAD_WEIGHTS[0]}, {HEAD_WEIGHTS[1]} in "
+                          f"weights.npz): its score head is new and untrained, so its scores are "
+                          f"meaningless until it is fine-tuned (`tfkosent train` with model_type: "
+                          f"cross_encoder); pass allow_new_head=True to start one on purpose",
+                          stacklevel=2)
         return cls(config, files.build_preprocessor(seq_length), files.build_encoder(encoder_weights),
                    head or None)
 
@@ -150,13 +164,19 @@ class CrossEncoder:
 
     def predict(self, pairs: Sequence[Tuple[str, str]], batch_size: int = 32,
                 symmetric: bool = True, show_progress_bar: bool = False) -> np.ndarray:
-        """Scores in [0, 1], float32 [len(pairs)]; see the module docstring for `symmetric`."""
+        """Scores in [0, 1], float32 [len(pairs)]; see the module docstring for `symmetric`.
+
+        pairs: (sentence1, sentence2) tuples or lists of str (or UTF-8 bytes);
+        batch_size: pairs per encoder call, a positive int (numpy integers too, not bool).
+        """
+        batch_size = _positive_int(batch_size, "batch_size")
         pairs = list(pairs)
+        first, second = [], []
         for i, p in enumerate(pairs):
             if not isinstance(p, (tuple, list)) or len(p) != 2:
                 raise TypeError(f"pairs[{i}] must be a (sentence1, sentence2) pair, got {p!r}")
-        first = validate_sentences([p[0] for p in pairs], "pairs[*][0]")
-        second = validate_sentences([p[1] for p in pairs], "pairs[*][1]")
+            first.append(validate_sentence(p[0], f"pairs[{i}][0]"))
+            second.append(validate_sentence(p[1], f"pairs[{i}][1]"))
         scores = self._score(first, second, batch_size, show_progress_bar)
         if symmetric:
             scores = (scores + self._score(second, first, batch_size, show_progress_bar)) / 2
@@ -184,9 +204,13 @@ class CrossEncoder:
 
     def rerank(self, query: str, candidates: Sequence[str], top_k: Optional[int] = None,
                batch_size: int = 32) -> List[Tuple[int, str, float]]:
-        """Candidates sorted by score: [(index, candidate, score)], best first."""
-        query = validate_sentences([query], "query")[0]
+        """Candidates sorted by score: [(index, candidate, score)], best first (equal scores in
+        candidate order); `top_k`: None (all) or a positive int, the best that many."""
+        query = validate_sentence(query, "query")
         candidates = validate_sentences(candidates, "candidates")
+        if top_k is not None:
+            top_k = _positive_int(top_k, "top_k")
+        batch_size = _positive_int(batch_size, "batch_size")
         scores = self.predict([(query, c) for c in candidates], batch_size=batch_size)
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [(int(i), candidates[i], float(scores[i])) for i in order]

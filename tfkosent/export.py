@@ -35,7 +35,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (SentencePiece ops must be registered before saving)
 
-from tfkosent.layers.packing import longest_packed_length, pack_segments
+from tfkosent.layers.dropout import unseeded_for_export
+from tfkosent.layers.packing import longest_packed_length, num_special_tokens, pack_segments
 from tfkosent.layers.preprocessor import Preprocessor
 from tfkosent.layers.transformer import ENCODER_INPUT_KEYS, TransformerEncoder
 from tfkosent.model_dir import atomic_directory, load_model_dir, refuse_to_replace_foreign
@@ -132,7 +133,6 @@ def build_preprocess_module(preprocessor: Preprocessor, max_seq_length: Optional
             bert_pack_inputs.get_concrete_function([segment_spec] * num_segments,
                                                    seq_length=tf.TensorSpec([], tf.int32))
     module.__call__ = call
-    module.tokenize = tokenize
     module.bert_pack_inputs = bert_pack_inputs
 
     # Plain constants in a dict attribute are not saved; a function is.
@@ -141,11 +141,19 @@ def build_preprocess_module(preprocessor: Preprocessor, max_seq_length: Optional
         return {k: tf.constant(v, tf.int32) for k, v in special.items()}
 
     module.get_special_tokens_dict = get_special_tokens_dict
+    # `tokenize.get_special_tokens_dict()` is where TF Hub's BERT preprocess models keep it, so
+    # `tokenize` is an object with `__call__`, as in tf-models' export_tfhub_lib (attributes set
+    # on a tf.function are not saved).
+    tokenize_object = _trackable()
+    tokenize_object.__call__ = tokenize
+    tokenize_object.get_special_tokens_dict = get_special_tokens_dict
+    module.tokenize = tokenize_object
     return module, {"serving_default": call}
 
 
 def build_encoder_module(encoder: TransformerEncoder):
-    """A reusable SavedModel: `__call__(inputs, training)` plus its variables."""
+    """A reusable SavedModel: `__call__(inputs, training)` plus its variables. Build and save it
+    inside `unseeded_for_export(encoder)` (see `export_model`)."""
     module = _trackable()
     # The encoder layer itself is deliberately not an attribute: its Keras 3 variables are
     # trackables of their own that save their values beside the tf.Variables they wrap, so
@@ -214,6 +222,10 @@ def build_sentence_encoder_module(preprocessor: Preprocessor, encoder: Transform
         return {SERVING_OUTPUT: tf.math.l2_normalize(pooled, axis=-1)}
 
     module.serve = serve
+    # Callable, like TF Hub's text-embedding modules (`obj(strings) -> [batch, dim]`), so that
+    # plain `hub.KerasLayer(path)` and `hub.load(path)(strings)` work without naming a signature.
+    module.__call__ = serve
+    module.regularization_losses = []
     return module, {"serving_default": serve}
 
 
@@ -276,10 +288,14 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
     config = files.config
     serving_preprocessor = files.build_preprocessor(name="preprocessor")
     max_seq_length = serving_preprocessor.seq_length
+    # The preprocess module packs one or two segments at its default length: room for a
+    # sentence pair's special tokens (3 with BERT packing, 4 with RoBERTa's) and one token.
+    packing = config.preprocess.packing
+    minimum = max(num_special_tokens(2, packing), num_special_tokens(1, packing) + 1)
     if seq_length is not None and (isinstance(seq_length, bool) or not isinstance(seq_length, int)
-                                   or seq_length < 3):
-        raise ValueError(f"seq_length must be an int >= 3 (room for [CLS], one token and [SEP]), "
-                         f"got {seq_length!r}")
+                                   or seq_length < minimum):
+        raise ValueError(f"seq_length must be an int >= {minimum} (a sentence pair's special "
+                         f"tokens under {packing} packing), got {seq_length!r}")
     preprocess_seq_length = min(DEFAULT_PREPROCESS_SEQ_LENGTH if seq_length is None else seq_length,
                                 max_seq_length)
     preprocessor = files.build_preprocessor(preprocess_seq_length, name="preprocessor")
@@ -296,8 +312,13 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         pre_module, pre_signatures = build_preprocess_module(preprocessor, max_seq_length)
         tf.saved_model.save(pre_module, os.path.join(tmp, "preprocess"), signatures=pre_signatures)
-        enc_module, enc_signatures = build_encoder_module(encoder)
-        tf.saved_model.save(enc_module, os.path.join(tmp, "encoder"), signatures=enc_signatures)
+        # The training path gets unseeded dropout: ReplicaDropout folds the replica id into its
+        # seed at trace time, and an export is traced on one device, so a restored encoder
+        # fine-tuned under a tf.distribute strategy would give every replica the same masks
+        # (layers/dropout.py). Saving retraces the functions, hence the save inside too.
+        with unseeded_for_export(encoder):
+            enc_module, enc_signatures = build_encoder_module(encoder)
+            tf.saved_model.save(enc_module, os.path.join(tmp, "encoder"), signatures=enc_signatures)
         serving_dir = os.path.join(tmp, "sentence_encoder", "1")
         sent_module, sent_signatures = build_sentence_encoder_module(serving_preprocessor, encoder)
         tf.saved_model.save(sent_module, serving_dir, signatures=sent_signatures)

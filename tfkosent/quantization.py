@@ -22,18 +22,26 @@ import numpy as np
 PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 
 
-def _ranges(embeddings: np.ndarray, ranges, calibration_embeddings) -> np.ndarray:
+def _ranges(embeddings: np.ndarray, precision: str, ranges, calibration_embeddings) -> np.ndarray:
     if ranges is not None:
         ranges = np.asarray(ranges, np.float32)
         if ranges.shape != (2, embeddings.shape[1]):
             raise ValueError(f"ranges must be [2, {embeddings.shape[1]}] (min row, max row), got "
                              f"shape {ranges.shape}")
         return ranges
-    source = embeddings if calibration_embeddings is None else np.asarray(calibration_embeddings,
-                                                                          np.float32)
-    if source.ndim != 2 or source.shape[1] != embeddings.shape[1] or not len(source):
-        raise ValueError(f"calibration_embeddings must be [n >= 1, {embeddings.shape[1]}], got "
-                         f"shape {source.shape}")
+    if calibration_embeddings is None:
+        if len(embeddings) < 2:  # min == max: every code would be the same
+            raise ValueError(
+                f"{precision} codes scale each dimension over its range in the embeddings, and "
+                f"{len(embeddings)} embedding has none (every code would be the same): pass "
+                f"calibration_embeddings (float [n >= 2, {embeddings.shape[1]}], e.g. a sample of "
+                f"the corpus's embeddings) or ranges")
+        source = embeddings
+    else:
+        source = np.asarray(calibration_embeddings, np.float32)
+        if source.ndim != 2 or source.shape[1] != embeddings.shape[1] or len(source) < 2:
+            raise ValueError(f"calibration_embeddings must be [n >= 2, {embeddings.shape[1]}], got "
+                             f"shape {source.shape}")
     return np.stack([source.min(axis=0), source.max(axis=0)])
 
 
@@ -42,9 +50,11 @@ def quantize_embeddings(embeddings, precision: str, ranges=None,
     """float [n, dim] embeddings -> `precision` codes (see the module docstring).
 
     ranges: float [2, dim], each dimension's (min, max) for int8 / uint8; default: those of
-      `calibration_embeddings` if given, else of `embeddings` (then a corpus quantized in
-      parts gets different scales per part: pass one calibration set to all of them).
+      `calibration_embeddings` (float [n >= 2, dim]) if given, else of `embeddings` (then a
+      corpus quantized in parts gets different scales per part: pass one calibration set to
+      all of them; and a single embedding, which has no range, is refused).
     Values outside the range are clipped to it. "binary" / "ubinary" need dim % 8 == 0.
+    Zero embeddings [0, dim] give zero codes, whatever the ranges.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -59,7 +69,9 @@ def quantize_embeddings(embeddings, precision: str, ranges=None,
                              f"is not a multiple of 8")
         bits = np.packbits(x > 0, axis=1)
         return bits if precision == "ubinary" else (bits.astype(np.int16) - 128).astype(np.int8)
-    low, high = _ranges(x, ranges, calibration_embeddings)
+    if not len(x) and ranges is None:  # no codes to scale
+        ranges = np.zeros((2, x.shape[1]), np.float32)
+    low, high = _ranges(x, precision, ranges, calibration_embeddings)
     steps = np.where(high > low, (high - low) / 255.0, 1.0).astype(np.float32)
     levels = np.clip(np.round((x - low) / steps), 0, 255)
     return levels.astype(np.uint8) if precision == "uint8" else (levels - 128).astype(np.int8)

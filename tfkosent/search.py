@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -47,6 +47,9 @@ def _normalized(x: np.ndarray) -> np.ndarray:
 
 
 def _positive_int(value, name: str) -> int:
+    """`value` as an int when it is a positive int (a NumPy integer too, bool not: True is no
+    count); else ValueError naming `name`.  The one rule for counts, sizes and top_k of the
+    Python API (`SentenceEncoder.encode`, `CrossEncoder.predict`, `semantic_search`, ...)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
@@ -79,7 +82,9 @@ def top_k_similar(queries, corpus, k: int, score_function: str = "cosine",
       query_chunk_size, corpus_chunk_size: the score block computed at a time.
     Returns:
       (indices int64 [q, k'], scores float32 [q, k']), best first; equal scores in
-      corpus order (lower index first), so the result does not depend on the chunk sizes.
+      corpus order (lower index first). Scores computed with different chunk sizes may
+      differ by a float32 rounding (the matrix product sums in another order), which can
+      reorder near-ties, e.g. the rows of a corpus that repeats a sentence.
     """
     if score_function not in SCORE_FUNCTIONS:
         raise ValueError(f"score_function must be one of {SCORE_FUNCTIONS}, got {score_function!r}")
@@ -130,7 +135,8 @@ def semantic_search(query_embeddings, corpus_embeddings, top_k: int = 10,
     """For each query, its `top_k` corpus hits `{"corpus_id": int, "score": float}`, best first.
 
     query_embeddings: float [q, d] (or one [d] vector, which still gives a list of one list);
-    corpus_embeddings: float [n, d].  `score_function` "cosine" or "dot"; ties in corpus order.
+    corpus_embeddings: float [n, d].  `score_function` "cosine" or "dot"; equal scores in corpus
+    order (but see `top_k_similar`: other chunk sizes may round scores differently).
     """
     top_k = _positive_int(top_k, "top_k")
     indices, scores = top_k_similar(query_embeddings, corpus_embeddings, top_k, score_function,
@@ -217,11 +223,42 @@ def corpus_fingerprint(sentences: Sequence[str], model_path: str) -> Dict[str, o
             "sentences": len(sentences), "sha256": digest.hexdigest()}
 
 
+def _read_cached_embeddings(path: str, meta_path: str, fingerprint: Dict[str, object],
+                            shape: Tuple[int, int]) -> Tuple[Optional[np.ndarray], Optional[str]]:
+    """(embeddings float32 `shape`, None) from a cache that matches `fingerprint`, else (None,
+    why it was not used, naming the file); (None, None) when there is no cache at `path`."""
+    if not os.path.isfile(path):
+        return None, None
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            saved = json.load(f)
+    except (ValueError, OSError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None, f"{meta_path} was unreadable: {e}"
+    if saved != fingerprint:
+        return None, f"{meta_path} did not match this corpus and model"
+    try:
+        embeddings = np.load(path)
+    except (ValueError, OSError, EOFError) as e:
+        return None, f"{path} was unreadable: {e}"
+    if not isinstance(embeddings, np.ndarray):  # an .npz archive
+        embeddings.close()
+        return None, f"{path} was unreadable: not one .npy array"
+    if embeddings.shape != shape:
+        return None, f"{path} holds shape {embeddings.shape}, not {shape}"
+    return embeddings.astype(np.float32, copy=False), None
+
+
 def cached_corpus_embeddings(model, sentences: Sequence[str], path: Optional[str],
-                             batch_size: int = 64) -> Tuple[np.ndarray, bool]:
+                             batch_size: int = 64,
+                             on_replace: Optional[Callable[[str], None]] = None,
+                             ) -> Tuple[np.ndarray, bool]:
     """The corpus embeddings, read from `path` (.npy, with its fingerprint in PATH.json) when it
     was made from the same model and sentences, else encoded and, with `path`, written there
     atomically.  Returns (embeddings float32 [n, d], whether they were read).
+
+    A cache that does not match, or that cannot be read (PATH or PATH.json corrupt or
+    truncated), is stale: encoded again and rewritten, after `on_replace` is called with
+    why, naming the file (e.g. "PATH.json was unreadable: Expecting value: ...").
 
     A `path` that exists without PATH.json was not written here (e.g. `tfkosent encode
     --output`): it is never overwritten; FileExistsError says so.
@@ -232,12 +269,13 @@ def cached_corpus_embeddings(model, sentences: Sequence[str], path: Optional[str
         raise FileExistsError(f"{path} exists but {meta_path} does not, so it was not written as "
                               f"--corpus-embeddings and is not overwritten; remove it or choose "
                               f"another path")
-    if path and os.path.isfile(path):
-        with open(meta_path, encoding="utf-8") as f:
-            if json.load(f) == fingerprint:
-                embeddings = np.load(path)
-                if embeddings.shape == (len(sentences), model.embedding_dim):
-                    return embeddings.astype(np.float32, copy=False), True
+    if path:
+        embeddings, why = _read_cached_embeddings(path, meta_path, fingerprint,
+                                                  (len(sentences), model.embedding_dim))
+        if embeddings is not None:
+            return embeddings, True
+        if why and on_replace is not None:
+            on_replace(why)
     embeddings = model.encode(list(sentences), batch_size=batch_size, normalize_embeddings=True)
     if path:
         # The fingerprint file is marked "writing" first and gets the fingerprint last: a run
@@ -268,12 +306,12 @@ def search_cli(args) -> int:
     _positive_int(args.top_k, "--top-k")
     corpus, lines = read_corpus(args.corpus)
     model = SentenceEncoder.load(args.model)
-    existed = bool(args.corpus_embeddings) and os.path.isfile(args.corpus_embeddings)
+    replaced = []
     corpus_emb, reused = cached_corpus_embeddings(model, corpus, args.corpus_embeddings,
-                                                  batch_size=args.batch_size)
+                                                  batch_size=args.batch_size,
+                                                  on_replace=replaced.append)
     if args.corpus_embeddings:
-        why = (f" (replaced: {args.corpus_embeddings}.json did not match this corpus and model)"
-               if existed and not reused else "")
+        why = f" (replaced: {replaced[0]})" if replaced else ""
         print(f"{'read' if reused else 'wrote'} {len(corpus)} corpus embeddings "
               f"{'from' if reused else 'to'} {args.corpus_embeddings}{why}", file=sys.stderr)
     query_emb = model.encode(queries, batch_size=args.batch_size, normalize_embeddings=True)

@@ -21,6 +21,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 
 from tfkosent.model_dir import is_model_dir, load_model_dir
+from tfkosent.search import _positive_int
 
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "default_model")
 
@@ -28,6 +29,30 @@ DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "as
 def _short_repr(value, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 4] + " ..."
+
+
+def _as_text(value, argument: str) -> str:
+    """`value` as a str (UTF-8 bytes decoded); raises naming `argument` when it is neither."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{argument} is not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    if not isinstance(value, str):
+        raise TypeError(f"{argument} must be a str, got {type(value).__name__} ({_short_repr(value)})")
+    return value
+
+
+def validate_sentence(value, argument: str) -> str:
+    """One sentence (a str, or UTF-8 bytes) as a str; raises naming `argument`, e.g.
+    "pairs[0][1] must be a str, got NoneType (None)"."""
+    value = _as_text(value, argument)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{argument} is not valid UTF-8 text ({e.reason}: "
+                         f"{value[e.start]!r} at character {e.start})") from None
+    return value
 
 
 def validate_sentences(sentences, argument: str = "sentences") -> List[str]:
@@ -53,25 +78,12 @@ def validate_sentences(sentences, argument: str = "sentences") -> List[str]:
         except TypeError:
             raise TypeError(f"{argument} must be a str or a list of str, "
                             f"got {type(sentences).__name__}") from None
-    out = []
-    for i, s in enumerate(sentences):
-        if isinstance(s, bytes):
-            try:
-                s = s.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ValueError(f"{argument}[{i}] is not valid UTF-8 ({e.reason} at byte {e.start})") from None
-        if not isinstance(s, str):
-            raise TypeError(f"{argument}[{i}] must be a str, got {type(s).__name__} ({_short_repr(s)})")
-        out.append(s)
+    out = [_as_text(s, f"{argument}[{i}]") for i, s in enumerate(sentences)]
     try:
         "".join(out).encode("utf-8")  # one pass for the common case; the loop below names the item
     except UnicodeEncodeError:
         for i, s in enumerate(out):
-            try:
-                s.encode("utf-8")
-            except UnicodeEncodeError as e:
-                raise ValueError(f"{argument}[{i}] is not valid UTF-8 text ({e.reason}: "
-                                 f"{s[e.start]!r} at character {e.start})") from None
+            validate_sentence(s, f"{argument}[{i}]")
     return out
 
 
@@ -178,7 +190,8 @@ class SentenceEncoder:
             files = load_model_dir(path)
             if files.config.metadata.get("task") == "cross-encoder":
                 raise ValueError(f"{path} is a cross-encoder (pair scorer), not a sentence "
-                                 f"encoder: load it with tfkosent.cross_encoder.CrossEncoder")
+                                 f"encoder: load it with tfkosent.cross_encoder.CrossEncoder"
+                                 f".from_model_dir({path!r})")
             return cls(_InMemoryBackend(files), path, files.config)
         if os.path.isfile(os.path.join(path, "tfkosent_export.json")):
             return cls(_ExportedBackend(path), path)
@@ -207,42 +220,74 @@ class SentenceEncoder:
         return self._backend.text_prefix
 
     def tokenize(self, sentences) -> List[List[int]]:
-        """Token ids (no special tokens) of each sentence."""
+        """Token ids of each sentence (lists of int), as the encoder reads them before packing:
+        the model's `text_prefix` pieces (e5's "query: ") first, no special tokens ([CLS],
+        [SEP] / <s>, </s>); `encode` truncates to `max_seq_length` minus the special tokens."""
         import tensorflow as tf
         sentences = validate_sentences(sentences)
         return self._backend.tokenize(tf.constant(sentences, tf.string)).to_list()
 
     def encode(self, sentences: Union[str, Sequence[str]], batch_size: int = 64,
                normalize_embeddings: bool = True, show_progress_bar: Optional[bool] = None,
-               convert_to_tensor: bool = False, precision: str = "float32"):
+               convert_to_tensor: bool = False, precision: str = "float32",
+               calibration_embeddings=None):
         """Embeds sentences.
 
         Args:
           sentences: a str or a sequence of str (bytes must be UTF-8).
-          batch_size: sentences per encoder call; batches are formed after
-            sorting by token count, so each is padded only to its longest.
+          batch_size: sentences per encoder call (a positive int; numpy integers too, not
+            bool); batches are formed after sorting by token count, so each is padded only
+            to its longest.
           normalize_embeddings: L2-normalize (dot product = cosine).
           show_progress_bar: tqdm bar over batches; default: on when stderr is
             a terminal and there is more than one batch.
           convert_to_tensor: return a tf.Tensor instead of a NumPy array.
           precision: "float32", or quantized codes as sentence-transformers makes them
             (`tfkosent.quantization`): "int8" / "uint8" (each dimension scaled over the
-            range of these embeddings), "binary" / "ubinary" (1 bit per dimension,
+            range of `calibration_embeddings`, else of these embeddings: one sentence has
+            no range and is refused), "binary" / "ubinary" (1 bit per dimension,
             [n, hidden / 8]).
+          calibration_embeddings: for "int8" / "uint8" only: float [m >= 2, hidden]
+            embeddings (e.g. `encode` of a sample of the corpus) whose per-dimension
+            [min, max] set the scale, so that every batch quantized with them shares it.
         Returns:
           float32 [n, hidden] (a str input gives [hidden]), or the `precision` codes.
         """
+        return self._encode(sentences, batch_size, normalize_embeddings, show_progress_bar,
+                            convert_to_tensor, precision, calibration_embeddings,
+                            argument="sentences", stacklevel=2)
+
+    def _encode(self, sentences, batch_size: int = 64, normalize_embeddings: bool = True,
+                show_progress_bar: Optional[bool] = None, convert_to_tensor: bool = False,
+                precision: str = "float32", calibration_embeddings=None, *,
+                argument: str = "sentences", stacklevel: int = 1):
+        """`encode`, for the methods built on it: `argument` is the caller's name for
+        `sentences` in errors and warnings, and `stacklevel` counts the frames from this
+        method's caller (1) up to the user's code, at which warnings point."""
         import tensorflow as tf
 
-        from tfkosent.quantization import PRECISIONS, quantize_embeddings
+        from tfkosent.quantization import PRECISIONS, _ranges, quantize_embeddings
 
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         single = isinstance(sentences, (str, bytes))
-        sentences = validate_sentences(sentences)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        sentences = validate_sentences(sentences, argument)
+        batch_size = _positive_int(batch_size, "batch_size")
         n = len(sentences)
+        ranges = None
+        if calibration_embeddings is not None:
+            if precision not in ("int8", "uint8"):
+                raise ValueError(f"calibration_embeddings sets the scale of int8 / uint8 codes; "
+                                 f"precision {precision!r} has none")
+            ranges = _ranges(np.zeros((0, self.embedding_dim), np.float32), precision, None,
+                             calibration_embeddings)
+        elif precision in ("int8", "uint8") and n == 1:
+            raise ValueError(
+                f"precision {precision!r} scales each dimension over the range of the batch's "
+                f"embeddings, and one sentence has none (every code would be the same): pass "
+                f"calibration_embeddings=model.encode(SAMPLE) (a representative sample, e.g. of the "
+                f"corpus), or quantize float32 embeddings with tfkosent.quantization."
+                f"quantize_embeddings(embeddings, {precision!r}, calibration_embeddings=...)")
         out = np.zeros((n, self.embedding_dim), np.float32)
         if n == 0:  # the dtype and width `precision` gives (no range to compute: none needed)
             out = quantize_embeddings(out, precision, ranges=np.zeros((2, self.embedding_dim)))
@@ -251,7 +296,7 @@ class SentenceEncoder:
         lengths = ids.row_lengths().numpy()
         from tfkosent.layers.packing import num_special_tokens
         specials = num_special_tokens(1, self._backend.packing)
-        self._warn_about_inputs(sentences, lengths, specials)
+        self._warn_about_inputs(sentences, lengths, specials, argument, stacklevel + 2)
         order = np.argsort(-lengths, kind="stable")
         starts = range(0, n, batch_size)
         if show_progress_bar is None:
@@ -266,27 +311,32 @@ class SentenceEncoder:
         if normalize_embeddings:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out = out / np.maximum(norms, 1e-12)
-        out = quantize_embeddings(out, precision)
+        out = quantize_embeddings(out, precision, ranges=ranges)
         out = out[0] if single else out
         return tf.constant(out) if convert_to_tensor else out
 
-    def _warn_about_inputs(self, sentences: List[str], lengths: np.ndarray, specials: int) -> None:
-        """Warns about sentences `encode` truncates, and text that already has the model's prefix."""
+    def _warn_about_inputs(self, sentences: List[str], lengths: np.ndarray, specials: int,
+                           argument: str = "sentences", stacklevel: int = 3) -> None:
+        """Warns about sentences `encode` truncates, and text that already has the model's prefix.
+
+        lengths: int [n], token counts (the model's prefix included, special tokens not);
+        specials: the special tokens packing adds to one sentence.
+        """
         limit = self.max_seq_length - specials
         long_rows = np.flatnonzero(lengths > limit)
         if len(long_rows):
             i = int(long_rows[0])
-            warnings.warn(f"{len(long_rows)} of {len(sentences)} sentences are longer than the model's "
-                          f"{self.max_seq_length} tokens and were truncated (first: sentences[{i}], "
-                          f"{int(lengths[i])} tokens)", stacklevel=3)
+            warnings.warn(f"{len(long_rows)} of {len(sentences)} sentences are longer than {limit} "
+                          f"tokens ({self.max_seq_length} with the special tokens) and were truncated "
+                          f"(first: {argument}[{i}], {int(lengths[i])} tokens)", stacklevel=stacklevel)
         prefix = self.text_prefix.strip()
         if prefix:
             doubled = [i for i, s in enumerate(sentences) if s.lstrip().startswith(prefix)]
             if doubled:
                 warnings.warn(f"{len(doubled)} of {len(sentences)} sentences (first: "
-                              f"sentences[{doubled[0]}]) start with {prefix!r}, which this model's "
+                              f"{argument}[{doubled[0]}]) start with {prefix!r}, which this model's "
                               f"preprocessor adds itself: it is there twice; pass the text without it",
-                              stacklevel=3)
+                              stacklevel=stacklevel)
 
     def similarity(self, a: Union[str, Sequence[str]], b: Union[str, Sequence[str], None] = None,
                    batch_size: int = 64) -> np.ndarray:
@@ -296,12 +346,15 @@ class SentenceEncoder:
         `emb_a @ emb_b.T`.
         """
         for name, value in (("a", a), ("b", b)):
-            if isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
-                raise TypeError(f"similarity's {name} must be sentences (str), got a numeric array of "
-                                f"shape {value.shape}; for embeddings from encode() (unit length), "
-                                f"the cosine similarity matrix is emb_a @ emb_b.T")
-        ea = self.encode(validate_sentences(a, "a"), batch_size=batch_size)
-        eb = ea if b is None else self.encode(validate_sentences(b, "b"), batch_size=batch_size)
+            kind = _numeric_array_kind(value)
+            if kind:
+                raise TypeError(f"similarity's {name} must be sentences (str), got a numeric {kind} of "
+                                f"shape {tuple(value.shape)}; for embeddings from encode() (unit "
+                                f"length), the cosine similarity matrix is emb_a @ emb_b.T")
+        a = validate_sentences(a, "a")
+        b = None if b is None else validate_sentences(b, "b")
+        ea = self._encode(a, batch_size=batch_size, argument="a", stacklevel=2)
+        eb = ea if b is None else self._encode(b, batch_size=batch_size, argument="b", stacklevel=2)
         return ea @ eb.T
 
     def search(self, queries: Union[str, Sequence[str]], corpus: Union[Sequence[str], None] = None,
@@ -313,8 +366,10 @@ class SentenceEncoder:
           queries: a str or a sequence of str.
           corpus: the sentences searched; may be omitted when `corpus_embeddings` is given.
           top_k: hits per query (fewer when the corpus is smaller).
-          corpus_embeddings: float [len(corpus), embedding_dim] from `encode(corpus)`, to
-            search one corpus many times without encoding it again.
+          corpus_embeddings: float [len(corpus), embedding_dim] from `encode(corpus)` (a
+            NumPy array or a tf.Tensor), to search one corpus many times without encoding it
+            again. Quantized codes are refused: dequantize int8 / uint8 codes first
+            (`tfkosent.quantization.dequantize_int8`).
         Returns:
           one list per query of `{"corpus_id": int, "score": float}`, best first (the shape of
           sentence-transformers' `util.semantic_search`); `corpus_id` indexes `corpus`.
@@ -324,9 +379,16 @@ class SentenceEncoder:
         if corpus_embeddings is None:
             if corpus is None:
                 raise ValueError("search needs corpus (sentences) or corpus_embeddings")
-            corpus_embeddings = self.encode(validate_sentences(corpus, "corpus"), batch_size=batch_size)
+            corpus_embeddings = self._encode(validate_sentences(corpus, "corpus"), batch_size=batch_size,
+                                             argument="corpus", stacklevel=2)
         else:
             corpus_embeddings = np.asarray(corpus_embeddings)
+            if not np.issubdtype(corpus_embeddings.dtype, np.floating):
+                raise ValueError(f"corpus_embeddings must be float embeddings, got dtype "
+                                 f"{corpus_embeddings.dtype}; int8 / uint8 codes from "
+                                 f"encode(precision=...) must be dequantized first "
+                                 f"(tfkosent.quantization.dequantize_int8(codes, ranges)), and binary "
+                                 f"codes are compared by Hamming distance, not searched here")
             if corpus_embeddings.ndim != 2 or corpus_embeddings.shape[1] != self.embedding_dim:
                 raise ValueError(f"corpus_embeddings must be [n, {self.embedding_dim}] (this model's "
                                  f"embedding_dim), got shape {corpus_embeddings.shape}")
@@ -334,7 +396,8 @@ class SentenceEncoder:
             if n is not None and n != len(corpus_embeddings):
                 raise ValueError(f"corpus has {n} sentences but corpus_embeddings has "
                                  f"{len(corpus_embeddings)} rows")
-        query_embeddings = self.encode(validate_sentences(queries, "queries"), batch_size=batch_size)
+        query_embeddings = self._encode(validate_sentences(queries, "queries"), batch_size=batch_size,
+                                        argument="queries", stacklevel=2)
         return semantic_search(query_embeddings, corpus_embeddings, top_k=top_k)
 
     def paraphrase_mining(self, sentences: Sequence[str], top_k: int = 10,
@@ -345,8 +408,20 @@ class SentenceEncoder:
         `max_pairs` keeps the best that many (near-duplicates first)."""
         from tfkosent.search import paraphrase_mining
 
-        embeddings = self.encode(validate_sentences(sentences), batch_size=batch_size)
+        embeddings = self._encode(validate_sentences(sentences), batch_size=batch_size, stacklevel=2)
         return paraphrase_mining(embeddings, top_k=top_k, max_pairs=max_pairs)
+
+
+def _numeric_array_kind(value) -> Optional[str]:
+    """"array" for a numeric NumPy array, "tf.Tensor" for a numeric tensor, else None."""
+    if isinstance(value, np.ndarray):
+        return "array" if value.dtype.kind in "fiub" else None
+    if "tensorflow" in sys.modules:  # a tensor exists only if TensorFlow was imported
+        import tensorflow as tf
+        if isinstance(value, tf.Tensor) and (value.dtype.is_floating or value.dtype.is_integer
+                                             or value.dtype == tf.bool):
+            return "tf.Tensor"
+    return None
 
 
 def cache_root() -> str:
