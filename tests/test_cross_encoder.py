@@ -179,6 +179,19 @@ def test_predict_and_rerank_check_batch_size(model_dir):
             model.rerank(PAIRS[0][0], [b for _, b in PAIRS], batch_size=bad)
 
 
+def test_rank_has_sentence_transformers_shape(model_dir):
+    import tfkosent
+    from tfkosent.cross_encoder import CrossEncoder
+
+    assert tfkosent.CrossEncoder is CrossEncoder
+    model = CrossEncoder.from_model_dir(model_dir, allow_new_head=True)
+    query, documents = PAIRS[0][0], [b for _, b in PAIRS]
+    reranked = model.rerank(query, documents)
+    ranked = model.rank(query, documents, return_documents=True)
+    assert ranked == [{"corpus_id": i, "score": score, "text": text} for i, text, score in reranked]
+    assert [set(hit) for hit in model.rank(query, documents, top_k=2)] == [{"corpus_id", "score"}] * 2
+
+
 def test_rerank_top_k_is_none_or_a_positive_int(model_dir):
     """As search's top_k (-1 used to drop the last candidate, 0 to return none)."""
     import re

@@ -93,6 +93,26 @@ def test_round_robin_truncation_keeps_closing_separator():
     assert single["input_word_ids"].numpy()[0, -1] == 3
 
 
+@pytest.mark.parametrize("num_segments", [1, 2])
+def test_round_robin_trim_matches_tensorflow_text(num_segments):
+    """The core-op trim (TF Serving lacks TF-Text's RoundRobinTrim op) keeps exactly what
+    tensorflow_text.RoundRobinTrimmer keeps, over random lengths and budgets (0 and empty rows too)."""
+    import tensorflow_text as tf_text
+
+    from tfkosent.layers.packing import round_robin_trim
+
+    rng = np.random.default_rng(num_segments)
+    for budget in [0, 1, 2, 3, 4, 5, 7, 8, 13, 30]:
+        segments = [_ragged([list(range(100 * k, 100 * k + n)) for n in rng.integers(0, 12, size=40)])
+                    for k in range(num_segments)]
+        expected = tf_text.RoundRobinTrimmer(max_seq_length=budget).trim(segments)
+        got = round_robin_trim(segments, tf.constant(budget))
+        for e, g in zip(expected, got):
+            assert g.to_list() == e.to_list(), budget
+    empty = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int32), tf.zeros([0], tf.int64))
+    assert [t.shape[0] for t in round_robin_trim([empty] * num_segments, 5)] == [0] * num_segments
+
+
 def test_pack_call_time_seq_length_and_longest():
     packer = BertPackInputs(seq_length=16, start_of_sequence_id=2, end_of_segment_id=3, padding_id=0)
     assert packer([_ragged([[5, 6, 7]])], seq_length=6)["input_word_ids"].shape == (1, 6)
@@ -237,3 +257,25 @@ def test_encoder_under_mixed_precision(policy):
         keras.config.set_dtype_policy(previous)
     assert out["pooled_output"].dtype == tf.float32
     assert np.all(np.isfinite(out["pooled_output"].numpy()))
+
+
+def test_keras3_model_of_native_layers_saves_and_reloads(tiny_model_dir, tmp_path):
+    """Preprocessor -> TransformerEncoder -> UnitNormalization as a .keras file: it reloads
+    without warnings and embeds identically."""
+    import warnings
+
+    import keras
+
+    from tfkosent.model_dir import load_model_dir
+
+    files = load_model_dir(tiny_model_dir)
+    text = keras.Input(shape=(), dtype="string")
+    pooled = files.build_encoder()(files.build_preprocessor()(text))["pooled_output"]
+    model = keras.Model(text, keras.layers.UnitNormalization(axis=-1)(pooled))
+    sentences = tf.constant(["나는 밥을 먹는다.", "고양이가 책을 읽는다", ""])
+    expected = model.predict(sentences, verbose=0)
+    model.save(str(tmp_path / "native.keras"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reloaded = keras.models.load_model(str(tmp_path / "native.keras"))
+    np.testing.assert_array_equal(reloaded.predict(sentences, verbose=0), expected)

@@ -358,6 +358,21 @@ def test_cli_encode_writes_exactly_the_output_path(tiny_model_dir, tmp_path, cap
     np.testing.assert_allclose(np.load(out), SentenceEncoder.load(tiny_model_dir).encode(["가"]), atol=1e-6)
 
 
+def test_cli_warnings_are_one_line_in_the_commands_voice(tiny_model_dir):
+    """In a fresh process (pytest records warnings instead of showing them): a truncation warning
+    reads `tfkosent encode: warning: ...`, not Python's file:line + UserWarning + source line."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "tfkosent.cli", "encode", "--model", tiny_model_dir,
+                           "가나다 " * 100], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warning = [l for l in proc.stderr.splitlines() if "truncated" in l]
+    assert len(warning) == 1 and warning[0].startswith("tfkosent encode: warning: 1 of 1 sentences"), proc.stderr
+    assert "UserWarning" not in proc.stderr and ".py:" not in proc.stderr, proc.stderr
+
+
 def test_cli_encode_clips_long_sentences_in_its_preview(tiny_model_dir, capsys):
     from tfkosent.cli import main
 

@@ -5,7 +5,8 @@
     >>> model.similarity(["오늘 날씨가 좋다"], ["날씨가 맑다"])
 """
 
+from tfkosent.cross_encoder import CrossEncoder
 from tfkosent.sentence_encoder import SentenceEncoder
 
 __version__ = "0.1.0"
-__all__ = ["SentenceEncoder", "__version__"]
+__all__ = ["CrossEncoder", "SentenceEncoder", "__version__"]

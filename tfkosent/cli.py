@@ -494,6 +494,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if needs_tensorflow(args):
         import_quietly()  # after parsing: `--help` and usage errors stay instant
+    import warnings
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        # One line in the CLI's own voice, like its errors: Python's default names the library
+        # file and line that raised it and prints that source line, which mean nothing here.
+        print(f"tfkosent {args.command}: warning: {message}", file=file or sys.stderr)
+
+    default_show_warning = warnings.showwarning
+    if not os.environ.get("TFKOSENT_DEBUG"):
+        warnings.showwarning = show_warning
     try:
         return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as e:
@@ -501,6 +511,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"tfkosent {args.command}: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = default_show_warning
 
 
 if __name__ == "__main__":

@@ -215,6 +215,15 @@ class CrossEncoder:
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [(int(i), candidates[i], float(scores[i])) for i in order]
 
+    def rank(self, query: str, documents: Sequence[str], top_k: Optional[int] = None,
+             return_documents: bool = False, batch_size: int = 32) -> List[Dict[str, object]]:
+        """sentence-transformers' `CrossEncoder.rank`: [{"corpus_id": int, "score": float
+        (in [0, 1])[, "text": str]}], best first (equal scores in document order); `top_k`:
+        None (all) or a positive int."""
+        return [dict(corpus_id=i, score=score, **({"text": text} if return_documents else {}))
+                for i, text, score in self.rerank(query, documents, top_k=top_k,
+                                                  batch_size=batch_size)]
+
     # --- export -------------------------------------------------------------------
 
     def export(self, out_dir: str, overwrite: bool = False) -> str:

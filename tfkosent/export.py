@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (SentencePiece ops must be registered before saving)
 
-from tfkosent.layers.dropout import unseeded_for_export
+from tfkosent.layers.dropout import inputs_salt, salted
 from tfkosent.layers.packing import longest_packed_length, num_special_tokens, pack_segments
 from tfkosent.layers.preprocessor import Preprocessor
 from tfkosent.layers.transformer import ENCODER_INPUT_KEYS, TransformerEncoder
@@ -151,9 +151,20 @@ def build_preprocess_module(preprocessor: Preprocessor, max_seq_length: Optional
     return module, {"serving_default": call}
 
 
+def _call_encoder(encoder: TransformerEncoder, inputs, training: bool):
+    """`encoder(inputs, training)` as the exported training path traces it: dropout seeds fold
+    in a hash of the input ids. ReplicaDropout folds in the replica id at trace time, and an
+    export is traced on one device, so a restored encoder fine-tuned under a tf.distribute
+    strategy gave every replica the same masks; the ids differ between replicas' shares of a
+    batch (layers/dropout.py)."""
+    if not training:
+        return encoder(inputs, training=False)
+    with salted(encoder, inputs_salt(inputs["input_word_ids"])):
+        return encoder(inputs, training=True)
+
+
 def build_encoder_module(encoder: TransformerEncoder):
-    """A reusable SavedModel: `__call__(inputs, training)` plus its variables. Build and save it
-    inside `unseeded_for_export(encoder)` (see `export_model`)."""
+    """A reusable SavedModel: `__call__(inputs, training)` plus its variables."""
     module = _trackable()
     # The encoder layer itself is deliberately not an attribute: its Keras 3 variables are
     # trackables of their own that save their values beside the tf.Variables they wrap, so
@@ -165,7 +176,7 @@ def build_encoder_module(encoder: TransformerEncoder):
 
     @tf.function
     def call(inputs, training=False):
-        return encoder(inputs, training=training)
+        return _call_encoder(encoder, inputs, training)
 
     # Reusable SavedModels trace __call__ for both values of `training`
     # (hub.KerasLayer passes the Python bool through).
@@ -181,7 +192,7 @@ def build_encoder_module(encoder: TransformerEncoder):
 
     @tf.function(input_signature=[_encoder_input_spec()])
     def serve_training(inputs):
-        return encoder(inputs, training=True)
+        return _call_encoder(encoder, inputs, True)
 
     # Signatures allow only flat dicts of tensors: the per-layer outputs get
     # their own keys (encoder_outputs_0 ... encoder_outputs_{L-1}).
@@ -312,13 +323,8 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         pre_module, pre_signatures = build_preprocess_module(preprocessor, max_seq_length)
         tf.saved_model.save(pre_module, os.path.join(tmp, "preprocess"), signatures=pre_signatures)
-        # The training path gets unseeded dropout: ReplicaDropout folds the replica id into its
-        # seed at trace time, and an export is traced on one device, so a restored encoder
-        # fine-tuned under a tf.distribute strategy would give every replica the same masks
-        # (layers/dropout.py). Saving retraces the functions, hence the save inside too.
-        with unseeded_for_export(encoder):
-            enc_module, enc_signatures = build_encoder_module(encoder)
-            tf.saved_model.save(enc_module, os.path.join(tmp, "encoder"), signatures=enc_signatures)
+        enc_module, enc_signatures = build_encoder_module(encoder)
+        tf.saved_model.save(enc_module, os.path.join(tmp, "encoder"), signatures=enc_signatures)
         serving_dir = os.path.join(tmp, "sentence_encoder", "1")
         sent_module, sent_signatures = build_sentence_encoder_module(serving_preprocessor, encoder)
         tf.saved_model.save(sent_module, serving_dir, signatures=sent_signatures)

@@ -11,10 +11,10 @@ checkpoints and exports are unchanged.
 
 Exported SavedModels need another mechanism: the replica id is folded in while the function is
 traced, and an export is traced on one device, so a restored encoder fine-tuned under a strategy
-would again give every replica the same mask. `unseeded_for_export(layer)` makes every
-ReplicaDropout under `layer` trace an unseeded stateful random op instead, whose kernel seeds
-itself and keeps its own state on each device (as the stateful dropout of TF Hub's BERT
-encoders, built with tf_keras, does). The in-library path stays seeded and reproducible.
+would again give every replica the same masks. There the export folds in a hash of the encoder's
+input ids instead (`inputs_salt`, set for the duration of a call by `salted`): replicas fed
+different examples draw different masks. It stays stateless and seeded, so it also runs under
+`tf.config.experimental.enable_op_determinism()`, where unseeded random ops are refused.
 """
 
 from __future__ import annotations
@@ -44,14 +44,10 @@ class ReplicaDropout(keras.layers.Dropout):
         if self.noise_shape is not None:
             dynamic = tf.shape(inputs)
             noise_shape = [dynamic[i] if d is None else d for i, d in enumerate(self.noise_shape)]
-        if getattr(self, "_unseeded", False):
-            # The raw op with seed = seed2 = 0: each kernel instance (one per device) then seeds
-            # itself at random. tf.nn.dropout would derive its op seed from a global seed when
-            # one is set (tf.random.set_seed), and every device would draw the same mask again.
-            shape = tf.shape(inputs) if noise_shape is None else tf.stack(noise_shape)
-            keep = tf.raw_ops.RandomUniform(shape=shape, dtype=inputs.dtype, seed=0, seed2=0) >= self.rate
-            return tf.where(keep, inputs / tf.cast(1.0 - self.rate, inputs.dtype), tf.zeros_like(inputs))
         seed = tf.cast(self.seed_generator.next(), tf.int64)       # [2]; advances the state
+        salt = getattr(self, "_salt", None)
+        if salt is not None:  # an export's training path (see the module docstring)
+            seed = seed + tf.stack([tf.cast(salt, tf.int64), tf.constant(0, tf.int64)])
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
@@ -62,15 +58,25 @@ class ReplicaDropout(keras.layers.Dropout):
                                                     seed=seed)
 
 
+def inputs_salt(input_word_ids: tf.Tensor) -> tf.Tensor:
+    """int64 scalar in [0, 2**31 - 1): a hash of int [batch, seq] token ids (padding included),
+    position-weighted so that the same ids in another order or batch layout hash differently.
+    Integer arithmetic only: the same ids give the same salt on any device."""
+    modulus = tf.constant(2**31 - 1, tf.int64)
+    ids = tf.cast(tf.reshape(input_word_ids, [-1]), tf.int64)
+    index = tf.range(tf.size(ids, out_type=tf.int64), dtype=tf.int64)
+    return tf.reduce_sum(((ids + 1) * (index * 7919 + 1)) % modulus) % modulus
+
+
 @contextlib.contextmanager
-def unseeded_for_export(layer: keras.layers.Layer):
-    """While active, every `ReplicaDropout` in `layer` traces an unseeded stateful dropout (see
-    the module docstring): used when tracing and saving an export's training path."""
+def salted(layer: keras.layers.Layer, salt: tf.Tensor):
+    """While active (i.e. while a function calling `layer` is traced), every `ReplicaDropout` in
+    `layer` folds `salt` (an int scalar tensor of that trace) into its seed."""
     dropouts = [l for l in layer._flatten_layers(include_self=True) if isinstance(l, ReplicaDropout)]
     for dropout in dropouts:
-        dropout._unseeded = True
+        dropout._salt = salt
     try:
         yield dropouts
     finally:
         for dropout in dropouts:
-            dropout._unseeded = False
+            dropout._salt = None

@@ -4,9 +4,9 @@ Patterns:
   "bert":    [CLS] a [SEP]            [CLS] a [SEP] b [SEP]         type ids 0.../1...
   "roberta": <s> a </s>               <s> a </s></s> b </s>         type ids all 0
 
-Truncation is round-robin over the segments' *content* (tensorflow_text's
-RoundRobinTrimmer) with the special tokens' budget reserved first, so the
-closing separator is always kept however long the input is.
+Truncation is round-robin over the segments' *content* (what tensorflow_text's
+RoundRobinTrimmer does, `round_robin_trim`) with the special tokens' budget reserved first,
+so the closing separator is always kept however long the input is.
 """
 
 from __future__ import annotations
@@ -32,6 +32,39 @@ def _as_token_rows(segment) -> tf.RaggedTensor:
     if segment.shape.rank is not None and segment.shape.rank > 2:
         segment = segment.merge_dims(-2, -1)
     return tf.cast(segment, tf.int32)
+
+
+def _keep_first(segment: tf.RaggedTensor, keep: tf.Tensor) -> tf.RaggedTensor:
+    """The first keep[i] tokens of row i of `segment` (int32 [batch, (tokens)])."""
+    lengths = tf.cast(segment.row_lengths(), tf.int32)
+    position = tf.ragged.range(lengths).values            # each token's place in its row
+    kept = tf.boolean_mask(segment.values, position < tf.repeat(keep, lengths))
+    return tf.RaggedTensor.from_row_lengths(kept, tf.cast(keep, segment.row_splits.dtype))
+
+
+def round_robin_trim(segments: Sequence[tf.RaggedTensor], budget) -> List[tf.RaggedTensor]:
+    """`tensorflow_text.RoundRobinTrimmer(max_seq_length=budget).trim(segments)` for 1 or 2
+    segments (int32 [batch, (tokens)]), in core TensorFlow ops.
+
+    Round robin gives the segments one token each in turn until `budget` (a scalar >= 0) is
+    spent or a segment runs out: per row, the first keeps min(a, max(ceil(B/2), B - b)) of its
+    a tokens and the second the rest of B, at most its b.
+
+    Why not the tensorflow_text op: TF Serving's model server embeds an older TensorFlow Text
+    (2.12) that lacks the RoundRobinTrim op (added in 2.16), so a SavedModel that uses it does
+    not load there ("Op type not registered 'TFText>RoundRobinTrim'", tensorflow/serving PR
+    #4057). The exported modules then need only the SentencePiece / WordPiece ops it has.
+    """
+    budget = tf.cast(budget, tf.int32)
+    lengths = [tf.cast(s.row_lengths(), tf.int32) for s in segments]
+    if len(segments) == 1:
+        keep = [tf.minimum(lengths[0], budget)]
+    elif len(segments) == 2:
+        first = tf.minimum(lengths[0], tf.maximum((budget + 1) // 2, budget - lengths[1]))
+        keep = [first, tf.minimum(lengths[1], budget - first)]
+    else:
+        raise ValueError(f"expected 1 or 2 segments, got {len(segments)}")
+    return [_keep_first(s, k) for s, k in zip(segments, keep)]
 
 
 def longest_packed_length(segments: Sequence[tf.RaggedTensor], packing: str,
@@ -64,7 +97,7 @@ def pack_segments(segments: Sequence[tf.RaggedTensor], seq_length, start_of_sequ
     seq_length = tf.cast(seq_length, tf.int32)
     budget = seq_length - num_special_tokens(len(segments), packing)
     tf.debugging.assert_non_negative(budget, message="seq_length is too short for the special tokens")
-    trimmed = tf_text.RoundRobinTrimmer(max_seq_length=budget).trim(segments)
+    trimmed = round_robin_trim(segments, budget)
     if packing == "roberta":
         # RoBERTa opens every later segment with an extra </s>: <s> a </s></s> b </s>.
         trimmed = [trimmed[0]] + [

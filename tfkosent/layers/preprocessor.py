@@ -59,6 +59,11 @@ class Preprocessor(keras.layers.Layer):
         tokenizer = build_tokenizer(config, sentencepiece_proto, wordpiece_vocab)
         return cls(tokenizer, seq_length or config.seq_length, config.packing, **kwargs)
 
+    def build(self, input_shape=None):
+        # No weights (the SentencePiece model is a constant); defined so that a reloaded
+        # .keras model does not warn that `build()` left "unbuilt state" behind.
+        self.built = True
+
     def get_special_tokens_dict(self):
         return self.tokenizer.get_special_tokens_dict()
 
