@@ -184,6 +184,21 @@ def test_distillation_from_a_trained_teacher(loss, cosent_run, data_dir, tmp_pat
     assert sorted(os.listdir(cache)) == ["manifest.json"] + [f"shard-{i:05d}.npy" for i in range(5)]
 
 
+def test_distillation_warns_when_the_student_cuts_what_the_teacher_saw(cosent_run, data_dir, tmp_path,
+                                                                      caplog):
+    teacher = cosent_run[0].model_dir
+    task = {"loss": "distill_mse", "data": ["3i4k"], "batch_size": 16, "teacher": teacher,
+            "teacher_shard_size": 128}
+    with caplog.at_level(logging.WARNING, logger="tfkosent.training"):
+        run(tmp_path / "short", teacher, data_dir, [task], max_steps=1, max_seq_length=8)
+    warned = [r.getMessage() for r in caplog.records if "cut for it" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("tasks[0]: ") and "max_seq_length (8 tokens" in warned[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tfkosent.training"):
+        run(tmp_path / "whole", teacher, data_dir, [task], max_steps=1)
+    assert not [r for r in caplog.records if "cut for it" in r.getMessage()]
+
+
 def test_hidden_state_distillation_with_an_online_teacher(cosent_run, data_dir, tmp_path):
     """distill_hidden on a 1-layer student cut from the trained 2-layer teacher: the loss falls,
     dev rises, nothing is cached, and the student's layer ends closer to the teacher layer it

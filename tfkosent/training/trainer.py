@@ -287,6 +287,8 @@ class Trainer:
                                            f"batch of {tc.batch_size}")
             packing = self.files.config.preprocess.packing
             tokens = train_data.TokenizedTask(examples, loss.views, self._tokenize, paired=self.cross)
+            if "teacher" in examples.labels:
+                self._warn_about_cut_distillation_texts(tokens, tc, where)
             if self.cross:
                 element_fn = tokens.pair_element_fn(loss.label_keys, special, packing,
                                                     swap_seed=self.config.seed if self.config.swap_pairs
@@ -340,6 +342,23 @@ class Trainer:
             return tuple(check_layers(layers, num_teacher))
         except ValueError as e:
             raise RecipeError(f"{where}.loss.layer_map: {e}") from None
+
+    def _warn_about_cut_distillation_texts(self, tokens, tc, where) -> None:
+        """Warns when the student's `max_seq_length` cuts texts that the teacher embedded whole
+        (up to its own limit): their cached targets describe text the student does not see."""
+        teacher_files = load_model_dir(resolve_path(tc.teacher))
+        teacher_cap = min(teacher_files.config.preprocess.seq_length,
+                          teacher_files.config.encoder.max_seq_length)
+        specials = num_special_tokens(1, self.files.config.preprocess.packing)
+        lengths = tokens.example_lengths + specials
+        cut = int(np.sum(lengths > self.seq_cap))
+        if cut and self.seq_cap < teacher_cap:
+            logger.warning(
+                "%s: %d of %d texts are longer than the student's max_seq_length (%d tokens with "
+                "the special tokens; the longest has %d) and are cut for it, but the teacher "
+                "embedded them up to its own %d: their targets describe text the student does not "
+                "see. Raise max_seq_length, or drop or split such texts.", where, cut,
+                len(lengths), self.seq_cap, int(lengths.max()), teacher_cap)
 
     def _teacher_embeddings(self, tc, sentences, where) -> np.ndarray:
         from tfkosent.training.teacher_cache import teacher_embeddings
