@@ -346,9 +346,11 @@ class Trainer:
     def _warn_about_cut_distillation_texts(self, tokens, tc, where) -> None:
         """Warns when the student's `max_seq_length` cuts texts that the teacher embedded whole
         (up to its own limit): their cached targets describe text the student does not see."""
-        teacher_files = load_model_dir(resolve_path(tc.teacher))
-        teacher_cap = min(teacher_files.config.preprocess.seq_length,
-                          teacher_files.config.encoder.max_seq_length)
+        from tfkosent.config import ModelConfig
+        from tfkosent.model_dir import CONFIG_FILE
+
+        teacher = ModelConfig.load(os.path.join(resolve_path(tc.teacher), CONFIG_FILE))  # not its weights
+        teacher_cap = min(teacher.preprocess.seq_length, teacher.encoder.max_seq_length)
         specials = num_special_tokens(1, self.files.config.preprocess.packing)
         lengths = tokens.example_lengths + specials
         cut = int(np.sum(lengths > self.seq_cap))
