@@ -176,6 +176,24 @@ def test_string_modules_need_only_ops_tf_serving_has(tiny_export_dir, sub):
     assert proc.stdout.strip().splitlines()[-1] == "['SentencepieceOp', 'SentencepieceTokenizeOp']"
 
 
+def test_encoder_carries_its_tokenizer_file_as_tf_hub_encoders_do(tiny_model_dir, tiny_export_dir):
+    """`encoder.sp_model_file` (tf-models' TF Hub encoders' attribute) is the model's SentencePiece
+    file, copied into the export: a host-side tokenizer built from it agrees with `tokenize`."""
+    import sentencepiece as spm
+    import tensorflow_hub as hub
+
+    encoder = hub.load(os.path.join(tiny_export_dir, "encoder"))
+    path = encoder.sp_model_file.asset_path.numpy().decode()
+    assert path.startswith(os.path.join(tiny_export_dir, "encoder", "assets"))
+    with open(path, "rb") as f, open(os.path.join(tiny_model_dir, "tokenizer.model"), "rb") as g:
+        assert f.read() == g.read()
+    assert not bool(encoder.do_lower_case.numpy())
+    sentences = [p[0] for p in KOREAN_PAIRS]
+    host = spm.SentencePieceProcessor(model_file=path).encode(sentences)
+    pre = hub.load(os.path.join(tiny_export_dir, "preprocess"))
+    assert pre.tokenize(tf.constant(sentences)).to_list() == host
+
+
 def test_special_tokens_and_callable_sentence_encoder(tiny_model_dir, tiny_export_dir):
     """TF Hub's places: `preprocess.tokenize.get_special_tokens_dict()` (as on the BERT preprocess
     models) and a callable text-embedding module that `hub.KerasLayer(path)` takes as is."""

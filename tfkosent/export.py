@@ -214,6 +214,23 @@ def build_encoder_module(encoder: TransformerEncoder):
     return module, {"serving_default": serving_default, "pooled_output": pooled_output}
 
 
+def _attach_tokenizer_asset(module, files) -> None:
+    """The tokenizer file as an asset of `module`, where tf-models' TF Hub encoders keep it:
+    `sp_model_file` (SentencePiece) or `vocab_file` (WordPiece), with `do_lower_case`.
+
+    Nothing reads it at load time (the preprocess graphs hold the tokenizer as a constant);
+    it lets a host-side tokenizer be built from the export alone, as TF Hub users do with
+    `hub.load(encoder).sp_model_file.asset_path`. The text prefix and packing are in
+    tfkosent_export.json."""
+    from tfkosent.model_dir import SENTENCEPIECE_FILE, WORDPIECE_FILE
+
+    if files.sentencepiece_proto is not None:
+        module.sp_model_file = tf.saved_model.Asset(os.path.join(files.path, SENTENCEPIECE_FILE))
+    else:
+        module.vocab_file = tf.saved_model.Asset(os.path.join(files.path, WORDPIECE_FILE))
+    module.do_lower_case = tf.Variable(files.config.preprocess.lower_case, trainable=False)
+
+
 def build_sentence_encoder_module(preprocessor: Preprocessor, encoder: TransformerEncoder):
     """strings -> L2-normalized embeddings, for TF Serving and plain `tf.saved_model.load`."""
     module = _trackable()
@@ -324,6 +341,7 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
         pre_module, pre_signatures = build_preprocess_module(preprocessor, max_seq_length)
         tf.saved_model.save(pre_module, os.path.join(tmp, "preprocess"), signatures=pre_signatures)
         enc_module, enc_signatures = build_encoder_module(encoder)
+        _attach_tokenizer_asset(enc_module, files)
         tf.saved_model.save(enc_module, os.path.join(tmp, "encoder"), signatures=enc_signatures)
         serving_dir = os.path.join(tmp, "sentence_encoder", "1")
         sent_module, sent_signatures = build_sentence_encoder_module(serving_preprocessor, encoder)
