@@ -341,6 +341,10 @@ def architecture_of(hf_config: Mapping, config_path: str) -> Architecture:
             if isinstance(archs[0], str) and archs[0].startswith(candidate.class_prefix):
                 model_type = candidate.model_type
                 break
+    if model_type is None:
+        raise HFConversionError(f"{config_path}: no model_type, and architectures {archs!r} names "
+                                f"no supported class; add \"model_type\": one of "
+                                f"{sorted(ARCHITECTURES)}")
     if model_type not in ARCHITECTURES:
         raise HFConversionError(f"{config_path}: model_type {model_type!r} is not supported "
                                 f"(supported: {sorted(ARCHITECTURES)})")
