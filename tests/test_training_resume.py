@@ -152,3 +152,81 @@ def test_killed_and_terminated_runs_resume_exactly(setup):
             assert np.array_equal(a[name], b[name]), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 100 and summary["resumed_from"] == terminated_at
+
+
+def test_resume_after_the_last_step_repairs_what_a_kill_left(setup, tmp_path):
+    """A run killed after its last checkpoint (while writing model/, the export or summary.json)
+    resumes to the summary an uninterrupted run writes, final loss included; the leftovers of
+    killed atomic writes are removed, and a torn last line of metrics.jsonl (power loss, full
+    disk) is cut instead of breaking every later report."""
+    from tfkosent.training import parse_config, train
+
+    root, data, model = setup
+    values = {"model": model, "output_dir": str(tmp_path / "run"), "seed": 3, "max_steps": 6,
+              "tasks": [{"loss": "cosent", "data": ["korsts-train"], "batch_size": 8}],
+              "optimizer": {"learning_rate": 1e-3}, "eval": None, "checkpoint": {"every_steps": 3},
+              "log_every": 1, "progress_bar": False}
+    finished = train(parse_config(values), data_dir=data)
+    assert finished.final_loss is not None
+    out = tmp_path / "run"
+    summary = json.loads((out / "summary.json").read_text())
+
+    # what a SIGKILL during the final writes leaves
+    import shutil
+    shutil.rmtree(out / "model")
+    (out / "summary.json").unlink()
+    leftovers = [out / ".model.tmp-k1ll3d", out / "checkpoints" / "ckpt-6_temp"]
+    for path in leftovers:
+        path.mkdir()
+        (path / "part").write_bytes(b"x" * 100)
+    leftovers.append(out / ".summary.json.123.0123abcd.tmp")
+    leftovers[-1].write_text("{")
+    with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"kind": "train", "step": 4')                     # no newline: torn
+
+    resumed = train(parse_config(values), data_dir=data, resume=True)
+    assert resumed.final_loss == finished.final_loss
+    again = json.loads((out / "summary.json").read_text())
+    assert {k: v for k, v in again.items() if k != "resumed_from"} == \
+        {k: v for k, v in summary.items() if k != "resumed_from"}
+    assert not [p for p in leftovers if p.exists()]
+    lines = (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    assert all(json.loads(line) for line in lines)                  # every line decodes
+    assert (out / "model" / "weights.npz").exists()
+
+
+def test_a_stop_outside_the_training_loop_prints_the_resume_hint(monkeypatch, capsys):
+    """SIGTERM while a run loads data, builds its teacher cache or writes its outputs (outside
+    the loop's own handler) ends with the resume hint and 128 + 15, not an instant death;
+    Ctrl-C likewise, with 130 and no traceback."""
+    import argparse
+
+    from tfkosent.training import config as training_config
+    from tfkosent.training import trainer
+    from tfkosent.training.cli import train_cli
+
+    monkeypatch.setattr(training_config, "load_config", lambda path, overrides=None: None)
+
+    def not_handled(signum, frame):    # what SIGTERM reaches if train_cli installs no handler
+        raise AssertionError("train_cli let SIGTERM through (it would kill the process)")
+
+    before = signal.signal(signal.SIGTERM, not_handled)
+
+    def terminated_while_writing(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)                      # the handler raises in the main thread first
+        raise AssertionError("SIGTERM did not stop the run")
+
+    args = argparse.Namespace(config="recipe.yaml", resume=False, data_dir=None, set=[], overwrite=False)
+    monkeypatch.setattr(trainer, "train", terminated_while_writing)
+    assert train_cli(args) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.strip() == ("tfkosent train: stopped by SIGTERM; run the same "
+                                               "command with --resume to continue from what was saved")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(trainer, "train", interrupted)
+    assert train_cli(args) == 128 + signal.SIGINT
+    assert "stopped by SIGINT" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is not_handled          # the handler is put back
+    signal.signal(signal.SIGTERM, before)

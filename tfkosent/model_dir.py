@@ -6,12 +6,13 @@ renamed into place only when complete, so a crash never leaves half a model.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import tempfile
 import zipfile
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -72,6 +73,35 @@ class _AtomicDirectory:
         if old:
             shutil.rmtree(old, ignore_errors=True)
         return False
+
+
+def remove_interrupted_writes(directory: str, names: Sequence[str]) -> List[str]:
+    """Cleans up after atomic writes of `names` in `directory` that a kill interrupted.
+
+    It removes the `.NAME.tmp-*` directories of `atomic_directory` and the `.NAME.*.tmp` files
+    of `atomic_write_bytes`. When NAME itself is missing and the kill fell between
+    `atomic_directory`'s two renames, the previous NAME (`.NAME.tmp-*.old`) is put back.
+    Returns the paths removed or restored.
+
+    Nothing reads these leftovers as outputs, but each killed write left one behind, up to a
+    whole model or export. Call this only where no other process is writing these names, such
+    as a run's own directory when it starts or resumes.
+    """
+    touched = []
+    for name in names:
+        target = os.path.join(directory, name)
+        olds = sorted(glob.glob(os.path.join(directory, f".{glob.escape(name)}.tmp-*.old")))
+        if olds and not os.path.exists(target):
+            os.replace(olds[-1], target)
+            touched.append(target)
+        for path in glob.glob(os.path.join(directory, f".{glob.escape(name)}.tmp-*")) + \
+                glob.glob(os.path.join(directory, f".{glob.escape(name)}.*.tmp")):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.exists(path):
+                os.remove(path)
+            touched.append(path)
+    return touched
 
 
 def save_model_dir(out_dir: str, config: ModelConfig, weights: Dict[str, np.ndarray],

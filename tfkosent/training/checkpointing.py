@@ -16,9 +16,10 @@ TensorFlow writes the checkpoint files first and then atomically replaces the
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -42,11 +43,16 @@ class TrainState:
         self.best_score = tf.Variable(float("-inf"), dtype=tf.float64, trainable=False,
                                       name="best_score")
         self.best_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_step")
+        # The loss of the last step taken, so that a run resumed after its last step (killed while
+        # writing model/ or the export) still reports it; NaN before the first step. Checkpoints
+        # written before it existed restore without it (NaN).
+        self.last_loss = tf.Variable(float("nan"), dtype=tf.float64, trainable=False,
+                                     name="last_loss")
         self.checkpoint = tf.train.Checkpoint(
             model=[tf_variable(v) for v in model_variables],
             optimizer=[tf_variable(v) for v in optimizer_variables],
             step=self.step, epoch=self.epoch, batch=self.batch,
-            best_score=self.best_score, best_step=self.best_step)
+            best_score=self.best_score, best_step=self.best_step, last_loss=self.last_loss)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=keep,
                                                   checkpoint_name="ckpt")
 
@@ -111,3 +117,39 @@ class StopSignals:
     @property
     def name(self) -> str:
         return signal.Signals(self.received).name if self.received else ""
+
+
+class Interrupted(Exception):
+    """SIGTERM received outside the training loop (see `stops_anywhere`)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stops_anywhere():
+    """SIGTERM raises `Interrupted` wherever the main thread is, as Ctrl-C raises
+    KeyboardInterrupt: a job stopped while it loads data, builds a cache or writes its
+    outputs unwinds (its atomic writes are undone) and its command prints the resume hint,
+    instead of dying at once. The training loop's `StopSignals` takes over inside the loop."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_interrupted(signum, frame):
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stopped_message(prog: str, error: BaseException) -> Tuple[str, int]:
+    """(the one-line message, the exit status 128 + signal) for `Interrupted` or
+    KeyboardInterrupt caught by a command."""
+    signum = getattr(error, "signum", signal.SIGINT)
+    return (f"{prog}: stopped by {signal.Signals(signum).name}; run the same command with "
+            f"--resume to continue from what was saved", 128 + int(signum))

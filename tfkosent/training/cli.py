@@ -34,16 +34,23 @@ def train_cli(args) -> int:
     from tfkosent.training.data import DataError
     from tfkosent.training.teacher_cache import TeacherCacheError
 
-    from tfkosent.training.trainer import NonFiniteLossError, TrainingInterrupted, train
+    from tfkosent.training import trainer
+    from tfkosent.training.checkpointing import Interrupted, stopped_message, stops_anywhere
+    from tfkosent.training.trainer import NonFiniteLossError, TrainingInterrupted
 
     _configure_logging()
     prog = "tfkosent train"
     try:
         overrides = dict(parse_override(item) for item in (getattr(args, "set", None) or []))
-        result = train(load_config(args.config, overrides=overrides),
-                       data_dir=getattr(args, "data_dir", None),
-                       resume=bool(getattr(args, "resume", False)),
-                       overwrite=bool(getattr(args, "overwrite", False)))
+        with stops_anywhere():
+            result = trainer.train(load_config(args.config, overrides=overrides),
+                                   data_dir=getattr(args, "data_dir", None),
+                                   resume=bool(getattr(args, "resume", False)),
+                                   overwrite=bool(getattr(args, "overwrite", False)))
+    except (Interrupted, KeyboardInterrupt) as e:  # outside the loop, or a second Ctrl-C
+        message, status = stopped_message(prog, e)
+        print(message, file=sys.stderr)
+        return status
     except (ConfigError, DataError, TeacherCacheError, FileNotFoundError, FileExistsError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_ERROR

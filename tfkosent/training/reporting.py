@@ -16,9 +16,12 @@ curves of runs that continue each other (distillation epochs), several chains on
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
+
+logger = logging.getLogger("tfkosent.training")
 
 METRICS_FILE = "metrics.jsonl"
 BATCHES_FILE = "batches.jsonl"
@@ -37,13 +40,27 @@ def _scalar_metadata():
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
 
 
+def _open_for_append(path: str):
+    """`path` opened for appending lines, after cutting a torn last line (one a crash, power
+    loss or full disk left without its newline): a new record appended to it would join the
+    fragment into one undecodable line."""
+    if os.path.isfile(path):
+        with open(path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+                logger.warning("%s: dropped a torn last line (%d bytes) left by an interrupted run",
+                               path, len(data) - data.rfind(b"\n") - 1)
+    return open(path, "a", encoding="utf-8")
+
+
 class RunLog:
     """Appends to metrics.jsonl / batches.jsonl and writes TensorBoard scalars."""
 
     def __init__(self, output_dir: str, log_batches: bool = False, tensorboard: bool = True):
         self.output_dir = output_dir
-        self._metrics = open(os.path.join(output_dir, METRICS_FILE), "a", encoding="utf-8")
-        self._batches = (open(os.path.join(output_dir, BATCHES_FILE), "a", encoding="utf-8")
+        self._metrics = _open_for_append(os.path.join(output_dir, METRICS_FILE))
+        self._batches = (_open_for_append(os.path.join(output_dir, BATCHES_FILE))
                          if log_batches else None)
         self._writer = None
         if tensorboard:
@@ -91,10 +108,14 @@ def _records(path: str) -> List[Dict]:
     begins a new run in the same directory; earlier records belong to a failed one)."""
     records: List[Dict] = []
     if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
                 if line.strip():
-                    record = json.loads(line)
+                    try:
+                        record = json.loads(line)
+                    except ValueError as e:  # a torn line of a killed run: reports go on
+                        logger.warning("%s:%d: skipped an unreadable record (%s)", path, number, e)
+                        continue
                     if record.get("event", record.get("message")) == "start":
                         records = []
                     records.append(record)

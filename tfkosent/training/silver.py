@@ -445,6 +445,9 @@ def build_silver(bi_encoder: str, scorer: Union[str, Sequence[str]], out_dir: st
     if neighbor_ranks is not None:   # only then: candidates made before this option still resume
         params.update(neighbors=None, neighbor_ranks=ranks)   # the ranks replace `neighbors`
     have = os.path.isfile(meta_path) and os.path.isfile(pairs_path)
+    if resume and os.path.isdir(out_dir):   # what a killed run's atomic writes left behind
+        from tfkosent.model_dir import remove_interrupted_writes
+        remove_interrupted_writes(out_dir, [CANDIDATES_META, CANDIDATES_FILE, SILVER_FILE])
     if have and not resume:
         raise FileExistsError(f"{out_dir} already holds silver candidates; pass --resume to "
                               f"continue, or choose another --out")
@@ -510,17 +513,24 @@ def silver_cli(args) -> int:
     from tfkosent.training.cli import EXIT_ERROR, _configure_logging
     from tfkosent.training.data import DataError
 
+    from tfkosent.training.checkpointing import Interrupted, stopped_message, stops_anywhere
+
     _configure_logging()
     sources = [s for spec in args.sources for s in spec.split(",") if s] if args.sources else None
     try:
         scorers = [args.cross_encoder] if args.cross_encoder else list(args.scorer)
         bi_encoder, scorers = _model_dir_argument(args.bi_encoder, "--bi-encoder"), [
             _model_dir_argument(s, "--scorer") for s in scorers]
-        summary = build_silver(bi_encoder, scorers, args.out, sources=sources,
-                               neighbors=args.neighbors, neighbor_ranks=args.neighbor_ranks,
-                               random_pairs=args.random, seed=args.seed,
-                               data_dir=args.data_dir, resume=args.resume, batch_size=args.batch_size,
-                               shard_size=args.shard_size, progress=sys.stderr.isatty())
+        with stops_anywhere():
+            summary = build_silver(bi_encoder, scorers, args.out, sources=sources,
+                                   neighbors=args.neighbors, neighbor_ranks=args.neighbor_ranks,
+                                   random_pairs=args.random, seed=args.seed, data_dir=args.data_dir,
+                                   resume=args.resume, batch_size=args.batch_size,
+                                   shard_size=args.shard_size, progress=sys.stderr.isatty())
+    except (Interrupted, KeyboardInterrupt) as e:   # completed shards are kept
+        message, status = stopped_message("tfkosent silver", e)
+        print(message, file=sys.stderr)
+        return status
     except (SilverError, TeacherCacheError, DataError, DownloadError, FileNotFoundError,
             FileExistsError) as e:
         print(f"tfkosent silver: error: {e}", file=sys.stderr)

@@ -145,6 +145,12 @@ class ShardedCache:
         """Computes the missing shards with `compute_fn(list of items) -> float [n, ...]`
         (called on chunks of `batch_size`), then returns all results."""
         missing = self.missing_shards()
+        if missing:
+            # A killed shard write leaves its temporary file (atomic_write_bytes); one builder
+            # per cache directory, so none is in progress here.
+            from tfkosent.model_dir import remove_interrupted_writes
+            remove_interrupted_writes(self.directory, [os.path.basename(self.shard_path(i))
+                                                       for i in missing])
         shards = missing
         if progress and missing:
             from tqdm.auto import tqdm

@@ -43,11 +43,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import json
 import logging
 import math
 import os
 import random
+import shutil
 import time
 from typing import Any, Dict, List, Optional
 
@@ -200,6 +202,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
 
+    def _remove_interrupted_writes(self) -> None:
+        """What killed writes of an earlier attempt left in the run directory: temporary copies
+        of best_model/, model/, export/, student_init/ and summary.json, and TensorFlow's
+        `ckpt-N_temp` checkpoint directories (never rotated away). This process is the run's
+        only writer, so none of them is in progress."""
+        from tfkosent.model_dir import remove_interrupted_writes
+        names = (BEST_MODEL_DIR, MODEL_DIR, EXPORT_DIR, "student_init", SUMMARY_FILE)
+        removed = remove_interrupted_writes(self.output_dir, names)
+        for path in glob.glob(os.path.join(self.output_dir, CHECKPOINT_DIR, "*_temp")):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        if removed:
+            logger.info("removed %d leftover(s) of interrupted writes: %s", len(removed),
+                        ", ".join(os.path.relpath(p, self.output_dir) for p in sorted(removed)))
+
     def _check_output_dir(self) -> None:
         """Refuses to overwrite a run, or to resume one whose data order the recipe changed."""
         has_checkpoint = tf.train.latest_checkpoint(os.path.join(self.output_dir, CHECKPOINT_DIR))
@@ -346,7 +363,6 @@ class Trainer:
     def _warn_about_cut_distillation_texts(self, tokens, tc, where) -> None:
         """Warns when the student's `max_seq_length` cuts texts that the teacher embedded whole
         (up to its own limit): their cached targets describe text the student does not see."""
-        from tfkosent.config import ModelConfig
         from tfkosent.model_dir import CONFIG_FILE
 
         teacher = ModelConfig.load(os.path.join(resolve_path(tc.teacher), CONFIG_FILE))  # not its weights
@@ -446,6 +462,7 @@ class Trainer:
     def _setup(self) -> None:
         c = self.config
         self._check_output_dir()
+        self._remove_interrupted_writes()
         if c.deterministic:
             tf.config.experimental.enable_op_determinism()
         if self.strategy is None:
@@ -739,7 +756,8 @@ class Trainer:
         step, epoch_index, position = self.state.position
         self.log.note(step, f"resume from step {step}" if self.resumed_from is not None else "start")
         window: Dict[str, List[float]] = {}
-        last_loss = None
+        last_loss = float(self.state.last_loss.numpy())
+        last_loss = last_loss if math.isfinite(last_loss) else None
         from tqdm.auto import tqdm
         bar = tqdm(total=self.total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
                    disable=not c.progress_bar, mininterval=0.5)
@@ -773,6 +791,7 @@ class Trainer:
                             f"batch {b}); stopped without saving. {self._last_good()} Lower "
                             f"optimizer.learning_rate (now {c.optimizer.learning_rate:g}) or check the data.")
                     last_loss = loss
+                    self.state.last_loss.assign(loss)
                     window.setdefault(task.name, []).append(loss)
                     bar.update(1)
                     if step % c.log_every == 0 or step == self.total_steps:
@@ -822,9 +841,12 @@ class Trainer:
         elif c.export:
             from tfkosent.export import export_model
             export_dir = export_model(model_dir, os.path.join(self.output_dir, EXPORT_DIR), overwrite=True)
-        plot_loss_curve(os.path.join(self.output_dir, METRICS_FILE),
-                        os.path.join(self.output_dir, LOSS_CURVE_FILE),
-                        title=", ".join(f"{t.name}" for t in self.tasks))
+        try:
+            plot_loss_curve(os.path.join(self.output_dir, METRICS_FILE),
+                            os.path.join(self.output_dir, LOSS_CURVE_FILE),
+                            title=", ".join(f"{t.name}" for t in self.tasks))
+        except Exception as e:  # a picture never fails a finished run (its model is written)
+            logger.warning("%s: not written (%s: %s)", LOSS_CURVE_FILE, type(e).__name__, e)
         result = TrainResult(self.output_dir, model_dir, step, last_loss, best_score,
                              best_step if best_step >= 0 else None, export_dir, self.resumed_from)
         atomic_write_bytes(os.path.join(self.output_dir, SUMMARY_FILE),
