@@ -724,3 +724,40 @@ def test_an_alternative_behind_an_option_that_is_off_leaves_done_steps_current(m
                  kinds=p.kinds)
     assert p.stale_reason(p.step("b")) == ("its arguments in the pipeline file changed since it ran "
                                            "(also, model)")
+
+
+def test_cli_sigterm_in_a_step_outside_a_training_loop_exits_with_the_resume_hint(tmp_path, monkeypatch,
+                                                                                    capsys):
+    """SIGTERM while a step prepares data or writes outputs (no training loop to catch it): the
+    step is recorded as interrupted, no DONE marker, exit 128 + 15, not an instant death."""
+    import argparse
+    import signal
+    import time
+
+    from tfkosent.pipeline import default_model
+
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+
+    def terminated(ctx):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not stop the step")
+
+    def not_handled(signum, frame):
+        raise AssertionError("the pipeline let SIGTERM through (it would kill the process)")
+
+    monkeypatch.setitem(default_model.KINDS, "fake", terminated)
+    args = argparse.Namespace(pipeline=str(spec), work_dir=str(tmp_path / "w"), data_dir=None, option=[],
+                              no_nli=False, package_dir=None, from_step=None, until=None, only=None,
+                              adopt=[], dry_run=False, rerun_stale=False)
+    before = signal.signal(signal.SIGTERM, not_handled)
+    try:
+        assert default_model.main_cli(args) == 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    err = capsys.readouterr().err
+    assert "step 'a' (fake) failed: Interrupted: SIGTERM" in err and "resumes from step 'a'" in err
+    assert not (tmp_path / "w" / "a" / DONE_FILE).exists()
+    attempts = (tmp_path / "w" / "a" / "attempts.jsonl").read_text().splitlines()
+    assert json.loads(attempts[-1])["outcome"] == "interrupted"

@@ -1029,9 +1029,11 @@ def main_cli(args) -> int:
         print(pipeline.format_plan(selected, bool(getattr(args, "rerun_stale", False))))
         return 0
     _configure_logging()
+    from tfkosent.training.checkpointing import stops_anywhere
     try:
-        pipeline.run(args.from_step, args.until, args.only,
-                     rerun_stale=bool(getattr(args, "rerun_stale", False)))
+        with stops_anywhere():  # SIGTERM between or around training loops: a PipelineError too
+            pipeline.run(args.from_step, args.until, args.only,
+                         rerun_stale=bool(getattr(args, "rerun_stale", False)))
     except PipelineError as e:
         print(f"tfkosent pipeline: error: {e}", file=sys.stderr)
         signum = getattr(e.__cause__, "signum", None)
