@@ -50,6 +50,7 @@ import time
 from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Union
 
 from tfkosent.config import ConfigError
+from tfkosent.training.stop import Interrupted, stops_anywhere
 
 DEFAULT_PIPELINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "configs", "default_model", "pipeline.yaml")
@@ -647,7 +648,7 @@ class Pipeline:
         try:
             outputs = self.kinds[step.kind](ctx) or {}
             outcome = "done"
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted):
             outcome = "interrupted"
             raise
         except Exception as e:
@@ -1029,7 +1030,6 @@ def main_cli(args) -> int:
         print(pipeline.format_plan(selected, bool(getattr(args, "rerun_stale", False))))
         return 0
     _configure_logging()
-    from tfkosent.training.checkpointing import stops_anywhere
     try:
         with stops_anywhere():  # SIGTERM between or around training loops: a PipelineError too
             pipeline.run(args.from_step, args.until, args.only,
@@ -1038,8 +1038,10 @@ def main_cli(args) -> int:
         print(f"tfkosent pipeline: error: {e}", file=sys.stderr)
         signum = getattr(e.__cause__, "signum", None)
         return 128 + int(signum) if signum else 1
-    except KeyboardInterrupt:
-        print("tfkosent pipeline: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Interrupted) as e:
+        name = "SIGTERM" if isinstance(e, Interrupted) else "SIGINT"
+        print(f"tfkosent pipeline: stopped by {name}; run the same command again to resume",
+              file=sys.stderr)
+        return 128 + int(getattr(e, "signum", 2))
     print(f"pipeline done; work dir {pipeline.work_dir}")
     return 0

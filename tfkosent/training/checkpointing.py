@@ -16,10 +16,9 @@ TensorFlow writes the checkpoint files first and then atomically replaces the
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import threading
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import tensorflow as tf
 
@@ -117,39 +116,3 @@ class StopSignals:
     @property
     def name(self) -> str:
         return signal.Signals(self.received).name if self.received else ""
-
-
-class Interrupted(Exception):
-    """SIGTERM received outside the training loop (see `stops_anywhere`)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def stops_anywhere():
-    """SIGTERM raises `Interrupted` wherever the main thread is, as Ctrl-C raises
-    KeyboardInterrupt: a job stopped while it loads data, builds a cache or writes its
-    outputs unwinds (its atomic writes are undone) and its command prints the resume hint,
-    instead of dying at once. The training loop's `StopSignals` takes over inside the loop."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def raise_interrupted(signum, frame):
-        raise Interrupted(signum)
-
-    previous = signal.signal(signal.SIGTERM, raise_interrupted)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def stopped_message(prog: str, error: BaseException) -> Tuple[str, int]:
-    """(the one-line message, the exit status 128 + signal) for `Interrupted` or
-    KeyboardInterrupt caught by a command."""
-    signum = getattr(error, "signum", signal.SIGINT)
-    return (f"{prog}: stopped by {signal.Signals(signum).name}; run the same command with "
-            f"--resume to continue from what was saved", 128 + int(signum))

@@ -35,7 +35,7 @@ def train_cli(args) -> int:
     from tfkosent.training.teacher_cache import TeacherCacheError
 
     from tfkosent.training import trainer
-    from tfkosent.training.checkpointing import Interrupted, stopped_message, stops_anywhere
+    from tfkosent.training.stop import Interrupted, stopped_message, stops_anywhere
     from tfkosent.training.trainer import NonFiniteLossError, TrainingInterrupted
 
     _configure_logging()

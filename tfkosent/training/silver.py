@@ -513,7 +513,7 @@ def silver_cli(args) -> int:
     from tfkosent.training.cli import EXIT_ERROR, _configure_logging
     from tfkosent.training.data import DataError
 
-    from tfkosent.training.checkpointing import Interrupted, stopped_message, stops_anywhere
+    from tfkosent.training.stop import Interrupted, stopped_message, stops_anywhere
 
     _configure_logging()
     sources = [s for spec in args.sources for s in spec.split(",") if s] if args.sources else None
