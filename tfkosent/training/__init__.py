@@ -13,9 +13,10 @@ Modules:
                    CoSENT, cosine-MSE, embedding distillation, cross-encoder BCE / MSE
     data           sources -> examples -> tokens -> deterministic, length-bucketed tf.data epochs
     multitask      sequential and round-robin schedules
-    optimization   AdamW + linear warmup / linear decay
+    optimization   AdamW (clipping the replica-summed gradient) + linear warmup / linear decay
     strategy       tf.distribute strategy selection (auto | mirrored | tpu | default)
-    checkpointing  checkpoint contents, SIGTERM / SIGINT handling
+    checkpointing  checkpoint contents, SIGTERM / SIGINT handling inside the step loop
+    stop           SIGTERM / Ctrl-C anywhere else: unwind, print the resume hint (no TensorFlow)
     teacher_cache  sharded, resumable caches (teacher embeddings; shared `ShardedCache`)
     silver         silver-labelled pairs from a cross-encoder (Augmented SBERT), `tfkosent silver`
     student        DistilBERT-style student initialization from teacher layers
