@@ -235,7 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("encode", help="embed sentences (arguments, or one per line on stdin)")
-    p.add_argument("sentences", nargs="*", help="sentences (default: one per line on stdin)")
+    p.add_argument("sentences", nargs="*",
+                   help="sentences (default: one per line on stdin; a blank line is embedded as the "
+                        "empty sentence, so row i of the output is line i)")
     _add_model_arguments(p)
     p.add_argument("--output", help="write the embeddings to this file, in .npy format (float32 "
                                     "[n, dim]), at exactly this path (no .npy is appended)")
@@ -247,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_similarity)
 
     p = sub.add_parser("search", help="the corpus sentences nearest to each query (exact cosine search)")
-    p.add_argument("queries", nargs="*", help="query sentences (default: one per line on stdin)")
+    p.add_argument("queries", nargs="*",
+                   help="query sentences (default: one per line on stdin; a blank query is an error)")
     p.add_argument("--corpus", required=True,
                    help="the sentences searched: a UTF-8 text file (or .gz), one per line; blank lines skipped")
     p.add_argument("--top-k", type=int, default=5, help="hits per query (default 5)")
