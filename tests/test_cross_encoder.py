@@ -192,6 +192,17 @@ def test_rank_has_sentence_transformers_shape(model_dir):
     assert [set(hit) for hit in model.rank(query, documents, top_k=2)] == [{"corpus_id", "score"}] * 2
 
 
+def test_predict_of_one_pair_is_one_score(model_dir):
+    from tfkosent.cross_encoder import CrossEncoder
+
+    model = CrossEncoder.from_model_dir(model_dir, allow_new_head=True)
+    a, b = PAIRS[0]
+    score = model.predict((a, b))
+    assert isinstance(score, np.float32) and score == model.predict([(a, b)])[0]
+    assert model.predict([a, b]) == score
+    assert model.predict([(a, b), (b, a)]).shape == (2,)
+
+
 def test_rerank_top_k_is_none_or_a_positive_int(model_dir):
     """As search's top_k (-1 used to drop the last candidate, 0 to return none)."""
     import re

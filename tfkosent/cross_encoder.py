@@ -163,13 +163,17 @@ class CrossEncoder:
         return tf.squeeze(self.head(pooled), -1)
 
     def predict(self, pairs: Sequence[Tuple[str, str]], batch_size: int = 32,
-                symmetric: bool = True, show_progress_bar: bool = False) -> np.ndarray:
+                symmetric: bool = True, show_progress_bar: bool = False):
         """Scores in [0, 1], float32 [len(pairs)]; see the module docstring for `symmetric`.
 
-        pairs: (sentence1, sentence2) tuples or lists of str (or UTF-8 bytes);
+        pairs: (sentence1, sentence2) tuples or lists of str (or UTF-8 bytes); one pair alone
+        (a tuple or list of two str) gives one float32 score, as in sentence-transformers;
         batch_size: pairs per encoder call, a positive int (numpy integers too, not bool).
         """
         batch_size = _positive_int(batch_size, "batch_size")
+        if isinstance(pairs, (tuple, list)) and len(pairs) == 2 and \
+                all(isinstance(s, (str, bytes)) for s in pairs):
+            return self.predict([tuple(pairs)], batch_size, symmetric, show_progress_bar)[0]
         pairs = list(pairs)
         first, second = [], []
         for i, p in enumerate(pairs):
