@@ -704,3 +704,24 @@ def test_evaluation_files_are_refused_by_path_too(shared_data_dir, tmp_path):
     assert len(load_sts_examples(DataSource(path=dev))) == 1500        # selecting on dev is allowed
     train = os.path.join(shared_data_dir, DATASETS["korsts-train"].path)
     assert len(train_data.load_task_data("scored_pairs", [DataSource(path=train)])) == 5749
+
+
+def test_remove_interrupted_writes_restores_a_directory_caught_between_renames(tmp_path):
+    """A kill between atomic_directory's two renames leaves no NAME, only `.NAME.tmp-*.old`
+    (the previous NAME): it is put back. Temporary copies and files of the names go; other
+    files stay."""
+    from tfkosent.model_dir import remove_interrupted_writes
+
+    old = tmp_path / ".model.tmp-ab12.old"
+    old.mkdir()
+    (old / "weights.npz").write_bytes(b"previous")
+    half = tmp_path / ".model.tmp-cd34"
+    half.mkdir()
+    (tmp_path / ".summary.json.99.0f0f.tmp").write_text("{")
+    (tmp_path / "keep.txt").write_text("mine")
+    (tmp_path / "export").mkdir()
+    (tmp_path / ".export.tmp-ef56.old").mkdir()           # export/ exists: the .old is a leftover
+    touched = remove_interrupted_writes(str(tmp_path), ["model", "export", "summary.json"])
+    assert (tmp_path / "model" / "weights.npz").read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "keep.txt", "model"]
+    assert str(tmp_path / "model") in touched and str(half) in touched
