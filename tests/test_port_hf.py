@@ -126,7 +126,7 @@ class HFModel:
 
 @pytest.fixture(scope="module")
 def hf_models(tmp_path_factory):
-    """The four tiny checkpoints, saved the way Hub repositories are laid out."""
+    """The five tiny checkpoints, saved the way Hub repositories are laid out."""
     return _build_hf_models(tmp_path_factory.mktemp("hf"))
 
 
@@ -148,6 +148,21 @@ def _build_hf_models(root):
     cfg = transformers.BertConfig(vocab_size=len(vocab), max_position_embeddings=64, **_model_kwargs())
     model = _save(transformers.BertForPreTraining(cfg), path)
     models["bert"] = HFModel(path, model.bert, transformers.AutoTokenizer.from_pretrained(path))
+
+    # KoELECTRA style: ElectraForPreTraining (the discriminator: "electra." prefix + its
+    # discriminator_predictions head, no pooler), ElectraTokenizer's WordPiece vocab.txt.
+    path = str(root / "electra")
+    os.makedirs(path)
+    with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    tok = transformers.ElectraTokenizer.from_pretrained(path, do_lower_case=False)
+    os.remove(os.path.join(path, "vocab.txt"))
+    tok.save_pretrained(path)
+    cfg = transformers.ElectraConfig(vocab_size=len(vocab), max_position_embeddings=64, embedding_size=32,
+                                     **_model_kwargs())
+    model = _save(transformers.ElectraForPreTraining(cfg), path)
+    models["electra"] = HFModel(path, model.electra, transformers.AutoTokenizer.from_pretrained(path),
+                                pooled=False)
 
     # KLUE-RoBERTa style: RobertaModel + BertTokenizer vocab.txt ([CLS]=0 [PAD]=1 [SEP]=2 [UNK]=3),
     # pytorch_model.bin, no tokenizer.json.
@@ -282,7 +297,7 @@ def _tf_model(model_dir):
 
 
 TEXTS = testing.korean_sentences(12, seed=7) + MIXED
-ARCHS = ["bert", "klue_roberta", "xlmr", "distilkobert"]
+ARCHS = ["bert", "electra", "klue_roberta", "xlmr", "distilkobert"]
 
 
 @pytest.mark.parametrize("name", ARCHS)
@@ -332,6 +347,8 @@ def test_encoder_outputs_match_pytorch(name, hf_models, converted):
 def test_converted_configs(converted):
     cfg = {name: load_model_dir(path).config for name, path in converted.items()}
     assert cfg["bert"].encoder.pooling == "cls_dense_tanh"
+    assert cfg["electra"].encoder.pooling == "cls"          # the discriminator has no pooler
+    assert cfg["electra"].preprocess.tokenizer_type == "wordpiece"
     assert cfg["bert"].preprocess.tokenizer_type == "wordpiece"
     assert cfg["bert"].encoder.position_offset == 0 and cfg["bert"].encoder.type_vocab_size == 2
     assert "cls.predictions.bias" in cfg["bert"].metadata["ignored_weights"]
@@ -459,6 +476,9 @@ def test_bad_inputs_have_clear_errors(hf_models, tmp_path):
     d = _copy(bert, tmp_path / "gpt2")
     _edit_json(os.path.join(d, "config.json"), model_type="gpt2")
     _assert_fails(d, out, "config.json", "model_type", "'gpt2'")
+    d = _copy(hf_models["electra"].path, tmp_path / "electra_small")
+    _edit_json(os.path.join(d, "config.json"), embedding_size=16)
+    _assert_fails(d, out, "config.json", "embedding_size 16 differs from hidden_size 32", "ELECTRA-small")
     d = _copy(bert, tmp_path / "untyped")
     _edit_json(os.path.join(d, "config.json"), model_type=None, architectures=["GPT2Model"])
     _assert_fails(d, out, "config.json", "no model_type", "'GPT2Model'", '"model_type": one of')

@@ -1,4 +1,4 @@
-"""Local Hugging Face BERT / RoBERTa / XLM-R / DistilBERT directory -> tfkosent model directory.
+"""Local Hugging Face BERT / RoBERTa / XLM-R / DistilBERT / ELECTRA directory -> tfkosent model directory.
 
 `convert_hf(model_dir, out_dir, pooling=None)` reads a directory as written by
 `save_pretrained` or downloaded from the Hub (config.json, model.safetensors or
@@ -18,6 +18,10 @@ Korean checkpoints this covers
   monologg/kobert, monologg/distilkobert
                                       BERT / DistilBERT with a SentencePiece model plus a
                                       vocab.txt that re-numbers its pieces (KoBertTokenizer)
+  monologg/koelectra-base-v3-discriminator (and other base / large ELECTRA discriminators)
+                                      ELECTRA: BERT's encoder, WordPiece vocab.txt, no pooler
+                                      (CLS pooling); ELECTRA-small's factorized embeddings
+                                      are refused
   skt/kobert-base-v1                  BERT with spiece.model (kobert_tokenizer.KoBERTTokenizer:
                                       SentencePiece ids, "[CLS] a [SEP] b [SEP]")
   xlm-roberta-*, intfloat/multilingual-e5-*, sentence-transformers models on these bases
@@ -42,7 +46,7 @@ How it works
 ------------
 Weights: one declarative table per architecture (`WEIGHT_TABLES`) maps
 Hugging Face parameter names (regular expressions, with or without the
-`bert.` / `roberta.` / `distilbert.` prefix of task models) to the canonical
+`bert.` / `roberta.` / `distilbert.` / `electra.` prefix of task models) to the canonical
 names of `tfkosent.layers.transformer.weight_names`, with a transform
 ("T" = transpose a PyTorch Linear weight into a Keras kernel). Task heads
 (`cls.*`, `lm_head.*`, `classifier.*`, ...) are skipped and listed in the
@@ -221,6 +225,9 @@ ARCHITECTURES = {
                                 roberta_positions=True),
     "distilbert": Architecture("distilbert", "DistilBert", "distilbert", ("distilbert.",),
                                fixed=(("type_vocab_size", 0), ("layer_norm_epsilon", 1e-12))),
+    # ELECTRA's discriminator (KoELECTRA): BERT's encoder under "electra.", no pooler; its
+    # factorized embeddings (embedding_size < hidden_size, ELECTRA-small) are refused by name.
+    "electra": Architecture("electra", "Electra", "bert", ("electra.",)),
 }
 
 
@@ -396,6 +403,12 @@ def encoder_config_from_hf(hf_config: Mapping, arch: Architecture, config_path: 
             raise HFConversionError(f"{config_path}: pad_token_id is needed for RoBERTa positions, "
                                     f"got {pad!r}")
         values["position_offset"] = pad + 1
+    if arch.model_type == "electra" and hf_config.get("embedding_size", values["hidden_size"]) \
+            != values["hidden_size"]:
+        raise HFConversionError(
+            f"{config_path}: embedding_size {hf_config['embedding_size']} differs from hidden_size "
+            f"{values['hidden_size']}: factorized ELECTRA embeddings (embeddings_project, as in "
+            f"ELECTRA-small) are not supported; base and large discriminators are")
     values["pooling"] = pooling
     for key in ("dropout_rate", "attention_dropout_rate"):
         if values.get(key) is None:
