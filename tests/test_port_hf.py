@@ -93,6 +93,18 @@ def _save(model, path, safetensors=True):
     return model
 
 
+def _saved_wordpiece_tokenizer(path, vocab, tokenizer_class):
+    """`path` holding `tokenizer_class` (cased) over `vocab`, as its save_pretrained writes it
+    (tokenizer.json + tokenizer_config.json, as on the Hub)."""
+    os.makedirs(path)
+    with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    tok = tokenizer_class.from_pretrained(path, do_lower_case=False)
+    os.remove(os.path.join(path, "vocab.txt"))
+    tok.save_pretrained(path)
+    return path
+
+
 def _write_json(path, obj):
     with open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, ensure_ascii=False)
@@ -138,26 +150,14 @@ def _build_hf_models(root):
     # tokenizer saved by transformers (tokenizer.json + tokenizer_config.json).
     bert_specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab = _wordpiece_vocab(bert_specials)
-    path = str(root / "bert")
-    os.makedirs(path)
-    with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(vocab) + "\n")
-    tok = transformers.BertTokenizer.from_pretrained(path, do_lower_case=False)
-    os.remove(os.path.join(path, "vocab.txt"))
-    tok.save_pretrained(path)
+    path = _saved_wordpiece_tokenizer(str(root / "bert"), vocab, transformers.BertTokenizer)
     cfg = transformers.BertConfig(vocab_size=len(vocab), max_position_embeddings=64, **_model_kwargs())
     model = _save(transformers.BertForPreTraining(cfg), path)
     models["bert"] = HFModel(path, model.bert, transformers.AutoTokenizer.from_pretrained(path))
 
     # KoELECTRA style: ElectraForPreTraining (the discriminator: "electra." prefix + its
     # discriminator_predictions head, no pooler), ElectraTokenizer's WordPiece vocab.txt.
-    path = str(root / "electra")
-    os.makedirs(path)
-    with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(vocab) + "\n")
-    tok = transformers.ElectraTokenizer.from_pretrained(path, do_lower_case=False)
-    os.remove(os.path.join(path, "vocab.txt"))
-    tok.save_pretrained(path)
+    path = _saved_wordpiece_tokenizer(str(root / "electra"), vocab, transformers.ElectraTokenizer)
     cfg = transformers.ElectraConfig(vocab_size=len(vocab), max_position_embeddings=64, embedding_size=32,
                                      **_model_kwargs())
     model = _save(transformers.ElectraForPreTraining(cfg), path)

@@ -281,8 +281,8 @@ def _max_diff(a: Dict[str, tf.Tensor], b: Dict[str, tf.Tensor], keys) -> float:
 
 def export_source(files) -> Dict[str, str]:
     """How tfkosent_export.json names the exported model (`files`: a loaded `ModelFiles`):
-    `source` is the model directory's
-    name ("default" for the bundled model) and `weights_sha256` identifies its weights.
+    `source` is the model directory's name ("default" for the bundled model) and
+    `weights_sha256` identifies its weights.
 
     Never the absolute path: an export is published (TF Hub, a model server, a bucket), and a
     path would carry the exporting machine's user name and layout while saying nothing about

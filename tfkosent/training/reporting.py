@@ -46,11 +46,22 @@ def _open_for_append(path: str):
     fragment into one undecodable line."""
     if os.path.isfile(path):
         with open(path, "rb+") as f:
-            data = f.read()
-            if data and not data.endswith(b"\n"):
-                f.truncate(data.rfind(b"\n") + 1)
+            end = f.seek(0, os.SEEK_END)
+            cut = end
+            # Only the tail is read (batches.jsonl grows by a line per step): back to the last
+            # newline, 64 KiB at a time.
+            while cut > 0:
+                start = max(0, cut - 65536)
+                f.seek(start)
+                newline = f.read(cut - start).rfind(b"\n")
+                if newline >= 0:
+                    cut = start + newline + 1
+                    break
+                cut = start
+            if cut < end:
+                f.truncate(cut)
                 logger.warning("%s: dropped a torn last line (%d bytes) left by an interrupted run",
-                               path, len(data) - data.rfind(b"\n") - 1)
+                               path, end - cut)
     return open(path, "a", encoding="utf-8")
 
 

@@ -195,6 +195,7 @@ class Trainer:
         self.resume = resume
         self.overwrite = overwrite
         self._previous_recipe: Optional[dict] = None
+        self._last_loss: Optional[float] = None  # of the last step taken; checkpointed with it
         self.output_dir = resolve_path(config.output_dir)
         self.cross = config.model_type == "cross_encoder"
         self.strategy = strategy
@@ -718,6 +719,8 @@ class Trainer:
             raise NonFiniteLossError(
                 f"the weights became non-finite by step {step}; stopped without saving. "
                 f"{self._last_good()} Lower optimizer.learning_rate (or keep optimizer.clip_norm).")
+        if self._last_loss is not None:  # so that a run resumed after its last step reports it
+            self.state.last_loss.assign(self._last_loss)
         return self.state.save()
 
     def _last_good(self) -> str:
@@ -756,8 +759,8 @@ class Trainer:
         step, epoch_index, position = self.state.position
         self.log.note(step, f"resume from step {step}" if self.resumed_from is not None else "start")
         window: Dict[str, List[float]] = {}
-        last_loss = float(self.state.last_loss.numpy())
-        last_loss = last_loss if math.isfinite(last_loss) else None
+        last_loss = float(self.state.last_loss.numpy())  # NaN: no step taken (or an old checkpoint)
+        self._last_loss = last_loss if math.isfinite(last_loss) else None
         from tqdm.auto import tqdm
         bar = tqdm(total=self.total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
                    disable=not c.progress_bar, mininterval=0.5)
@@ -790,8 +793,7 @@ class Trainer:
                             f"loss is {loss} at step {step} (task {task.name}, epoch {epoch.index}, "
                             f"batch {b}); stopped without saving. {self._last_good()} Lower "
                             f"optimizer.learning_rate (now {c.optimizer.learning_rate:g}) or check the data.")
-                    last_loss = loss
-                    self.state.last_loss.assign(loss)
+                    self._last_loss = loss
                     window.setdefault(task.name, []).append(loss)
                     bar.update(1)
                     if step % c.log_every == 0 or step == self.total_steps:
@@ -820,9 +822,9 @@ class Trainer:
             if c.eval is not None and self._last_eval[0] != step:
                 self._evaluate(step)
             self._save_checkpoint()
-        return self._finish(step, last_loss)
+        return self._finish(step)
 
-    def _finish(self, step: int, last_loss: Optional[float]) -> TrainResult:
+    def _finish(self, step: int) -> TrainResult:
         c = self.config
         best_step = int(self.state.best_step.numpy())
         best_score = float(self.state.best_score.numpy()) if best_step >= 0 else None
@@ -847,7 +849,7 @@ class Trainer:
                             title=", ".join(f"{t.name}" for t in self.tasks))
         except Exception as e:  # a picture never fails a finished run (its model is written)
             logger.warning("%s: not written (%s: %s)", LOSS_CURVE_FILE, type(e).__name__, e)
-        result = TrainResult(self.output_dir, model_dir, step, last_loss, best_score,
+        result = TrainResult(self.output_dir, model_dir, step, self._last_loss, best_score,
                              best_step if best_step >= 0 else None, export_dir, self.resumed_from)
         atomic_write_bytes(os.path.join(self.output_dir, SUMMARY_FILE),
                            (json.dumps(dataclasses.asdict(result), indent=2) + "\n").encode("utf-8"))
