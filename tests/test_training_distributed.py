@@ -11,7 +11,9 @@ runs in a fresh subprocess (the rest of the test session has TF running).  It ch
   * the same with an update proportional to the gradient (Adam's is scale-invariant): the
     loss is divided by the number of replicas, not summed twice;
   * dropout masks differ between the replicas (`ReplicaDropout`);
-  * a mirrored CoSENT run trains: the loss falls and the dev Spearman rises.
+  * a mirrored CoSENT run trains: the loss falls and the dev Spearman rises;
+  * the dev evaluation splits its rows between the replicas (each encodes half, padded to an
+    even count) and gives the single-device embeddings.
 """
 
 import json
@@ -110,6 +112,26 @@ SCRIPT = textwrap.dedent("""
     out["losses"] = [r["loss"] for r in read_metrics(root + "/cosent/metrics.jsonl", "train")]
     out["spearman"] = [r["cosine_spearman"] for r in read_metrics(root + "/cosent/metrics.jsonl", "eval")]
     out["best"] = result.best_score
+
+    # 4. the dev encoder: each replica encodes its own rows, in order, like one device does
+    rows_seen = []
+    encoder = trainer.encoder
+    class CountingEncoder:
+        def __call__(self, inputs, training=False):
+            record = tf.py_function(lambda n: rows_seen.append(int(n)) or 0,
+                                    [tf.shape(inputs["input_word_ids"])[0]], tf.int32)
+            with tf.control_dependencies([record]):
+                return encoder(inputs, training=training)
+    trainer.encoder = CountingEncoder()
+    sentences = ["나는 밥을 먹는다.", "고양이", "우리는 공원에서 축구를 한다 " * 3, "가", "책을 읽는다"]
+    split = trainer._make_encode_fn()(sentences)
+    trainer.encoder = encoder
+    packed = trainer.preprocessor.bert_pack_inputs([trainer._tokenize(tf.constant(sentences))],
+                                                   64)  # padded longer: masked out
+    whole = encoder(packed, training=False)["pooled_output"].numpy()
+    whole /= np.linalg.norm(whole, axis=1, keepdims=True)
+    out["eval_rows_seen"] = sorted(rows_seen)
+    out["eval_max_difference"] = float(np.abs(split - whole).max())
     print("RESULT " + json.dumps(out))
 """)
 
@@ -134,3 +156,5 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     losses = out["losses"]
     assert len(losses) == 50 and sum(losses[-5:]) < 0.95 * sum(losses[:5])
     assert out["best"] > out["spearman"][0] + 2.0, out["spearman"]
+    assert out["eval_rows_seen"] == [3, 3], out                 # 5 sentences + 1 padding row, halved
+    assert out["eval_max_difference"] < 1e-5, out

@@ -470,6 +470,7 @@ def test_tpu_dev_encoding_uses_few_shapes_and_the_same_embeddings(model_dir, dat
     from tfkosent.training.trainer import Trainer, eval_batch_rows
 
     assert [eval_batch_rows(n, 8) for n in (1, 8, 9, 0)] == [8, 8, 16, 8]
+    assert [eval_batch_rows(n, 6, replicas=4) for n in (1, 6, 7)] == [8, 8, 12]
     tasks = [{"loss": "cosent", "data": [{"name": "korsts-train", "limit": 32}], "batch_size": 16}]
     trainer = Trainer(recipe(tmp_path / "r", model_dir, tasks, eval={"batch_size": 8}), data_dir=data_dir)
     trainer._setup()                                     # what fit() does first: model, data, state

@@ -154,10 +154,21 @@ class _Task:
     layer_map: tuple = ()           # ... and the teacher layer of each student layer
 
 
-def eval_batch_rows(n: int, batch_size: int) -> int:
+def eval_batch_rows(n: int, batch_size: int, replicas: int = 1) -> int:
     """Rows of a padded dev-evaluation batch on TPU: `batch_size`, or a multiple of it for a
-    larger call (SentenceEncoder-style callers may pass more than one batch)."""
-    return max(1, -(-n // batch_size)) * batch_size
+    larger call (SentenceEncoder-style callers may pass more than one batch), rounded up to a
+    multiple of `replicas` so that every replica gets the same number of rows."""
+    rows = max(1, -(-n // batch_size)) * batch_size
+    return -(-rows // replicas) * replicas
+
+
+def replica_rows(inputs: Dict[str, tf.Tensor], replicas: int) -> Dict[str, tf.Tensor]:
+    """This replica's share of a batch every replica was given whole: rows
+    [id * m, (id + 1) * m) of each [rows, seq] tensor, m = rows / replicas (rows must be a
+    multiple of `replicas`; the caller pads). Called inside `strategy.run`."""
+    replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
+    rows = tf.shape(inputs["input_word_ids"])[0] // replicas
+    return {k: v[replica_id * rows:(replica_id + 1) * rows] for k, v in inputs.items()}
 
 
 @contextlib.contextmanager
@@ -616,6 +627,17 @@ class Trainer:
     def _make_encode_fn(self):
         """The dev evaluation's encoder: sentences -> unit vectors float32 [n, hidden].
 
+        With several replicas (GPUs, TPU cores) each encodes its own share of the rows: the
+        batch is padded with empty sentences to a multiple of the replica count, every
+        replica slices its rows out of it (`replica_rows`), and the local results are
+        concatenated in replica order. (Calling the encoder in the cross-replica context
+        would run the whole batch on one device, and `strategy.run` on the whole batch would
+        run it on every device.) `strategy.gather` is not used: under MirroredStrategy its
+        collective instance keys collided with the training step's all-reduce ("Collective
+        instance 100 expected type 0 ... but got type 2"). Where this host holds only some
+        of the replicas (a multi-host TPU pod) their local results would miss rows, so there
+        every replica encodes the whole batch, as before.
+
         On TPU every batch gets one of few shapes: XLA compiles a program per input shape,
         so rows are padded to `eval.batch_size` and lengths rounded up to
         `pad_to_multiple_of`, as for training batches; an evaluation then compiles a
@@ -625,30 +647,36 @@ class Trainer:
         specials = num_special_tokens(1, packing)
         spec = {k: tf.TensorSpec([None, None], tf.int32) for k in ENCODER_INPUT_KEYS}
         tpu = is_tpu(strategy)
+        replicas = strategy.num_replicas_in_sync
+        split = replicas if replicas > 1 and len(strategy.extended.worker_devices) == replicas else 1
+
+        def replica_pooled(inputs):
+            share = replica_rows(inputs, split) if split > 1 else inputs
+            return encoder(share, training=False)["pooled_output"]
 
         @tf.function(input_signature=[spec])
         def pooled(inputs):
-            if tpu:
-                return strategy.run(lambda x: encoder(x, training=False)["pooled_output"], args=(inputs,))
+            if replicas > 1 or tpu:
+                parts = strategy.experimental_local_results(strategy.run(replica_pooled, args=(inputs,)))
+                return tf.concat(parts, axis=0) if split > 1 else parts[0]
             return encoder(inputs, training=False)["pooled_output"]
 
         def encode(sentences: List[str]) -> np.ndarray:
             n = len(sentences)
-            if tpu:  # pad the batch to fixed rows (empty sentences), dropped again below
-                sentences = list(sentences) + [""] * (eval_batch_rows(n, self.config.eval.batch_size) - n)
-            tokens = self._tokenize(tf.constant(sentences, tf.string))
-            longest = int(tf.reduce_max(tokens.row_lengths())) if sentences else 0
+            rows = (eval_batch_rows(n, self.config.eval.batch_size, split) if tpu
+                    else -(-n // split) * split)
+            # Padding rows (empty sentences) are dropped again below; they do not change the
+            # length, which comes from the longest real sentence.
+            tokens = self._tokenize(tf.constant(list(sentences) + [""] * (rows - n), tf.string))
+            longest = int(tf.reduce_max(tokens.row_lengths()[:n])) if n else 0
             length = min(longest + specials, self.seq_cap)
             if tpu:  # rounded up like training batches (train_data.batch_seq_lengths)
                 multiple = self.config.pad_to_multiple_of
                 length = min(-(-(longest + specials) // multiple) * multiple, self.seq_cap)
             inputs = self.preprocessor.bert_pack_inputs([tokens], length)
-            out = pooled(inputs)
-            if tpu:
-                out = strategy.experimental_local_results(out)[0][:n]
+            out = np.asarray(pooled(inputs), np.float32)[:n]
             # Unit length, like SentenceEncoder.encode and `tfkosent evaluate`, so that the dev
             # log's euclidean / dot metrics (and "avg") are the numbers evaluate prints.
-            out = np.asarray(out, np.float32)
             return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
         return encode
