@@ -55,7 +55,7 @@ def _clip_to_width(text: str, width: int) -> str:
     return text
 
 
-def _print_similarity(sentences: List[str], matrix) -> None:
+def print_similarity(sentences: List[str], matrix) -> None:
     show = [_clip_to_width(s, 40) for s in sentences]
     width = max(_display_width(s) for s in show)
     print(" " * (width + 3) + "".join(f"{i:>8d}" for i in range(len(sentences))))
@@ -98,7 +98,7 @@ def cmd_similarity(args) -> int:
 
     sentences = _sentences_from(args)
     model = SentenceEncoder.load(args.model)
-    _print_similarity(sentences, model.similarity(sentences, batch_size=args.batch_size))
+    print_similarity(sentences, model.similarity(sentences, batch_size=args.batch_size))
     return 0
 
 

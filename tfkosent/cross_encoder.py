@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tfkosent.search import _positive_int
+from tfkosent.validation import positive_int
 from tfkosent.sentence_encoder import validate_sentence, validate_sentences
 
 HEAD_WEIGHTS = ("head/kernel", "head/bias")
@@ -170,7 +170,7 @@ class CrossEncoder:
         (a tuple or list of two str) gives one float32 score, as in sentence-transformers;
         batch_size: pairs per encoder call, a positive int (numpy integers too, not bool).
         """
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = positive_int(batch_size, "batch_size")
         if isinstance(pairs, (tuple, list)) and len(pairs) == 2 and \
                 all(isinstance(s, (str, bytes)) for s in pairs):
             return self.predict([tuple(pairs)], batch_size, symmetric, show_progress_bar)[0]
@@ -213,8 +213,8 @@ class CrossEncoder:
         query = validate_sentence(query, "query")
         candidates = validate_sentences(candidates, "candidates")
         if top_k is not None:
-            top_k = _positive_int(top_k, "top_k")
-        batch_size = _positive_int(batch_size, "batch_size")
+            top_k = positive_int(top_k, "top_k")
+        batch_size = positive_int(batch_size, "batch_size")
         scores = self.predict([(query, c) for c in candidates], batch_size=batch_size)
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [(int(i), candidates[i], float(scores[i])) for i in order]
@@ -236,15 +236,15 @@ class CrossEncoder:
         Written atomically and checked against `predict` before the rename."""
         import tensorflow as tf
         import tensorflow_text  # noqa: F401
-        from tfkosent.export import _trackable, _tf_variables
+        from tfkosent.export import trackable_object, tf_variables
         from tfkosent.layers.packing import longest_packed_length
         from tfkosent.model_dir import atomic_directory
 
-        module = _trackable()
+        module = trackable_object()
         module.preprocessor = self.preprocessor
         # Not `module.encoder` / `module.head`: their Keras 3 variables would be saved a
         # second time beside the tf.Variables below (see tfkosent.export.build_encoder_module).
-        module.variables = _tf_variables(self.encoder) + [self.head.kernel.value, self.head.bias.value]
+        module.variables = tf_variables(self.encoder) + [self.head.kernel.value, self.head.bias.value]
         pre = self.preprocessor
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences1"),

@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     from tfkosent.quiet_import import import_quietly
     import_quietly()
     from tfkosent import SentenceEncoder
-    from tfkosent.cli import _print_similarity
+    from tfkosent.cli import print_similarity
 
     path = args.model or resolve_demo_model(args.data_dir)
     model = SentenceEncoder.load(path)
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     for q, hits in zip(QUERIES, model.search(QUERIES, CORPUS, top_k=2)):
         print(f"{q}\n    -> " + ", ".join(f"{CORPUS[h['corpus_id']]} ({h['score']:.4f})" for h in hits))
     print("\nall corpus sentences against each other:")
-    _print_similarity(CORPUS[:5], model.similarity(CORPUS[:5]))
+    print_similarity(CORPUS[:5], model.similarity(CORPUS[:5]))
 
     if not args.skip_eval:
         from tfkosent.data import find_local_data_dir

@@ -52,14 +52,14 @@ WARMUP_SENTENCES = ["안녕하세요.", "한국어 문장 임베딩 모델입니
 DEFAULT_PREPROCESS_SEQ_LENGTH = 128
 
 
-def _trackable():
+def trackable_object():
     # A plain AutoTrackable (not tf.Module): the reusable-SavedModel contract
     # needs attributes literally named `variables` and `trainable_variables`,
     # which tf.Module defines as read-only properties.
     return tf.__internal__.tracking.AutoTrackable()
 
 
-def _tf_variables(layer) -> List[tf.Variable]:
+def tf_variables(layer) -> List[tf.Variable]:
     # Keras 3 variables wrap a tf.Variable; SavedModel and hub.KerasLayer need the tf.Variable.
     return [v.value if hasattr(v, "value") and isinstance(v.value, tf.Variable) else v
             for v in layer.variables]
@@ -97,7 +97,7 @@ def build_preprocess_module(preprocessor: Preprocessor, max_seq_length: Optional
     larger N fails here, in the preprocess module, which runs on the host. The encoder cannot
     check it: an out-of-range position lookup errors on CPU, but XLA on GPU/TPU clamps the index
     and silently returns wrong embeddings."""
-    module = _trackable()
+    module = trackable_object()
     module.preprocessor = preprocessor
     module.variables = []
     module.trainable_variables = []
@@ -144,7 +144,7 @@ def build_preprocess_module(preprocessor: Preprocessor, max_seq_length: Optional
     # `tokenize.get_special_tokens_dict()` is where TF Hub's BERT preprocess models keep it, so
     # `tokenize` is an object with `__call__`, as in tf-models' export_tfhub_lib (attributes set
     # on a tf.function are not saved).
-    tokenize_object = _trackable()
+    tokenize_object = trackable_object()
     tokenize_object.__call__ = tokenize
     tokenize_object.get_special_tokens_dict = get_special_tokens_dict
     module.tokenize = tokenize_object
@@ -165,12 +165,12 @@ def _call_encoder(encoder: TransformerEncoder, inputs, training: bool):
 
 def build_encoder_module(encoder: TransformerEncoder):
     """A reusable SavedModel: `__call__(inputs, training)` plus its variables."""
-    module = _trackable()
+    module = trackable_object()
     # The encoder layer itself is deliberately not an attribute: its Keras 3 variables are
     # trackables of their own that save their values beside the tf.Variables they wrap, so
     # tracking both `module.encoder` and `module.variables` stored every weight twice.
     # The functions below capture the tf.Variables, which `module.variables` tracks.
-    module.variables = _tf_variables(encoder)
+    module.variables = tf_variables(encoder)
     module.trainable_variables = [v for v in module.variables if v.trainable]
     module.regularization_losses = []
 
@@ -233,9 +233,9 @@ def _attach_tokenizer_asset(module, files) -> None:
 
 def build_sentence_encoder_module(preprocessor: Preprocessor, encoder: TransformerEncoder):
     """strings -> L2-normalized embeddings, for TF Serving and plain `tf.saved_model.load`."""
-    module = _trackable()
+    module = trackable_object()
     module.preprocessor = preprocessor
-    module.variables = _tf_variables(encoder)  # not `module.encoder`: see build_encoder_module
+    module.variables = tf_variables(encoder)  # not `module.encoder`: see build_encoder_module
     module.trainable_variables = []
     packing = preprocessor.packing
 

@@ -22,7 +22,10 @@ import numpy as np
 PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 
 
-def _ranges(embeddings: np.ndarray, precision: str, ranges, calibration_embeddings) -> np.ndarray:
+def quantization_ranges(embeddings: np.ndarray, precision: str, ranges, calibration_embeddings) -> np.ndarray:
+    """The per-dimension [min row, max row] float32 [2, dim] that int8/uint8 codes scale over:
+    `ranges` as given (checked), else the range of `calibration_embeddings` (float [n >= 2, dim]),
+    else that of `embeddings` [n, dim] themselves (n >= 2). ValueError names what is missing."""
     if ranges is not None:
         ranges = np.asarray(ranges, np.float32)
         if ranges.shape != (2, embeddings.shape[1]):
@@ -71,7 +74,7 @@ def quantize_embeddings(embeddings, precision: str, ranges=None,
         return bits if precision == "ubinary" else (bits.astype(np.int16) - 128).astype(np.int8)
     if not len(x) and ranges is None:  # no codes to scale
         ranges = np.zeros((2, x.shape[1]), np.float32)
-    low, high = _ranges(x, precision, ranges, calibration_embeddings)
+    low, high = quantization_ranges(x, precision, ranges, calibration_embeddings)
     steps = np.where(high > low, (high - low) / 255.0, 1.0).astype(np.float32)
     levels = np.clip(np.round((x - low) / steps), 0, 255)
     return levels.astype(np.uint8) if precision == "uint8" else (levels - 128).astype(np.int8)

@@ -26,6 +26,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from tfkosent.validation import positive_int
+
 SCORE_FUNCTIONS = ("cosine", "dot")
 
 
@@ -44,15 +46,6 @@ def _as_matrix(x, name: str) -> np.ndarray:
 
 def _normalized(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def _positive_int(value, name: str) -> int:
-    """`value` as an int when it is a positive int (a NumPy integer too, bool not: True is no
-    count); else ValueError naming `name`.  The one rule for counts, sizes and top_k of the
-    Python API (`SentenceEncoder.encode`, `CrossEncoder.predict`, `semantic_search`, ...)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _top_columns(block: np.ndarray, k: int) -> np.ndarray:
@@ -88,9 +81,9 @@ def top_k_similar(queries, corpus, k: int, score_function: str = "cosine",
     """
     if score_function not in SCORE_FUNCTIONS:
         raise ValueError(f"score_function must be one of {SCORE_FUNCTIONS}, got {score_function!r}")
-    k = _positive_int(k, "k")
-    query_chunk_size = _positive_int(query_chunk_size, "query_chunk_size")
-    corpus_chunk_size = _positive_int(corpus_chunk_size, "corpus_chunk_size")
+    k = positive_int(k, "k")
+    query_chunk_size = positive_int(query_chunk_size, "query_chunk_size")
+    corpus_chunk_size = positive_int(corpus_chunk_size, "corpus_chunk_size")
     queries = _as_matrix(queries, "query embeddings")
     corpus = _as_matrix(corpus, "corpus embeddings")
     if queries.shape[1] != corpus.shape[1]:
@@ -138,7 +131,7 @@ def semantic_search(query_embeddings, corpus_embeddings, top_k: int = 10,
     corpus_embeddings: float [n, d].  `score_function` "cosine" or "dot"; equal scores in corpus
     order (but see `top_k_similar`: other chunk sizes may round scores differently).
     """
-    top_k = _positive_int(top_k, "top_k")
+    top_k = positive_int(top_k, "top_k")
     indices, scores = top_k_similar(query_embeddings, corpus_embeddings, top_k, score_function,
                                     query_chunk_size=query_chunk_size,
                                     corpus_chunk_size=corpus_chunk_size)
@@ -159,9 +152,9 @@ def paraphrase_mining(embeddings, top_k: int = 10, max_pairs: Optional[int] = No
     candidates ([n, top_k]) and one [chunk_size, min(n, 100k)] block of scores.
     """
     embeddings = _as_matrix(embeddings, "embeddings")
-    top_k = _positive_int(top_k, "top_k")
+    top_k = positive_int(top_k, "top_k")
     if max_pairs is not None:
-        max_pairs = _positive_int(max_pairs, "max_pairs")
+        max_pairs = positive_int(max_pairs, "max_pairs")
     if len(embeddings) < 2:
         return []
     indices, scores = top_k_similar(embeddings, embeddings, top_k, score_function,
@@ -185,11 +178,11 @@ def read_corpus(path: str) -> Tuple[List[str], List[int]]:
     """A corpus file's sentences, one per line (UTF-8, optionally .gz), and their 1-based line
     numbers.  Blank lines are skipped (so a hit names its line, not its index); a line that is
     not valid UTF-8 raises `DatasetFormatError` naming the file and line."""
-    from tfkosent.data.datasets import _iter_lines
+    from tfkosent.data.datasets import iter_lines
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such corpus file")
     sentences, lines = [], []
-    for lineno, text in _iter_lines(Path(path)):
+    for lineno, text in iter_lines(Path(path)):
         if text.strip():
             sentences.append(text)
             lines.append(lineno)
@@ -303,7 +296,7 @@ def search_cli(args) -> int:
     blank = [i for i, q in enumerate(queries) if not q.strip()]
     if blank:
         raise ValueError(f"query {blank[0] + 1} is blank")
-    _positive_int(args.top_k, "--top-k")
+    positive_int(args.top_k, "--top-k")
     corpus, lines = read_corpus(args.corpus)
     model = SentenceEncoder.load(args.model)
     replaced = []

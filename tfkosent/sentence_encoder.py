@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 
 from tfkosent.model_dir import is_model_dir, load_model_dir
-from tfkosent.search import _positive_int
+from tfkosent.validation import positive_int
 
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "default_model")
 
@@ -266,20 +266,20 @@ class SentenceEncoder:
         method's caller (1) up to the user's code, at which warnings point."""
         import tensorflow as tf
 
-        from tfkosent.quantization import PRECISIONS, _ranges, quantize_embeddings
+        from tfkosent.quantization import PRECISIONS, quantization_ranges, quantize_embeddings
 
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         single = isinstance(sentences, (str, bytes))
         sentences = validate_sentences(sentences, argument)
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = positive_int(batch_size, "batch_size")
         n = len(sentences)
         ranges = None
         if calibration_embeddings is not None:
             if precision not in ("int8", "uint8"):
                 raise ValueError(f"calibration_embeddings sets the scale of int8 / uint8 codes; "
                                  f"precision {precision!r} has none")
-            ranges = _ranges(np.zeros((0, self.embedding_dim), np.float32), precision, None,
+            ranges = quantization_ranges(np.zeros((0, self.embedding_dim), np.float32), precision, None,
                              calibration_embeddings)
         elif precision in ("int8", "uint8") and n == 1:
             raise ValueError(

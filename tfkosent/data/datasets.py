@@ -419,7 +419,7 @@ def download(name: str, data_dir: Optional[PathLike] = None, force: bool = False
 # --------------------------------------------------------------------------- low-level readers
 
 
-def _iter_lines(path: Path, stream: Optional[BinaryIO] = None) -> Iterator[Tuple[int, str]]:
+def iter_lines(path: Path, stream: Optional[BinaryIO] = None) -> Iterator[Tuple[int, str]]:
     """(1-based line number, text) of a UTF-8 (optionally .gz) file, or of `stream` (a binary
     file object such as sys.stdin.buffer, named `path` in errors); lines end only at LF,
     a trailing CR is dropped.  Blank lines at the very end are ignored; a blank line
@@ -445,18 +445,18 @@ def _iter_lines(path: Path, stream: Optional[BinaryIO] = None) -> Iterator[Tuple
 
 
 def read_stdin_lines(stream: Optional[BinaryIO] = None) -> List[str]:
-    """The lines of standard input (or of the binary `stream`), read as `_iter_lines` reads a
+    """The lines of standard input (or of the binary `stream`), read as `iter_lines` reads a
     file: UTF-8, CR LF or LF, trailing blank lines dropped; a line that is not UTF-8 raises
     DatasetFormatError naming `<stdin>:LINE`."""
     import sys
 
     stream = sys.stdin.buffer if stream is None else stream
-    return [text for _, text in _iter_lines(Path("<stdin>"), stream)]
+    return [text for _, text in iter_lines(Path("<stdin>"), stream)]
 
 
 def _iter_tsv(path: Path, columns: Sequence[str], header: bool) -> Iterator[Tuple[int, List[str]]]:
     """(line number, fields) of each data row of a TSV split on '\\t' without quoting."""
-    for lineno, line in _iter_lines(path):
+    for lineno, line in iter_lines(path):
         fields = line.split("\t")
         if header and lineno == 1:
             if fields != list(columns):
@@ -603,13 +603,13 @@ def _parse_pair_tsv(path: Path, columns: Sequence[str], a: int, b: int,
 # raw corpus (counted) but not a sentence (`load_raw_sentences` drops it).
 
 def _parse_lines(path: Path) -> Iterator[Tuple[str]]:
-    for _, text in _iter_lines(path):
+    for _, text in iter_lines(path):
         yield (text,)
 
 
 def _parse_csv_lines(path: Path) -> Iterator[Tuple[str]]:
     """One CSV-quoted field per line (korean-hate-speech news_title files)."""
-    for line, text in _iter_lines(path):
+    for line, text in iter_lines(path):
         try:
             fields = next(csv.reader([text])) if text else [""]
         except csv.Error as e:

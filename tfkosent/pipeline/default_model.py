@@ -1000,7 +1000,7 @@ def parse_options(items: Sequence[str]) -> Dict[str, bool]:
 def main_cli(args) -> int:
     """`tfkosent pipeline default-model`: 0 done; 1 a step failed; 2 bad usage or pipeline file;
     128 + signal when a training step was stopped by SIGTERM / SIGINT (after a checkpoint)."""
-    from tfkosent.training.cli import _configure_logging
+    from tfkosent.training.cli import configure_logging
 
     command = "tfkosent pipeline default-model " + " ".join(
         f"{flag} {value}" for flag, value in (("--work-dir", args.work_dir), ("--data-dir", args.data_dir))
@@ -1029,7 +1029,7 @@ def main_cli(args) -> int:
     if args.dry_run:
         print(pipeline.format_plan(selected, bool(getattr(args, "rerun_stale", False))))
         return 0
-    _configure_logging()
+    configure_logging()
     try:
         with stops_anywhere():  # SIGTERM between or around training loops: a PipelineError too
             pipeline.run(args.from_step, args.until, args.only,

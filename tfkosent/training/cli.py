@@ -17,7 +17,7 @@ EXIT_ERROR = 2
 EXIT_NON_FINITE = 3
 
 
-def _configure_logging() -> None:
+def configure_logging() -> None:
     logger = logging.getLogger("tfkosent.training")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -38,7 +38,7 @@ def train_cli(args) -> int:
     from tfkosent.training.stop import Interrupted, stopped_message, stops_anywhere
     from tfkosent.training.trainer import NonFiniteLossError, TrainingInterrupted
 
-    _configure_logging()
+    configure_logging()
     prog = "tfkosent train"
     try:
         overrides = dict(parse_override(item) for item in (getattr(args, "set", None) or []))

@@ -253,7 +253,7 @@ def _ids(texts: Sequence[str]) -> np.ndarray:
     return np.asarray([index.setdefault(t, len(index)) for t in texts], np.int32).reshape(-1)
 
 
-def _sentences_of(kind: str, records: list) -> List[str]:
+def sentences_of(kind: str, records: list) -> List[str]:
     if kind == "sts":
         return _unique(s for r in records for s in (r.sentence1, r.sentence2))
     if kind == "nli":
@@ -288,7 +288,7 @@ def _convert(kind: str, source_kind: str, records: list) -> TaskData:
     """Records of `source_kind` as TaskData of `kind`; KeyError if it cannot."""
     columns = KINDS[kind]
     if kind == "sentences":
-        texts = _sentences_of(source_kind, records)
+        texts = sentences_of(source_kind, records)
         return TaskData(kind, {"text": texts}, {"group": np.arange(len(texts), dtype=np.int32)})
     if kind == "scored_pairs":
         if source_kind != "sts":

@@ -127,7 +127,7 @@ def collect_sentences(sources: Sequence[str], data_dir: Optional[str] = None,
     in source order, without the sentences in `exclude` (normalized before comparing)."""
     from tfkosent.data.datasets import DATASETS
     from tfkosent.training.config import DataSource
-    from tfkosent.training.data import _sentences_of, read_source
+    from tfkosent.training.data import sentences_of, read_source
 
     excluded = {normalize(s) for s in exclude}
     seen: Dict[str, None] = {}
@@ -139,7 +139,7 @@ def collect_sentences(sources: Sequence[str], data_dir: Optional[str] = None,
         if name not in DATASETS:
             raise SilverError(f"unknown source {name!r}; known: {', '.join(DATASETS)}")
         kind, records = read_source(DataSource(name=name, limit=limit), data_dir)
-        sentences = _sentences_of(kind, records)
+        sentences = sentences_of(kind, records)
         if limit is not None:
             sentences = sentences[:limit]
         for s in sentences:
@@ -510,12 +510,12 @@ def silver_cli(args) -> int:
     """Entry point of `tfkosent silver` (arguments: see `tfkosent.cli`)."""
     import sys
     from tfkosent.data.datasets import DownloadError
-    from tfkosent.training.cli import EXIT_ERROR, _configure_logging
+    from tfkosent.training.cli import EXIT_ERROR, configure_logging
     from tfkosent.training.data import DataError
 
     from tfkosent.training.stop import Interrupted, stopped_message, stops_anywhere
 
-    _configure_logging()
+    configure_logging()
     sources = [s for spec in args.sources for s in spec.split(",") if s] if args.sources else None
     try:
         scorers = [args.cross_encoder] if args.cross_encoder else list(args.scorer)
