@@ -7,6 +7,7 @@ replaced by a function that fails, or by a fake serving local bytes.
 
 import csv
 import hashlib
+import http.client
 import io
 import json
 import os
@@ -106,11 +107,28 @@ def test_data_dir_resolution_order(monkeypatch, tmp_path):
     assert str(data.cache_dir()).endswith(os.path.join(".cache", "tfkosent", "data"))
 
 
+def test_data_dirs_expand_home_and_variables(monkeypatch, tmp_path):
+    """A shell leaves ~ unexpanded in --data-dir=~/d and in environment variables."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WHERE", "w")
+    assert data.resolve_data_dir("~/d") == tmp_path / "d"
+    monkeypatch.setenv(data.ENV_DATA_DIR, "~/$WHERE")
+    assert data.resolve_data_dir() == tmp_path / "w"
+    assert data.find_local_data_dir() == tmp_path / "w"
+    monkeypatch.delenv(data.ENV_DATA_DIR)
+    monkeypatch.setenv(data.ENV_CACHE, "~/cache")
+    assert data.cache_dir() == tmp_path / "cache" / "data"
+
+
 def test_missing_file_in_explicit_dir_says_what_to_place_where(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         data.load_sts("korsts-dev", data_dir=tmp_path)
     assert str(tmp_path / "korsts" / "sts-dev.tsv") in str(e.value)
     assert DATASETS["korsts-dev"].url in str(e.value)
+    assert "tfkosent.data.download('korsts-dev'" in str(e.value)
+    with pytest.raises(FileNotFoundError) as e:   # not downloadable: no download() hint
+        data.load_raw_sentences("nsmc-reviews", limit=1, data_dir=tmp_path)
+    assert "download(" not in str(e.value) and DATASETS["nsmc-reviews"].sha256 in str(e.value)
 
 
 def test_cache_manual_dataset_raises_instructions(monkeypatch, tmp_path):
@@ -157,6 +175,17 @@ def test_download_verifies_sha256_and_writes_atomically(monkeypatch, tmp_path, l
     target.write_bytes(b"tampered")
     with pytest.raises(DownloadError, match="force=True"):
         data.download("korsts-dev")
+
+
+def test_a_dropped_connection_is_a_download_error(monkeypatch, tmp_path):
+    class Dropped(_FakeResponse):
+        def read(self, *args):
+            raise http.client.IncompleteRead(b"half", 100)
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: Dropped(b""))
+    with pytest.raises(DownloadError, match=r"downloading 'korsts-dev' from .*IncompleteRead"):
+        data.download("korsts-dev", data_dir=tmp_path)
+    assert not (tmp_path / "korsts").exists() or not any((tmp_path / "korsts").iterdir())
 
 
 def test_klue_nli_conversion_reproduces_the_local_file(local_dir):
@@ -281,6 +310,9 @@ def test_other_malformed_files(tmp_path):
         ("xnli-ko-dev", "sentence1\tsentence2\tgold_label\n\t가설\tneutral\n", 2, "empty 'sentence1'"),
         ("klue-sts-train", 'sentence1,sentence2,label\n"가, 나",다,1.5\n라,마,6\n', 3, "outside [0, 5]"),
         ("klue-sts-train", "sentence1,sentence2,label\n가,나\n", 2, "expected 3 comma-separated"),
+        ("klue-sts-train", "sentence1,sentence2,label\n가,나,1\n\n다,라,2\n", 3, "blank line"),
+        ("klue-sts-train", b"sentence1,sentence2,label\n\xea\xb0\x80,\xeb\x82\x98,1\n\xff,x,2\n", 3,
+         "not valid UTF-8"),
         ("sae4k", "질문\t논항\t0\r\n질문 둘\t0\r\n", 2, "expected 3 tab-separated"),
         ("parakqc", "group\tcol1\tcol2\tsentence\n1\t0\t0\t \n", 2, "empty 'sentence'"),
         ("klue-sts-dev", '[\n  {"sentence1": "가",\n  "sentence2": }\n]', 3, "invalid JSON"),

@@ -108,12 +108,19 @@ def test_exponent_floats_that_yaml_reads_as_strings(tmp_path):
     assert "strategy: expected one of 'auto', 'mirrored', 'tpu', 'default', got 'gpu'" in message
 
 
+def test_dev_files_whose_names_merely_contain_test_are_accepted(tmp_path):
+    for name in ("my_dev_latest.tsv", "contest_pairs.tsv"):
+        config = load_config(write(tmp_path, MINIMAL + f"eval: {{dataset: {{path: {name}}}}}\n"))
+        assert config.eval.dataset.path.endswith(name)
+
+
 def test_semantic_errors(tmp_path):
     cases = {
         MINIMAL.replace("loss: cosent", "loss: cosnet"): "tasks[0].loss.type: unknown loss 'cosnet'",
         MINIMAL.replace("korsts-train", "korsts-trian.tsv") + "eval: {dataset: korsts-test}\n":
             "eval.dataset: 'korsts-test' is a reported evaluation set",
         MINIMAL + "eval: {dataset: klue-sts-dev}\n": "eval.dataset: 'klue-sts-dev' is a reported evaluation set",
+        MINIMAL + "eval: {dataset: {path: data/sts-test.tsv}}\n": "eval.dataset: 'data/sts-test.tsv' looks like a test set",
         MINIMAL + "    epochs: 2\nschedule: round_robin\n": "tasks[0].epochs: only applies to schedule: sequential",
         MINIMAL + "    batch_size: 0\n": "tasks[0].batch_size: must be positive, got 0",
         MINIMAL.replace("loss: cosent", "loss: distill_mse"): "tasks[0].teacher: loss 'distill_mse' needs a teacher",

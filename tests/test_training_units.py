@@ -362,6 +362,41 @@ def test_source_errors_name_the_source_and_file(tmp_path):
         train_data.load_task_data("scored_pairs", [DataSource(name="korsts-train")], str(tmp_path), where="tasks[0].data")
 
 
+@pytest.mark.parametrize("name, content, message", [
+    ("utf8.tsv", b"sentence1\tsentence2\tscore\n\xea\xb0\x80\t\xeb\x82\x98\t3\n\xff\xfe\t\xeb\x82\x98\t2\n",
+     r"utf8.tsv:3: not valid UTF-8"),
+    ("range.tsv", "sentence1\tsentence2\tscore\n가\t나\t3\n다\t라\t7.5\n".encode(),
+     r"range.tsv:3: 'score' '7.5' is outside \[0, 5\]"),
+    ("bool.jsonl", '{"sentence1": "가", "sentence2": "나", "score": true}\n'.encode(),
+     r"bool.jsonl:1: non-numeric score True"),
+    ("blank.tsv", "sentence1\tsentence2\tscore\n가\t나\t3\n\n다\t라\t2\n".encode(), r"blank.tsv:3: blank line"),
+    ("tabs.tsv", "sentence1\tsentence2\tscore\n가\t나\t3\n\t\t\n다\t라\t2\n".encode(), r"tabs.tsv:3: blank line"),
+    ("empty.tsv", "sentence1\tsentence2\tscore\n가\t \t3\n".encode(), r"empty.tsv:2: empty or non-text"),
+    ("blank.jsonl", '{"sentence1": "가", "sentence2": "나", "score": 1}\n\n{}\n'.encode(), r"blank.jsonl:2: blank line"),
+])
+def test_malformed_training_files_name_file_and_line(tmp_path, name, content, message):
+    """Bad bytes, scores off the 0-5 scale, blank rows between rows: an error naming the file
+    and line, never a silently dropped row or a bare UnicodeDecodeError."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(train_data.DataError, match=message):
+        load("scored_pairs", path)
+
+
+def test_training_text_files_bom_cr_and_truncated_gzip(tmp_path):
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes("\ufeff좋은 문장\r\n\r\n두번째 문장\n".encode())
+    assert load("sentences", bom).texts["text"] == ["좋은 문장", "두번째 문장"]   # BOM gone
+    cr = tmp_path / "cr.tsv"   # a lone CR inside a field does not end the row
+    cr.write_bytes("sentence1\tsentence2\tscore\n가\r나\t다\t3\n".encode())
+    assert load("scored_pairs", cr).texts["sentence1"] == ["가\r나"]
+    whole = gzip.compress(("문장 하나\n" * 20000).encode())
+    truncated = tmp_path / "cut.txt.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(train_data.DataError, match=r"cut.txt.gz:\d+: truncated or corrupt file \(EOFError"):
+        load("sentences", truncated)
+
+
 def test_tokenized_task_and_dataset_pack_to_the_batch_length(tiny_model_dir):
     from tfkosent.layers.preprocessor import Preprocessor
     from tfkosent.model_dir import load_model_dir

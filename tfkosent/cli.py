@@ -211,6 +211,10 @@ def _add_model_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="sentences per encoder call (default 64)")
 
 
+DATA_DIR_HELP = ("where the datasets are (default: $TFKOSENT_DATA_DIR, else the download cache, "
+                 "~/.cache/tfkosent/data, filled on first use; ~ and $VARS are expanded)")
+
+
 def _positive_int(text: str) -> int:
     """argparse type: an int >= 1 (a negative --limit would otherwise slice pairs off the end)."""
     try:
@@ -319,9 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                         + " (default: korsts-dev,korsts-test,klue-sts-dev, or none with --pairs)")
     p.add_argument("--pairs", action="append", metavar="FILE",
                    help="also score a file of your own pairs (repeatable; see below)")
-    p.add_argument("--data-dir", default=None, help="where the datasets are (default: $TFKOSENT_DATA_DIR, "
-                                                    "else the download cache, ~/.cache/tfkosent/data, "
-                                                    "filled on first use)")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--batch-size", type=int, default=64, help="sentences per encoder call (default 64)")
     p.add_argument("--limit", type=_positive_int, default=None,
                    help="evaluate only the first N pairs of each task (a smoke check, not the protocol)")
@@ -338,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--overwrite", action="store_true",
                         help="start again in an output_dir that holds a run: the old one is renamed "
                              "OUTPUT_DIR.replaced-<UTC time> first, nothing is deleted")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override one recipe value (repeatable), e.g. --set optimizer.learning_rate=1e-4 "
                         "--set tasks.0.teacher_cache=runs/x/teacher_cache/raw")
@@ -362,13 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
                                              "and their scores -> FILE (.npz), no dataset text")
     c.add_argument("silver_dir", help="a `tfkosent silver --out` directory or a pipeline silver step")
     c.add_argument("file")
-    c.add_argument("--data-dir", default=None)
+    c.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     c.set_defaults(func=cmd_carry)
     c = carry.add_parser("unpack-silver", help="FILE -> OUT_DIR/silver.tsv, rebuilt from the datasets "
                                                "byte for byte (refused if they differ)")
     c.add_argument("file")
     c.add_argument("out_dir")
-    c.add_argument("--data-dir", default=None)
+    c.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     c.set_defaults(func=cmd_carry)
 
     p = sub.add_parser("pipeline", help="multi-step, resumable recipes (the default model)")
@@ -377,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "distillation, evaluation, packaging (resumable)")
     c.add_argument("--work-dir", default=os.path.join("runs", "default_model"),
                    help="one folder per step, with DONE.json when complete (default: runs/default_model)")
-    c.add_argument("--data-dir", default=None)
+    c.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     c.add_argument("--from", dest="from_step", default=None, metavar="STEP", help="start at this step")
     c.add_argument("--until", default=None, metavar="STEP", help="stop after this step")
     c.add_argument("--only", default=None, metavar="STEP", help="run only this step")
@@ -423,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. 10: a pair further apart than the nearest ones)")
     p.add_argument("--random", type=int, default=0, help="random pairs added")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shard-size", type=int, default=8192, help="pairs per score-cache shard")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -441,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="datasets whose sentences measure the activations, NAME or NAME:LIMIT "
                         "(default: korsts-train klue-sts-train; evaluation sets are refused)")
     p.add_argument("--limit", type=int, default=4000, help="sentences used (a seeded sample)")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_prune_ffn)
 

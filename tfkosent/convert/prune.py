@@ -65,7 +65,7 @@ def default_data_dir() -> str:
     """$TFKOSENT_DATA_DIR, else `<repository>/../shared/data`."""
     env = os.environ.get("TFKOSENT_DATA_DIR")
     if env:
-        return env
+        return os.path.expandvars(os.path.expanduser(env))
     return str(Path(__file__).resolve().parents[2].parent / "shared" / "data")
 
 
@@ -127,7 +127,9 @@ def read_texts(path: str, max_lines: Optional[int] = None) -> List[str]:
 
 def resolve_files(files: Optional[Iterable[str]], data_dir: Optional[str] = None) -> List[str]:
     """Absolute paths; relative names are taken under data_dir (default_data_dir())."""
-    data_dir = default_data_dir() if data_dir is None else data_dir
+    from tfkosent.data.datasets import expand_path
+
+    data_dir = default_data_dir() if data_dir is None else str(expand_path(data_dir))
     files = KOREAN_CORPUS_FILES if files is None else files
     return [f if os.path.isabs(f) else os.path.join(data_dir, f) for f in files]
 

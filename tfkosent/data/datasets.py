@@ -41,6 +41,7 @@ import csv
 import dataclasses
 import gzip
 import hashlib
+import http.client
 import io
 import json
 import math
@@ -48,6 +49,7 @@ import os
 import urllib.request
 import uuid
 import warnings
+import zlib
 from pathlib import Path
 from typing import (Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple,
                     Optional, Sequence, Tuple, Union)
@@ -281,16 +283,22 @@ def get_dataset_info(name: str, kind: Optional[str] = None) -> DatasetInfo:
 
 def cache_dir() -> Path:
     """``$TFKOSENT_CACHE/data``, default ``~/.cache/tfkosent/data``."""
-    root = os.environ.get(ENV_CACHE) or os.path.join(os.path.expanduser("~"), ".cache", "tfkosent")
-    return Path(root) / "data"
+    root = os.environ.get(ENV_CACHE) or os.path.join("~", ".cache", "tfkosent")
+    return expand_path(root) / "data"
+
+
+def expand_path(path: PathLike) -> Path:
+    """`path` with ``~`` and ``$VARS`` expanded, as recipe paths are: a shell leaves ``~`` as
+    it is in ``--data-dir=~/data`` and in environment variables."""
+    return Path(os.path.expandvars(os.path.expanduser(os.fspath(path))))
 
 
 def resolve_data_dir(data_dir: Optional[PathLike] = None) -> Path:
     """`data_dir` if given, else ``$TFKOSENT_DATA_DIR`` if set, else `cache_dir()`."""
     if data_dir is not None:
-        return Path(data_dir)
+        return expand_path(data_dir)
     env = os.environ.get(ENV_DATA_DIR)
-    return Path(env) if env else cache_dir()
+    return expand_path(env) if env else cache_dir()
 
 
 def find_local_data_dir() -> Optional[Path]:
@@ -301,7 +309,7 @@ def find_local_data_dir() -> Optional[Path]:
     """
     env = os.environ.get(ENV_DATA_DIR)
     if env:
-        return Path(env)
+        return expand_path(env)
     candidate = Path(__file__).resolve().parents[2].parent / "shared" / "data"
     return candidate if candidate.is_dir() else None
 
@@ -322,7 +330,9 @@ def dataset_path(name: str, data_dir: Optional[PathLike] = None) -> Path:
     raise FileNotFoundError(
         f"dataset {name!r}: {path} does not exist. Place the file there (source: {info.url}"
         + (f"; {info.derivation}" if info.derivation else "")
-        + f") or run tfkosent.data.download({name!r}, data_dir=...).")
+        + (f"; prepared by hand: its sha256 is {info.sha256}, {info.rows} rows)."
+           if info.conversion == "manual"
+           else f") or run tfkosent.data.download({name!r}, data_dir=...)."))
 
 
 # --------------------------------------------------------------------------- download
@@ -404,8 +414,9 @@ def download(name: str, data_dir: Optional[PathLike] = None, force: bool = False
     try:
         with urllib.request.urlopen(info.url, timeout=timeout) as response:
             data = response.read()
-    except OSError as e:
-        raise DownloadError(f"downloading {name!r} from {info.url} failed: {e}") from e
+    except (OSError, http.client.HTTPException) as e:  # HTTPException: e.g. IncompleteRead
+        raise DownloadError(f"downloading {name!r} from {info.url} failed: "
+                            f"{type(e).__name__}: {e}") from e
     if info.conversion is not None:
         data = _CONVERTERS[info.conversion](data)
     digest = hashlib.sha256(data).hexdigest()
@@ -426,8 +437,17 @@ def iter_lines(path: Path, stream: Optional[BinaryIO] = None) -> Iterator[Tuple[
     followed by more text is yielded (and rejected by the callers)."""
     opener = gzip.open if path.suffix == ".gz" else open
     pending: List[Tuple[int, str]] = []
+    lineno = 0
     with (contextlib.nullcontext(stream) if stream is not None else opener(path, "rb")) as f:
-        for lineno, raw in enumerate(f, 1):
+        lines = enumerate(f, 1)
+        while True:
+            try:
+                lineno, raw = next(lines)
+            except StopIteration:
+                break
+            except (EOFError, OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+                raise DatasetFormatError(path, lineno + 1, f"truncated or corrupt file "
+                                         f"({type(e).__name__}: {e})") from None
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -468,13 +488,27 @@ def _iter_tsv(path: Path, columns: Sequence[str], header: bool) -> Iterator[Tupl
         yield lineno, fields
 
 
+def _decodes(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 def _iter_csv(path: Path, columns: Sequence[str]) -> Iterator[Tuple[int, List[str]]]:
     """(line number, fields) of each data row of a standard (RFC 4180) CSV with a header."""
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
+        blank: Optional[int] = None   # a blank row, an error unless only blank rows follow
         try:
             for fields in reader:
                 lineno = reader.line_num
+                if not fields:
+                    blank = lineno if blank is None else blank
+                    continue
+                if blank is not None:
+                    raise DatasetFormatError(path, blank, "blank line")
                 if lineno == 1:
                     if fields != list(columns):
                         raise DatasetFormatError(path, 1, f"expected header {list(columns)}, got {fields}")
@@ -486,7 +520,10 @@ def _iter_csv(path: Path, columns: Sequence[str]) -> Iterator[Tuple[int, List[st
         except csv.Error as e:
             raise DatasetFormatError(path, reader.line_num, f"CSV error: {e}") from None
         except UnicodeDecodeError as e:
-            raise DatasetFormatError(path, None, f"not valid UTF-8 ({e.reason})") from None
+            # The csv module decodes ahead of the row it returns: find the line in the bytes.
+            with open(path, "rb") as raw:
+                line = next((i for i, b in enumerate(raw, 1) if not _decodes(b)), None)
+            raise DatasetFormatError(path, line, f"not valid UTF-8 ({e.reason})") from None
 
 
 def _text(value: str, path: Path, line: Optional[int], column: str,
@@ -498,8 +535,10 @@ def _text(value: str, path: Path, line: Optional[int], column: str,
     return value
 
 
-def _score(value: Any, path: Path, line: Optional[int], column: str,
-           record: Optional[int] = None) -> float:
+def parse_score(value: Any, path: Path, line: Optional[int], column: str,
+                record: Optional[int] = None) -> float:
+    """An STS score: a finite number in [0, 5] (a JSON bool is no score), else
+    DatasetFormatError naming the file, line (or record) and column."""
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -548,12 +587,12 @@ _KORSTS_COLUMNS = ("genre", "filename", "year", "id", "score", "sentence1", "sen
 def _parse_korsts_tsv(path: Path) -> Iterator[STSExample]:
     for line, f in _iter_tsv(path, _KORSTS_COLUMNS, header=True):
         yield STSExample(_text(f[5], path, line, "sentence1"), _text(f[6], path, line, "sentence2"),
-                         _score(f[4], path, line, "score"), None)
+                         parse_score(f[4], path, line, "score"), None)
 
 
 def _parse_klue_sts_csv(path: Path) -> Iterator[STSExample]:
     for line, f in _iter_csv(path, ("sentence1", "sentence2", "label")):
-        score = _score(f[2], path, line, "label")
+        score = parse_score(f[2], path, line, "label")
         yield STSExample(_text(f[0], path, line, "sentence1"), _text(f[1], path, line, "sentence2"),
                          score, int(score >= 3.0))
 
@@ -562,7 +601,7 @@ def _parse_klue_sts_json(path: Path) -> Iterator[STSExample]:
     for i, rec in enumerate(_load_json_list(path), 1):
         s1 = _text(_json_field(rec, ("sentence1",), path, i), path, None, "sentence1", i)
         s2 = _text(_json_field(rec, ("sentence2",), path, i), path, None, "sentence2", i)
-        score = _score(_json_field(rec, ("labels", "real-label"), path, i), path, None,
+        score = parse_score(_json_field(rec, ("labels", "real-label"), path, i), path, None,
                        "labels.real-label", i)
         binary = _json_field(rec, ("labels", "binary-label"), path, i)
         if binary not in (0, 1) or isinstance(binary, bool):

@@ -231,9 +231,12 @@ class EvalConfig:
 
     def _problems(self):
         label = (self.dataset.name or os.path.basename(self.dataset.path or "")).lower()
-        if "test" in label or self.dataset.name in REPORT_ONLY:
+        if self.dataset.name in REPORT_ONLY:
             yield "dataset", (f"{self.dataset.label!r} is a reported evaluation set; select models "
                               f"on korsts-dev and report test numbers separately")
+        elif re.search(r"(?<![a-z])test(?![a-z])", label):  # "sts-test.tsv", not "latest", "contest"
+            yield "dataset", (f"{self.dataset.label!r} looks like a test set (its name has the word "
+                              f"'test'); select models on a dev set and report test numbers separately")
         if self.every_steps < 0:
             yield "every_steps", f"must be >= 0, got {self.every_steps}"
         if self.limit is not None and self.limit < 2:

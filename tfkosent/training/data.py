@@ -16,7 +16,7 @@ loss needs: STS -> scored pairs or sentences, NLI -> triplets, pairs or
 sentences, paraphrase groups -> adjacent pairs or sentences, raw -> sentences)
 or files:
 
-    .txt / .txt.gz    one sentence per line                      (format sentences)
+    .txt / .txt.gz    one sentence per line, blank lines skipped (format sentences)
     .jsonl            one JSON object per line, keys as below
     other (TSV)       a header row naming the columns, '\\t'-separated, no quoting
 
@@ -27,6 +27,10 @@ or files:
     pairs       anchor, positive
     groups      group, sentence
     sentences   text
+
+UTF-8 (a BOM is dropped), LF or CR LF line ends; a training score is a number in [0, 5]. A
+malformed line (blank line between rows, wrong column count, bad UTF-8, a truncated
+.gz) raises DatasetFormatError naming the file and line.
 
 Data order.  `epoch_batches` makes the batches of one epoch of one task as a
 pure function of (seed, task index, epoch): permute, drop the remainder, sort
@@ -48,7 +52,6 @@ tf.data element gathers token ids from that table and packs them with
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import math
 from pathlib import Path
@@ -117,27 +120,29 @@ def read_table(path: Path, fmt: Optional[str]) -> Tuple[str, List[Tuple[int, Dic
     (e.g. `tfkosent.training.silver.read_silver_tsv`'s duplicate pairs).
     """
     rows: List[Tuple[int, Dict[str, Any]]] = []
+    # registry.iter_lines: UTF-8 checked per line (errors name it), BOM and CR LF handled,
+    # lines end only at LF (a lone CR inside a field does not split the row), trailing blank
+    # lines ignored; a blank line followed by more rows is an error, not a dropped row.
     if path.suffix == ".jsonl":
-        with open(path, encoding="utf-8-sig") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DatasetFormatError(path, line_no, f"invalid JSON: {e.msg}") from None
-                if not isinstance(record, dict):
-                    raise DatasetFormatError(path, line_no, "expected a JSON object")
-                rows.append((line_no, record))
+        for line_no, line in registry.iter_lines(path):
+            if not line.strip():
+                raise DatasetFormatError(path, line_no, "blank line")
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DatasetFormatError(path, line_no, f"invalid JSON: {e.msg}") from None
+            if not isinstance(record, dict):
+                raise DatasetFormatError(path, line_no, "expected a JSON object")
+            rows.append((line_no, record))
         header = list(rows[0][1]) if rows else []
     else:
-        with open(path, encoding="utf-8-sig") as f:
-            lines = [(i, ln.rstrip("\n").rstrip("\r")) for i, ln in enumerate(f, 1)]
-        lines = [(i, ln) for i, ln in lines if ln.strip()]
+        lines = list(registry.iter_lines(path))
         if not lines:
             return fmt or "sentences", []
         header = lines[0][1].split("\t")
         for line_no, line in lines[1:]:
+            if not line.strip():
+                raise DatasetFormatError(path, line_no, "blank line")
             fields = line.split("\t")
             if len(fields) != len(header):
                 raise DatasetFormatError(path, line_no, f"expected {len(header)} tab-separated "
@@ -157,10 +162,10 @@ def read_table(path: Path, fmt: Optional[str]) -> Tuple[str, List[Tuple[int, Dic
             value = row.get(column)
             if column == "score":
                 try:
-                    ok = math.isfinite(float(value))
+                    ok = not isinstance(value, bool) and math.isfinite(float(value))
                 except (TypeError, ValueError):
                     ok = False
-                if not ok:
+                if not ok:  # the [0, 5] range is the trainer's (`_read_file`): evaluation takes any scale
                     raise DatasetFormatError(path, line_no, f"non-numeric score {value!r}")
             elif column == "group" and isinstance(value, int):
                 continue
@@ -176,13 +181,13 @@ def _read_file(path: Path, fmt: Optional[str]) -> Tuple[str, list]:
     """(record kind, records) of an explicit data file (formats in the module docstring)."""
     name = path.name
     if fmt in (None, "sentences") and (name.endswith(".txt") or name.endswith(".txt.gz")):
-        opener = gzip.open if name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            return "sentences", [line.strip() for line in f if line.strip()]
+        # Blank lines separate paragraphs in raw text: skipped, not sentences.
+        return "sentences", [line.strip() for _, line in registry.iter_lines(path) if line.strip()]
     fmt, numbered = read_table(path, fmt)
     rows = [row for _, row in numbered]
-    if fmt == "sts":
-        return "sts", [STSExample(r["sentence1"], r["sentence2"], float(r["score"])) for r in rows]
+    if fmt == "sts":  # the losses read scores on KorSTS's 0-5 scale (cosine-MSE: score / 5)
+        return "sts", [STSExample(r["sentence1"], r["sentence2"], registry.parse_score(r["score"], path, n, "score"))
+                       for n, r in numbered]
     if fmt == "nli":
         return "nli", [NLIExample(r["premise"], r["hypothesis"], r["label"]) for r in rows]
     if fmt == "groups":
