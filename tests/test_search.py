@@ -79,6 +79,7 @@ def test_dot_keeps_the_norms_cosine_does_not():
     (lambda q, c: semantic_search(q, c, top_k=2, corpus_chunk_size=0), "corpus_chunk_size"),
     (lambda q, c: semantic_search(q, c, top_k=0), "^top_k must be a positive int, got 0"),
     (lambda q, c: paraphrase_mining(c, top_k=-1), "^top_k must be a positive int, got -1"),
+    (lambda q, c: semantic_search([], c), r"^query embeddings: none given \(an empty list\)"),
 ])
 def test_bad_arguments_are_named(vectors, call, message):
     with pytest.raises(ValueError, match=message):
@@ -213,6 +214,18 @@ def test_cli_search_errors_name_the_input(tiny_model_dir, tmp_path, capsys, cont
     corpus.write_bytes(content)
     assert main(["search"] + queries + ["--corpus", str(corpus), "--model", tiny_model_dir] + extra) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_search_warnings_name_the_corpus_line_and_the_query(tiny_model_dir, tmp_path, capsys):
+    """Truncation warnings point at FILE:LINE (blank lines counted) and at the query's number,
+    not at an index into the list the CLI built."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("짧은 문장\n\n" + "아주 긴 문장 " * 200 + "\n다른 문장\n", encoding="utf-8")
+    assert main(["search", "질문", "긴 질문 " * 200, "--corpus", str(corpus), "--model", tiny_model_dir]) == 0
+    err = capsys.readouterr().err
+    assert f"(first: {corpus}:3," in err, err
+    assert "(first: query 2," in err, err
+    assert "sentences[" not in err, err
 
 
 def test_paraphrase_mining_matches_all_pairs(vectors):

@@ -63,6 +63,16 @@ def test_encode_returns_tensors_and_quantized_codes_like_sentence_transformers(m
         model.encode(SENTENCES, precision="int4")
     with pytest.raises(ValueError, match="not a multiple of 8"):
         quantize_embeddings(np.ones((2, 12)), "binary")
+    # a NaN has no code (it became bit 0 or an arbitrary int8), and swapped ranges make every code 0
+    nan = emb.copy()
+    nan[2, 1] = np.nan
+    for precision in ("int8", "ubinary"):
+        with pytest.raises(ValueError, match=r"embeddings\[2\] has a NaN or infinite value"):
+            quantize_embeddings(nan, precision)
+    with pytest.raises(ValueError, match=r"calibration_embeddings\[2\] has a NaN"):
+        quantize_embeddings(emb, "int8", calibration_embeddings=nan)
+    with pytest.raises(ValueError, match=r"dimension 0 has min .* > max"):
+        quantize_embeddings(emb, "uint8", ranges=ranges[::-1])
 
 
 def test_encode_is_independent_of_batching_and_order(model):

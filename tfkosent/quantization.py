@@ -22,6 +22,13 @@ import numpy as np
 PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 
 
+def _check_finite(x: np.ndarray, name: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if len(bad):
+        raise ValueError(f"{name}[{int(bad[0])}] has a NaN or infinite value "
+                         f"({len(bad)} row(s) of {len(x)})")
+
+
 def quantization_ranges(embeddings: np.ndarray, precision: str, ranges, calibration_embeddings) -> np.ndarray:
     """The per-dimension [min row, max row] float32 [2, dim] that int8/uint8 codes scale over:
     `ranges` as given (checked), else the range of `calibration_embeddings` (float [n >= 2, dim]),
@@ -31,6 +38,13 @@ def quantization_ranges(embeddings: np.ndarray, precision: str, ranges, calibrat
         if ranges.shape != (2, embeddings.shape[1]):
             raise ValueError(f"ranges must be [2, {embeddings.shape[1]}] (min row, max row), got "
                              f"shape {ranges.shape}")
+        if not np.isfinite(ranges).all():
+            raise ValueError("ranges has a NaN or infinite value")
+        swapped = np.flatnonzero(ranges[0] > ranges[1])
+        if len(swapped):
+            d = int(swapped[0])
+            raise ValueError(f"ranges[0] must be the min row and ranges[1] the max row; dimension "
+                             f"{d} has min {ranges[0, d]:g} > max {ranges[1, d]:g}")
         return ranges
     if calibration_embeddings is None:
         if len(embeddings) < 2:  # min == max: every code would be the same
@@ -45,6 +59,7 @@ def quantization_ranges(embeddings: np.ndarray, precision: str, ranges, calibrat
         if source.ndim != 2 or source.shape[1] != embeddings.shape[1] or len(source) < 2:
             raise ValueError(f"calibration_embeddings must be [n >= 2, {embeddings.shape[1]}], got "
                              f"shape {source.shape}")
+        _check_finite(source, "calibration_embeddings")
     return np.stack([source.min(axis=0), source.max(axis=0)])
 
 
@@ -64,6 +79,7 @@ def quantize_embeddings(embeddings, precision: str, ranges=None,
     x = np.asarray(embeddings, np.float32)
     if x.ndim != 2:
         raise ValueError(f"embeddings must be [n, dim], got shape {x.shape}")
+    _check_finite(x, "embeddings")  # a NaN has no code: it became 0 bits or an arbitrary int8
     if precision == "float32":
         return x
     if precision in ("binary", "ubinary"):

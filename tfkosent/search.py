@@ -33,6 +33,8 @@ SCORE_FUNCTIONS = ("cosine", "dot")
 
 def _as_matrix(x, name: str) -> np.ndarray:
     array = np.asarray(x, dtype=np.float32)
+    if array.ndim == 1 and array.size == 0:
+        raise ValueError(f"{name}: none given (an empty list); pass a [0, dim] array for none")
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2:
@@ -244,6 +246,7 @@ def _read_cached_embeddings(path: str, meta_path: str, fingerprint: Dict[str, ob
 def cached_corpus_embeddings(model, sentences: Sequence[str], path: Optional[str],
                              batch_size: int = 64,
                              on_replace: Optional[Callable[[str], None]] = None,
+                             describe: Optional[Callable[[int], str]] = None,
                              ) -> Tuple[np.ndarray, bool]:
     """The corpus embeddings, read from `path` (.npy, with its fingerprint in PATH.json) when it
     was made from the same model and sentences, else encoded and, with `path`, written there
@@ -252,6 +255,9 @@ def cached_corpus_embeddings(model, sentences: Sequence[str], path: Optional[str
     A cache that does not match, or that cannot be read (PATH or PATH.json corrupt or
     truncated), is stale: encoded again and rewritten, after `on_replace` is called with
     why, naming the file (e.g. "PATH.json was unreadable: Expecting value: ...").
+
+    describe(i) names sentence i in the encoder's warnings (e.g. "corpus.txt:12"; default
+    `corpus[i]`).
 
     A `path` that exists without PATH.json was not written here (e.g. `tfkosent encode
     --output`): it is never overwritten; FileExistsError says so.
@@ -269,7 +275,8 @@ def cached_corpus_embeddings(model, sentences: Sequence[str], path: Optional[str
             return embeddings, True
         if why and on_replace is not None:
             on_replace(why)
-    embeddings = model.encode(list(sentences), batch_size=batch_size, normalize_embeddings=True)
+    embeddings = model._encode(list(sentences), batch_size=batch_size, normalize_embeddings=True,
+                               argument="corpus", stacklevel=2, describe=describe)
     if path:
         # The fingerprint file is marked "writing" first and gets the fingerprint last: a run
         # killed in between leaves embeddings whose PATH.json matches no corpus, which the
@@ -302,12 +309,14 @@ def search_cli(args) -> int:
     replaced = []
     corpus_emb, reused = cached_corpus_embeddings(model, corpus, args.corpus_embeddings,
                                                   batch_size=args.batch_size,
-                                                  on_replace=replaced.append)
+                                                  on_replace=replaced.append,
+                                                  describe=lambda i: f"{args.corpus}:{lines[i]}")
     if args.corpus_embeddings:
         why = f" (replaced: {replaced[0]})" if replaced else ""
         print(f"{'read' if reused else 'wrote'} {len(corpus)} corpus embeddings "
               f"{'from' if reused else 'to'} {args.corpus_embeddings}{why}", file=sys.stderr)
-    query_emb = model.encode(queries, batch_size=args.batch_size, normalize_embeddings=True)
+    query_emb = model._encode(queries, batch_size=args.batch_size, normalize_embeddings=True,
+                              argument="queries", describe=lambda i: f"query {i + 1}")
     hits = semantic_search(query_emb, corpus_emb, top_k=args.top_k)
     if args.json:
         out = [{"query": q, "hits": [{"corpus_id": h["corpus_id"], "line": lines[h["corpus_id"]],

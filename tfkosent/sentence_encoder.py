@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -260,10 +260,12 @@ class SentenceEncoder:
     def _encode(self, sentences, batch_size: int = 64, normalize_embeddings: bool = True,
                 show_progress_bar: Optional[bool] = None, convert_to_tensor: bool = False,
                 precision: str = "float32", calibration_embeddings=None, *,
-                argument: str = "sentences", stacklevel: int = 1):
+                argument: str = "sentences", stacklevel: int = 1,
+                describe: Optional[Callable[[int], str]] = None):
         """`encode`, for the methods built on it: `argument` is the caller's name for
-        `sentences` in errors and warnings, and `stacklevel` counts the frames from this
-        method's caller (1) up to the user's code, at which warnings point."""
+        `sentences` in errors and warnings, `describe(i)` (optional) names sentence i in
+        warnings where `argument[i]` would not (e.g. "corpus.txt:12"), and `stacklevel` counts
+        the frames from this method's caller (1) up to the user's code, at which warnings point."""
         import tensorflow as tf
 
         from tfkosent.quantization import PRECISIONS, quantization_ranges, quantize_embeddings
@@ -279,8 +281,8 @@ class SentenceEncoder:
             if precision not in ("int8", "uint8"):
                 raise ValueError(f"calibration_embeddings sets the scale of int8 / uint8 codes; "
                                  f"precision {precision!r} has none")
-            ranges = quantization_ranges(np.zeros((0, self.embedding_dim), np.float32), precision, None,
-                             calibration_embeddings)
+            ranges = quantization_ranges(np.zeros((0, self.embedding_dim), np.float32), precision,
+                                         None, calibration_embeddings)
         elif precision in ("int8", "uint8") and n == 1:
             raise ValueError(
                 f"precision {precision!r} scales each dimension over the range of the batch's "
@@ -296,7 +298,7 @@ class SentenceEncoder:
         lengths = ids.row_lengths().numpy()
         from tfkosent.layers.packing import num_special_tokens
         specials = num_special_tokens(1, self._backend.packing)
-        self._warn_about_inputs(sentences, lengths, specials, argument, stacklevel + 2)
+        self._warn_about_inputs(sentences, lengths, specials, argument, stacklevel + 2, describe)
         order = np.argsort(-lengths, kind="stable")
         starts = range(0, n, batch_size)
         if show_progress_bar is None:
@@ -316,25 +318,28 @@ class SentenceEncoder:
         return tf.constant(out) if convert_to_tensor else out
 
     def _warn_about_inputs(self, sentences: List[str], lengths: np.ndarray, specials: int,
-                           argument: str = "sentences", stacklevel: int = 3) -> None:
+                           argument: str = "sentences", stacklevel: int = 3,
+                           describe: Optional[Callable[[int], str]] = None) -> None:
         """Warns about sentences `encode` truncates, and text that already has the model's prefix.
 
         lengths: int [n], token counts (the model's prefix included, special tokens not);
-        specials: the special tokens packing adds to one sentence.
+        specials: the special tokens packing adds to one sentence; describe(i): how warnings
+        name sentence i (default `argument[i]`).
         """
+        name = describe if describe is not None else (lambda i: f"{argument}[{i}]")
         limit = self.max_seq_length - specials
         long_rows = np.flatnonzero(lengths > limit)
         if len(long_rows):
             i = int(long_rows[0])
             warnings.warn(f"{len(long_rows)} of {len(sentences)} sentences are longer than {limit} "
                           f"tokens ({self.max_seq_length} with the special tokens) and were truncated "
-                          f"(first: {argument}[{i}], {int(lengths[i])} tokens)", stacklevel=stacklevel)
+                          f"(first: {name(i)}, {int(lengths[i])} tokens)", stacklevel=stacklevel)
         prefix = self.text_prefix.strip()
         if prefix:
             doubled = [i for i, s in enumerate(sentences) if s.lstrip().startswith(prefix)]
             if doubled:
                 warnings.warn(f"{len(doubled)} of {len(sentences)} sentences (first: "
-                              f"{argument}[{doubled[0]}]) start with {prefix!r}, which this model's "
+                              f"{name(doubled[0])}) start with {prefix!r}, which this model's "
                               f"preprocessor adds itself: it is there twice; pass the text without it",
                               stacklevel=stacklevel)
 
