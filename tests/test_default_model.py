@@ -54,6 +54,16 @@ def test_load_without_argument_is_the_shipped_3_layer_model(default_model):
     assert sim[0, 1] > sim[0, 2]      # eating pasta is closer to eating food than a cheetah chase
 
 
+def test_decomposed_hangul_embeds_as_composed(default_model):
+    """NFD text (conjoining jamo, e.g. copied on macOS) is the same sentence: without NFC the
+    shipped vocabulary saw single jamo and unknown pieces (cosine 0.48 to the NFC form)."""
+    import unicodedata
+    composed = SENTENCES[:3]
+    decomposed = [unicodedata.normalize("NFD", s) for s in composed]
+    assert decomposed != composed
+    np.testing.assert_allclose(default_model.encode(decomposed), default_model.encode(composed), atol=1e-6)
+
+
 def test_export_matches_load(default_model, tmp_path):
     import tensorflow as tf
     from tfkosent.cli import main

@@ -165,15 +165,15 @@ NON_CORE_OPS_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize("sub", ["preprocess", os.path.join("sentence_encoder", "1")])
 def test_string_modules_need_only_ops_tf_serving_has(tiny_export_dir, sub):
-    """Beyond core TensorFlow, only the SentencePiece ops: TF Serving's model server embeds
-    TensorFlow Text 2.12, which has them but not RoundRobinTrim (added in 2.16), and a SavedModel
-    using that op fails to load there (tensorflow/serving PR #4057)."""
+    """Beyond core TensorFlow, only the SentencePiece ops and NormalizeUTF8 (NFC): TF Serving's
+    model server embeds TensorFlow Text 2.12, which has them but not RoundRobinTrim (added in
+    2.16), and a SavedModel using that op fails to load there (tensorflow/serving PR #4057)."""
     proc = subprocess.run([sys.executable, "-c", NON_CORE_OPS_SCRIPT,
                            os.path.join(tiny_export_dir, sub, "saved_model.pb")],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == "['SentencepieceOp', 'SentencepieceTokenizeOp']"
+    assert proc.stdout.strip().splitlines()[-1] == "['NormalizeUTF8', 'SentencepieceOp', 'SentencepieceTokenizeOp']"
 
 
 def test_encoder_carries_its_tokenizer_file_as_tf_hub_encoders_do(tiny_model_dir, tiny_export_dir):

@@ -54,6 +54,20 @@ def test_clean_text_nfkc_lower_case_and_prefix():
     assert plain.numpy()[0].decode() == "ＡＢＣ"
 
 
+def test_decomposed_hangul_tokenizes_as_composed(tokenizer):
+    """Text in NFD (Hangul as conjoining jamo, e.g. copied on macOS) is normalized to NFC first:
+    the vocabularies are made from composed syllables."""
+    import unicodedata
+    composed = ["한 남자가 음식을 먹는다.", "나는 밥을 먹는다"]
+    decomposed = [unicodedata.normalize("NFD", t) for t in composed]
+    assert decomposed != composed
+    assert tokenizer(tf.constant(decomposed)).to_list() == tokenizer(tf.constant(composed)).to_list()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "한국", "##어", "문장"]
+    wordpiece = WordpieceTokenizer(vocab, lower_case=False)
+    nfd = unicodedata.normalize("NFD", "한국어 문장")
+    assert wordpiece(tf.constant([nfd])).to_list() == [[5, 6, 7]]
+
+
 def test_text_prefix_is_prepended(sp_proto):
     prefixed = SentencepieceTokenizer(sp_proto, text_prefix="나는 ")
     plain = SentencepieceTokenizer(sp_proto)
@@ -136,6 +150,14 @@ def test_pack_rejects_bad_arguments():
     packer = BertPackInputs(seq_length=8, start_of_sequence_id=2, end_of_segment_id=3, padding_id=0)
     with pytest.raises(ValueError, match="segments"):
         packer([_ragged([[1]])] * 3)
+    with pytest.raises(ValueError, match="different numbers of rows; they pair row by row: 2, 1"):
+        packer([_ragged([[1], [2]]), _ragged([[3]])])
+
+    @tf.function(input_signature=[tf.RaggedTensorSpec([None, None], tf.int32)] * 2)
+    def traced(a, b):   # batch sizes unknown when traced: checked when run
+        return packer([a, b])["input_word_ids"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="different numbers of rows"):
+        traced(_ragged([[1], [2]]), _ragged([[3]]))
 
 
 def test_pack_config_round_trip():

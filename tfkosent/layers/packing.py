@@ -67,6 +67,23 @@ def round_robin_trim(segments: Sequence[tf.RaggedTensor], budget) -> List[tf.Rag
     return [_keep_first(s, k) for s, k in zip(segments, keep)]
 
 
+def _same_rows(segments: Sequence[tf.RaggedTensor]) -> Sequence[tf.RaggedTensor]:
+    """`segments` (ragged int32 [batch, (tokens)]) if they have the same number of rows, else an
+    error that says so (two segments pair row by row: sentence i of the first with sentence i of
+    the second). Without it a mismatch surfaced as "Incompatible shapes: [11] vs. [22]"."""
+    if len(segments) < 2:
+        return segments
+    rows = [s.nrows(out_type=tf.int32) for s in segments]
+    known = [tf.get_static_value(r) for r in rows]
+    message = "bert_pack_inputs: the segments have different numbers of rows; they pair row by row"
+    if all(k is not None for k in known):
+        if len(set(int(k) for k in known)) > 1:
+            raise ValueError(f"{message}: {', '.join(str(int(k)) for k in known)}")
+        return segments
+    with tf.control_dependencies([tf.debugging.assert_equal(rows[0], rows[1], message=message)]):
+        return [tf.identity(s) for s in segments]
+
+
 def longest_packed_length(segments: Sequence[tf.RaggedTensor], packing: str,
                           max_seq_length) -> tf.Tensor:
     """Shortest seq_length that loses nothing for this batch, capped at max_seq_length.
@@ -74,7 +91,7 @@ def longest_packed_length(segments: Sequence[tf.RaggedTensor], packing: str,
     Returns an int32 scalar; at least the number of special tokens, so empty
     inputs and empty batches still pack.
     """
-    segments = [_as_token_rows(s) for s in segments]
+    segments = _same_rows([_as_token_rows(s) for s in segments])
     total = tf.add_n([s.row_lengths() for s in segments])
     longest = tf.reduce_max(tf.concat([tf.cast(total, tf.int32), [0]], axis=0))
     needed = longest + num_special_tokens(len(segments), packing)
@@ -93,7 +110,7 @@ def pack_segments(segments: Sequence[tf.RaggedTensor], seq_length, start_of_sequ
         raise ValueError(f"packing must be one of {PACKING_PATTERNS}, got {packing!r}")
     if not 1 <= len(segments) <= 2:
         raise ValueError(f"expected 1 or 2 segments, got {len(segments)}")
-    segments = [_as_token_rows(s) for s in segments]
+    segments = _same_rows([_as_token_rows(s) for s in segments])
     seq_length = tf.cast(seq_length, tf.int32)
     budget = seq_length - num_special_tokens(len(segments), packing)
     tf.debugging.assert_non_negative(budget, message="seq_length is too short for the special tokens")
