@@ -300,8 +300,8 @@ def test_keras3_fit_with_adamw_through_fine_tunable_tfsm_layer(tiny_export_dir, 
 
     from tfkosent.layers import FineTunableTFSMLayer
 
-    preprocess = keras.layers.TFSMLayer(os.path.join(tiny_export_dir, "preprocess"),
-                                        call_endpoint="serving_default")
+    preprocess = FineTunableTFSMLayer(os.path.join(tiny_export_dir, "preprocess"),
+                                      call_endpoint="serving_default")
     encoder = FineTunableTFSMLayer(os.path.join(tiny_export_dir, "encoder"), call_endpoint="serve",
                                    call_training_endpoint="serve_training", trainable=True)
     text = keras.Input(shape=(), dtype="string")
@@ -321,6 +321,35 @@ def test_keras3_fit_with_adamw_through_fine_tunable_tfsm_layer(tiny_export_dir, 
     model.save(str(tmp_path / "tuned.keras"))
     reloaded = keras.models.load_model(str(tmp_path / "tuned.keras"), safe_mode=False)
     np.testing.assert_allclose(reloaded.predict(tf.constant(a), verbose=0), tuned, atol=1e-6)
+
+
+def test_keras3_auto_jit_stays_off_with_string_preprocessing_on_a_gpu(tiny_export_dir, monkeypatch):
+    """Keras' jit_compile="auto" turns XLA on when the machine has a GPU and every layer supports
+    it; XLA cannot compile the preprocess module's string ops (fit/predict failed with a RET_CHECK
+    error on GPUs). FineTunableTFSMLayer over a string endpoint opts out; the encoder alone does
+    not. The GPU is simulated: Keras asks tf.config.list_physical_devices."""
+    import keras
+
+    from tfkosent.layers import FineTunableTFSMLayer
+
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda device_type=None: (
+        real(device_type) + ([tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")]
+                             if device_type in (None, "GPU") else [])))
+
+    def compiled(preprocess_layer):
+        encoder = FineTunableTFSMLayer(os.path.join(tiny_export_dir, "encoder"), call_endpoint="serve",
+                                       call_training_endpoint="serve_training", trainable=True)
+        text = keras.Input(shape=(), dtype="string")
+        model = keras.Model(text, encoder(preprocess_layer(text))["pooled_output"])
+        model.compile(optimizer="adamw", loss="cosine_similarity")
+        return model
+
+    path = os.path.join(tiny_export_dir, "preprocess")
+    assert compiled(keras.layers.TFSMLayer(path, call_endpoint="serving_default")).jit_compile is True
+    assert compiled(FineTunableTFSMLayer(path, call_endpoint="serving_default")).jit_compile is False
+    encoder_only = FineTunableTFSMLayer(os.path.join(tiny_export_dir, "encoder"), call_endpoint="serve")
+    assert encoder_only.supports_jit is True
 
 
 SERVING_SCRIPT = textwrap.dedent("""
