@@ -36,7 +36,11 @@ def default_model():
         return SentenceEncoder.load()                         # no argument
 
 
-def test_load_without_argument_is_the_shipped_3_layer_model(default_model):
+def test_load_without_argument_is_the_shipped_3_layer_model(default_model, monkeypatch):
+    from tfkosent.model_dir import load_model_dir
+
+    monkeypatch.delenv("TFKOSENT_DEFAULT_MODEL", raising=False)
+    assert load_model_dir("default").path == DEFAULT_MODEL_DIR   # export_model("default", ...) too
     config = json.load(open(os.path.join(DEFAULT_MODEL_DIR, "config.json"), encoding="utf-8"))
     assert config["encoder"]["num_layers"] == 3
     assert config["metadata"]["trained"] is True

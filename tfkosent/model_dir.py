@@ -163,7 +163,13 @@ class ModelFiles:
 
 
 def load_model_dir(path: str) -> ModelFiles:
-    """Reads a model directory; errors name the file and the problem."""
+    """Reads a model directory; errors name the file and the problem. "default" is the
+    default model (`tfkosent.sentence_encoder.default_model_path`), as for `--model default`
+    and `SentenceEncoder.load("default")`; a directory of that name is "./default"."""
+    if path == "default":
+        from tfkosent.sentence_encoder import default_model_path  # TF-free import
+
+        path = default_model_path()
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{path}: no such model directory")
     config_path = os.path.join(path, CONFIG_FILE)
