@@ -104,6 +104,33 @@ def test_hub_dropout_only_with_training(tiny_export_dir):
     assert not np.allclose(model(x, training=True), model(x, training=True))
 
 
+def test_sentence_encoder_module_fine_tunes_like_a_tf_hub_text_embedding(tiny_export_dir):
+    """`hub.KerasLayer(sentence_encoder/1, trainable=True)`, the Universal Sentence Encoder's
+    pattern: trainable weights, dropout only in training, and fit moves the embeddings (the
+    module used to have no trainable_variables, so it trained nothing, silently)."""
+    import tensorflow_hub as hub
+    import tf_keras
+
+    path = os.path.join(tiny_export_dir, "sentence_encoder", "1")
+    frozen = hub.KerasLayer(path, output_key=SERVING_OUTPUT)
+    assert frozen.trainable_weights == []
+    layer = hub.KerasLayer(path, trainable=True, output_key=SERVING_OUTPUT)
+    text = tf_keras.Input(shape=(), dtype=tf.string)
+    model = tf_keras.Model(text, layer(text))
+    assert len(model.trainable_weights) > 0
+    x = tf.constant([p[0] for p in KOREAN_PAIRS])
+    start = model(x, training=False).numpy()
+    np.testing.assert_allclose(start, SentenceEncoder.load(tiny_export_dir).encode([p[0] for p in KOREAN_PAIRS]),
+                               atol=1e-5)
+    assert not np.allclose(model(x, training=True), model(x, training=True))      # dropout
+    target = np.roll(start, 1, axis=0)
+    model.compile(optimizer=tf_keras.optimizers.Adam(1e-2), loss=tf_keras.losses.CosineSimilarity())
+    model.fit(x, target, epochs=3, batch_size=4, verbose=0)
+    tuned = model(x, training=False).numpy()
+    assert np.abs(tuned - start).max() > 1e-2
+    assert np.sum(tuned * target) > np.sum(start * target)     # closer to the targets
+
+
 MIRRORED_HUB_SCRIPT = textwrap.dedent("""
     import json, sys, warnings
     warnings.simplefilter("ignore")

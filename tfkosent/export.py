@@ -232,28 +232,43 @@ def _attach_tokenizer_asset(module, files) -> None:
 
 
 def build_sentence_encoder_module(preprocessor: Preprocessor, encoder: TransformerEncoder):
-    """strings -> L2-normalized embeddings, for TF Serving and plain `tf.saved_model.load`."""
+    """strings -> L2-normalized embeddings, for TF Serving and plain `tf.saved_model.load`, and
+    a fine-tunable TF Hub text-embedding module (like the Universal Sentence Encoder's):
+    `__call__(sentences, training=False)` with the encoder's `trainable_variables`, so that
+    `hub.KerasLayer(path, trainable=True)` trains it (dropout on in training)."""
     module = trackable_object()
     module.preprocessor = preprocessor
     module.variables = tf_variables(encoder)  # not `module.encoder`: see build_encoder_module
-    module.trainable_variables = []
+    module.trainable_variables = [v for v in module.variables if v.trainable]
+    module.regularization_losses = []
     packing = preprocessor.packing
+    sentences_spec = tf.TensorSpec([None], tf.string, name=SERVING_INPUT)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_INPUT)])
-    def serve(sentences):
+    def embed(sentences, training: bool):
         token_ids = preprocessor.tokenize(_checked_sentences(sentences))
         # Pad to the batch's longest sentence (capped at seq_length), not to
         # seq_length: short requests cost proportionally less.
         seq_length = longest_packed_length([token_ids], packing, preprocessor.seq_length)
         inputs = preprocessor.bert_pack_inputs([token_ids], seq_length=seq_length)
-        pooled = encoder(inputs, training=False)["pooled_output"]
+        pooled = _call_encoder(encoder, inputs, training)["pooled_output"]
         return {SERVING_OUTPUT: tf.math.l2_normalize(pooled, axis=-1)}
 
+    @tf.function(input_signature=[sentences_spec])
+    def serve(sentences):
+        return embed(sentences, False)
+
+    # Callable, like TF Hub's text-embedding modules, so that plain `hub.KerasLayer(path)` and
+    # `hub.load(path)(strings)` work without naming a signature; they return the signature's
+    # dict ({"embeddings": float32 [batch, hidden]}). Reusable SavedModels trace __call__ for
+    # both values of `training` (hub.KerasLayer passes the Python bool through).
+    @tf.function
+    def call(sentences, training=False):
+        return embed(sentences, training)
+
+    for training in (False, True):
+        call.get_concrete_function(sentences_spec, training=training)
     module.serve = serve
-    # Callable, like TF Hub's text-embedding modules (`obj(strings) -> [batch, dim]`), so that
-    # plain `hub.KerasLayer(path)` and `hub.load(path)(strings)` work without naming a signature.
-    module.__call__ = serve
-    module.regularization_losses = []
+    module.__call__ = call
     return module, {"serving_default": serve}
 
 
