@@ -187,6 +187,188 @@ def test_line_checks_and_ids(apache_beam):
     assert relative_name("gs://bucket/c/a.txt", ["gs://bucket/c"]) == "a.txt"
 
 
+def _small_corpus(path, lines=("가나다", "라마바")):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.beam
+def test_cli_paths_are_inputs_then_output(apache_beam, tiny_export_dir, tmp_path, capsys):
+    """`in3/*` unquoted expands to `in3/a.txt in3/sub out3`: every path but the last is an
+    input, the last is OUTPUT; an OUTPUT that is a file or inside an input, a lone path and a
+    stray token are refused before anything runs."""
+    from tfkosent import cli
+    from tfkosent.beam import read_embeddings
+    from tfkosent.beam.embed_corpus import run
+
+    in3 = tmp_path / "in3"
+    a = _small_corpus(in3 / "a.txt", ["가나다"])
+    _small_corpus(in3 / "sub" / "b.txt", ["라마바"])
+    argv = ["embed-corpus", a, str(in3 / "sub"), str(tmp_path / "out3"), "--model", tiny_export_dir]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    ids, _ = read_embeddings(str(tmp_path / "out3"))
+    assert ids == ["a.txt:1", "sub/b.txt:1"]
+    assert sorted(os.listdir(in3 / "sub")) == ["b.txt"]
+
+    # in2/*.txt expanded: the last file would be OUTPUT.
+    b = _small_corpus(tmp_path / "in2" / "b.txt")
+    assert cli.main(["embed-corpus", a, b, "--model", tiny_export_dir]) == 2
+    assert "is an existing file, not a directory" in capsys.readouterr().err
+    assert (tmp_path / "in2" / "b.txt").read_text(encoding="utf-8") == "가나다\n라마바\n"
+    assert cli.main(["embed-corpus", a, "--model", tiny_export_dir]) == 2
+    assert "need INPUT [INPUT ...] OUTPUT" in capsys.readouterr().err
+    argv = ["embed-corpus", a, str(tmp_path / "out4"), "--model", tiny_export_dir, "--overwrite", "stray",
+            "--direct_num_workers", "1", "--num-shards", "1"]
+    assert cli.main(argv) == 2
+    assert "unexpected argument(s) stray:" in capsys.readouterr().err  # not the options' values
+    assert not (tmp_path / "out4").exists()
+    for inputs, output in ((str(in3), in3 / "out"), (str(in3 / "**" / "*.txt"), in3 / "sub" / "out")):
+        with pytest.raises(ValueError, match="is inside the input"):
+            run(inputs, str(output), tiny_export_dir)
+        assert not output.exists()
+
+
+@pytest.mark.beam
+def test_bad_argument_or_failed_run_keeps_the_earlier_output(apache_beam, tiny_export_dir, tmp_path,
+                                                             capsys, monkeypatch, caplog):
+    from tfkosent import cli
+    from tfkosent.beam import embed_corpus, read_embeddings
+
+    corpus = _small_corpus(tmp_path / "c.txt")
+    out = tmp_path / "out"
+    embed_corpus.run(corpus, str(out), tiny_export_dir)
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    ids = read_embeddings(str(out))[0]
+
+    argv = ["embed-corpus", corpus, str(out), "--model", tiny_export_dir, "--overwrite", "--max-batch-size", "8"]
+    assert cli.main(argv) == 2
+    assert read_embeddings(str(out))[0] == ids  # the bad value is found before anything is touched
+    assert "max_batch_size (--max-batch-size) must be >= batch_size (--batch-size)" in capsys.readouterr().err
+    for kwargs, message in (({"num_shards": -1}, r"num_shards \(--num-shards"),
+                            ({"skip_header_lines": -1}, r"skip_header_lines \(--skip-header-lines\)"),
+                            ({"intra_op_threads": 0}, r"intra_op_threads \(--tf-threads\) must be None or")):
+        with pytest.raises(ValueError, match=message):
+            embed_corpus.run(corpus, str(out), tiny_export_dir, overwrite=True, **kwargs)
+    assert read_embeddings(str(out))[0] == ids
+
+    # Leftovers of a killed run are removed; a run that fails its checks changes nothing.
+    (out / ".embed-corpus-staging-killed").mkdir()
+    (out / ".embed-corpus-staging-killed" / "embeddings-00000-of-00001.tfrecord").write_bytes(b"x")
+    (out / "beam-temp-embeddings-killed").mkdir()
+    monkeypatch.setattr(embed_corpus.outputs, "read_ids_from_files", lambda paths, fmt: ["a:1", "a:1"])
+    with pytest.raises(RuntimeError, match="duplicate id"):
+        embed_corpus.run(corpus, str(out), tiny_export_dir, overwrite=True)
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+    removed = [r.getMessage() for r in caplog.records if "deleted" in r.getMessage()]
+    assert any(".embed-corpus-staging-killed" in m for m in removed), removed
+    assert any("beam-temp-embeddings-killed" in m for m in removed), removed
+
+
+@pytest.mark.beam
+def test_publish_and_recover_never_lose_an_output(apache_beam, tmp_path):
+    """A kill at any point of moving a new output in leaves OUTPUT as it was (or finished)."""
+    from tfkosent.beam.embed_corpus import publish, recover
+
+    def make(directory, tag, shards):
+        directory.mkdir(parents=True, exist_ok=True)
+        for i in range(shards):
+            (directory / f"embeddings-{i:05d}-of-{shards:05d}.tfrecord").write_text(tag)
+        (directory / "dead_letter.jsonl").write_text(tag)
+        (directory / "embed_corpus.json").write_text(tag)
+        return {p.name: tag for p in directory.iterdir()}
+
+    def contents(directory):
+        return {p.name: p.read_text() for p in directory.iterdir()}
+
+    out = tmp_path / "out"
+    make(out, "old", 1)
+    new = make(out / ".embed-corpus-staging-t", "new", 2)
+    publish(str(out / ".embed-corpus-staging-t"), str(out), str(out / ".embed-corpus-replaced-t"))
+    assert contents(out) == new
+
+    # Killed while moving the old output aside or the new one in: rolled back; killed after
+    # the new manifest arrived: finished.
+    for case in ("moving_old_aside", "moving_new_in", "finished"):
+        out = tmp_path / case
+        old = make(out, "old", 1)
+        staging, replaced = out / ".embed-corpus-staging-t", out / ".embed-corpus-replaced-t"
+        new = make(staging, "new", 2)
+        replaced.mkdir()
+        (replaced / ".swap-started").write_text("")
+        os.rename(out / "embed_corpus.json", replaced / "embed_corpus.json")
+        if case != "moving_old_aside":
+            for name in ("embeddings-00000-of-00001.tfrecord", "dead_letter.jsonl"):
+                os.rename(out / name, replaced / name)
+            (replaced / ".old-moved-aside").write_text("")
+            os.rename(staging / "embeddings-00001-of-00002.tfrecord", out / "embeddings-00001-of-00002.tfrecord")
+        if case == "finished":
+            for name in ("embeddings-00000-of-00002.tfrecord", "dead_letter.jsonl", "embed_corpus.json"):
+                os.rename(staging / name, out / name)
+        assert recover(str(out))
+        assert contents(out) == (new if case == "finished" else old), case
+
+
+@pytest.mark.beam
+def test_directory_input_skips_earlier_output_files(apache_beam, tiny_export_dir, tmp_path, capsys):
+    from tfkosent import cli
+    from tfkosent.beam import read_embeddings, read_manifest
+
+    corpus = tmp_path / "corpus"
+    _small_corpus(corpus / "a.txt")
+    for name in ("old_out/embeddings-00000-of-00001.tfrecord", "old_out/embeddings-00000-of-00001.parquet",
+                 "old_out/dead_letter.jsonl", "old_out/embed_corpus.json",
+                 "old_out/beam-temp-embeddings-1/part.txt", ".embed-corpus-staging-1/part.txt"):
+        _small_corpus(corpus / name, ["이전 실행의 출력"])
+    out = tmp_path / "out"
+    assert cli.main(["embed-corpus", str(corpus), str(out), "--model", tiny_export_dir]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"^skipped output files: 6\b", printed, re.M), printed
+    assert read_embeddings(str(out))[0] == ["a.txt:1", "a.txt:2"]
+    counts = read_manifest(str(out))["counts"]
+    assert counts["files"] == 1 and counts["skipped_output_files"] == 6
+
+
+@pytest.mark.beam
+def test_inputs_sharing_a_file_name_get_distinct_ids(apache_beam, tiny_export_dir, tmp_path):
+    from tfkosent.beam import read_embeddings, read_manifest
+    from tfkosent.beam.embed_corpus import run
+
+    x1 = _small_corpus(tmp_path / "d1" / "x.txt", ["가나다"])
+    x2 = _small_corpus(tmp_path / "d2" / "x.txt", ["라마바", "사아자"])
+    out = str(tmp_path / "out")
+    run([x1, x2], out, tiny_export_dir, verify=False)
+    assert read_embeddings(out)[0] == ["d1/x.txt:1", "d2/x.txt:1", "d2/x.txt:2"]
+    assert read_manifest(out)["id_base"] == str(tmp_path)
+
+    from tfkosent.beam.embed_corpus import check_unique_ids, common_base, relative_name
+
+    assert common_base(["/data/ab", "/data/ac/x"]) == "/data"   # by segment, not by character
+    assert common_base(["/a", "/b"]) == "/"
+    assert common_base(["/data/c"]) == "/data/c"
+    assert common_base(["gs://bk/c/d1", "gs://bk/c/d2"]) == "gs://bk/c"
+    assert common_base(["gs://b1/c", "gs://b2/c"]) == "gs://"
+    assert relative_name("gs://b1/c/x.txt", ["gs://"]) == "b1/c/x.txt"
+    assert common_base(["/data/c", "gs://bk/c"]) == ""
+    with pytest.raises(ValueError, match="duplicate ids, e.g. x.txt:LINE"):
+        check_unique_ids(["/data/c/x.txt", "gs://bk/c/x.txt"], "")
+
+
+@pytest.mark.beam
+def test_truncated_lines_are_counted_and_printed(apache_beam, tiny_export_dir, tmp_path, capsys):
+    from tfkosent import cli
+    from tfkosent.beam import read_manifest
+
+    corpus = _small_corpus(tmp_path / "c.txt", ["짧은 문장", "가나다라 마바사 " * 100])
+    out = tmp_path / "out"
+    assert cli.main(["embed-corpus", corpus, str(out), "--model", tiny_export_dir]) == 0
+    printed = capsys.readouterr().out
+    assert "truncated: 1 (longer than 62 tokens: only the first 62 were embedded)" in printed, printed
+    manifest = read_manifest(str(out))
+    assert manifest["counts"]["truncated"] == 1 and manifest["max_tokens"] == 62
+
+
 def test_beam_package_is_import_light():
     code = "import sys, tfkosent.beam; print([m for m in ('apache_beam', 'tensorflow') if m in sys.modules])"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

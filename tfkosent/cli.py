@@ -12,7 +12,7 @@
     tfkosent prune-ffn MODEL OUT --intermediate-size N [--by activations|weights] [--sources S...] [--limit N]
     tfkosent pipeline default-model [--work-dir W] [--data-dir D] [--from S] [--until S] [--only S] [--dry-run]
                                     [--option NAME=BOOL] [--adopt STEP=DIR]
-    tfkosent embed-corpus INPUT OUTPUT --model DIR [--runner DirectRunner] [beam options]
+    tfkosent embed-corpus INPUT [INPUT ...] OUTPUT --model DIR [--runner DirectRunner] [beam options]
 
 M is a model directory, an export directory, or `default`.
 Heavy imports happen inside the commands, so `tfkosent --help` is instant.
@@ -455,19 +455,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "embed-corpus", help="bulk-embed text files with Apache Beam",
+        usage="tfkosent embed-corpus INPUT [INPUT ...] OUTPUT --model DIR [options] [Beam options]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="more options (read by tfkosent.beam.embed_corpus):\n"
                "  --format tfrecord|parquet|both   output format (default tfrecord)\n"
                "  --max-batch-size N               Beam's largest batch (default 8 x --batch-size)\n"
                "  --num-shards N                   output shards (default: chosen by Beam)\n"
                "  --skip-header-lines N            lines to skip at the top of each file\n"
-               "  --overwrite                      replace a non-empty OUTPUT directory\n"
+               "  --overwrite                      replace an earlier run's output in OUTPUT\n"
+               "                                   (only once the new run has succeeded)\n"
                "  --no-verify                      skip the exactly-once check of the written ids\n"
                "  --tf-threads N                   TensorFlow intra-op threads per worker\n"
                "any other --option is passed to Beam's PipelineOptions, e.g.\n"
-               "  --direct_num_workers 2 --direct_running_mode multi_processing")
-    p.add_argument("input")
-    p.add_argument("output")
+               "  --direct_num_workers 2 --direct_running_mode multi_processing\n"
+               "The last path is OUTPUT: quote globs ('corpus/*.txt') so that the shell does not\n"
+               "expand them. A failed or killed run leaves OUTPUT as it was.")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="INPUT [INPUT ...] OUTPUT: files, directories or quoted globs to embed, "
+                        "then the output directory (outside every directory input)")
     p.add_argument("--model", required=True, help="export directory (sentence_encoder/1 inside)")
     p.add_argument("--runner", default="DirectRunner")
     p.add_argument("--column", type=int, default=None, help="TSV column holding the sentence (0-based; default: the whole line)")

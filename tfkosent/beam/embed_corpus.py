@@ -2,6 +2,7 @@
 
     tfkosent embed-corpus 'corpus/*.txt' out/ --model EXPORT_DIR \\
         --direct_num_workers 2 --direct_running_mode multi_processing
+    tfkosent embed-corpus news/ reviews/part-1.txt out/ --model EXPORT_DIR   # INPUT... OUTPUT
 
     from tfkosent.beam.embed_corpus import run
     result = run("corpus/*.txt", "out/", "EXPORT_DIR",
@@ -11,24 +12,47 @@
 
 The pipeline:
 
-1. MatchAll(INPUT) -> ReadMatches -> `ReadLinesFn`: each file is read as raw
+1. MatchAll(INPUTs) -> ReadMatches -> `ReadLinesFn`: each file is read as raw
    bytes, line by line, so every line's 1-based number is exact and invalid
    UTF-8 can be seen (a decoding text source would fail or replace it).
    `.gz`/`.bz2`/... inputs are decompressed by extension. A line is split on
    "\\n" only; a trailing "\\r" (CRLF files) and a UTF-8 BOM on line 1 are
    dropped. With `column=N` the line is a TSV row and its N-th field
-   (0-based) is the sentence.
-2. Each line gets the id `<file>:<line>` (file relative to the input pattern's
-   directory) and is either valid, or goes to the dead-letter output with its
-   reason: `invalid_utf8`, `empty`, `whitespace_only`, `missing_column`.
+   (0-based) is the sentence. Files a directory or glob input matches that are
+   named like this pipeline's output (`embeddings-*-of-*.tfrecord|.parquet`,
+   `dead_letter.jsonl`, `embed_corpus.json`, anything under `beam-temp-*` or a
+   staging directory) are an earlier run's output, not text: they are skipped
+   and counted (`skipped_output_files`). A file named as an INPUT itself is
+   always read.
+2. Each line gets the id `<file>:<line>` (file relative to the common
+   directory of the inputs: with one input its directory, as `corpus/a.txt`
+   -> `a.txt:7`; with `d1/x.txt` and `d2/x.txt`, `d1/x.txt:7` and
+   `d2/x.txt:7`) and is either valid, or goes to the dead-letter output with
+   its reason: `invalid_utf8`, `empty`, `whitespace_only`, `missing_column`.
+   Ids that would collide are refused before the pipeline starts.
 3. Reshuffle (spreads the lines of one file over all workers), then
    RunInference with `SentenceEncoderModelHandler` over the exported
    `sentence_encoder/1` serving signature, batched by min/max batch size.
+   Sentences longer than the model's token limit are truncated (as `encode`
+   does) and counted (`truncated`, when the export has its `preprocess/`).
 4. Writes `embeddings-SSSSS-of-NNNNN.tfrecord` (tf.train.Example {id,
-   embedding}) and/or `.parquet` shards, `dead_letter.jsonl`, and last the
-   manifest `embed_corpus.json` (see `tfkosent.beam.outputs`). Beam's file
-   sinks write to a temporary directory and rename on success, so a retried
-   bundle never leaves a duplicate.
+   embedding}) and/or `.parquet` shards and `dead_letter.jsonl` (see
+   `tfkosent.beam.outputs`). Beam's file sinks write to a temporary directory
+   and rename on success, so a retried bundle never leaves a duplicate.
+
+A run never loses work. Every argument is checked before anything is
+touched, and OUTPUT must be a directory outside the inputs (not an existing
+file, not inside a directory input or a `**` pattern's base directory). The
+pipeline writes into a staging directory `OUTPUT/.embed-corpus-staging-<id>/`
+(Beam's temporary directories land inside it); the result is verified there,
+and only then moved into OUTPUT: an earlier run's output (`overwrite=True`)
+is first moved aside into `OUTPUT/.embed-corpus-replaced-<id>/`, the new
+files moved in, the manifest `embed_corpus.json` last, then the old files
+deleted. A failed run deletes its staging directory and leaves OUTPUT as it
+was. A killed run leaves OUTPUT as it was too: the next run into OUTPUT
+removes its staging directory (and top-level `beam-temp-*` directories),
+rolls back a half-done move (restoring the earlier output), logs what it
+removed, and starts from scratch. So run one job at a time per OUTPUT.
 
 After the run, counts come from Beam metrics and are checked against the
 written output (`verify=True` re-reads the ids: every valid line exactly
@@ -42,10 +66,11 @@ import dataclasses
 import json
 import logging
 import os
-import posixpath
+import re
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Union
+import uuid
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 try:
     import apache_beam as beam
@@ -59,59 +84,56 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from tfkosent.beam import outputs
-from tfkosent.beam.model_handler import SentenceEncoderModelHandler, export_info, resolve_serving_dir
+from tfkosent.beam.paths import (basename, common_base, has_glob, is_file, is_under, is_url,
+                                 join_path, normalize_pattern, not_directory, pattern_base_dir,
+                                 relative_name, relative_to)
+from tfkosent.beam.publish import (REPLACED_PREFIX, STAGING_PREFIX, WORK_DIR_PREFIXES,
+                                   existing_outputs, publish, recover)
+from tfkosent.beam.model_handler import (METRICS_NAMESPACE, TRUNCATED_COUNTER,
+                                         SentenceEncoderModelHandler, export_info, preprocess_dir,
+                                         resolve_serving_dir, token_limit)
 
 _LOGGER = logging.getLogger(__name__)
 
-METRICS_NAMESPACE = "tfkosent.embed_corpus"
 DEAD_LETTER_TAG = "dead_letter"
 REASONS = ("invalid_utf8", "empty", "whitespace_only", "missing_column")
 PREVIEW_CHARS = 200
-_GLOB_CHARS = "*?["
 _BOM = b"\xef\xbb\xbf"
+_SHARD_NAME_RE = re.compile(r"^" + re.escape(outputs.EMBEDDINGS_PREFIX)
+                            + r"-\d+-of-\d+(" + "|".join(re.escape(x) for x in outputs.SUFFIXES.values())
+                            + r")$")
 
 
 # ---------------------------------------------------------------- input ---
 
-def _is_url(path: str) -> bool:
-    return "://" in path
+def is_output_name(rel: str) -> bool:
+    """Whether `rel` ("/"-separated, relative to an input's base directory) is named like
+    embed-corpus output: a shard, the dead letters, the manifest, or anything inside a
+    Beam temporary or staging directory."""
+    parts = rel.split("/")
+    if any(part.startswith(WORK_DIR_PREFIXES) for part in parts[:-1]):
+        return True
+    name = parts[-1]
+    return name in (outputs.DEAD_LETTER_NAME, outputs.MANIFEST_NAME) or bool(_SHARD_NAME_RE.match(name))
 
 
-def _join(*parts: str) -> str:
-    return posixpath.join(*parts) if _is_url(parts[0]) else os.path.join(*parts)
+def output_skip_rules(patterns: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """(base directories of the glob patterns, the plain file patterns) of normalized
+    patterns: what `is_earlier_output` needs."""
+    return ([pattern_base_dir(p) for p in patterns if has_glob(p)],
+            [p for p in patterns if not has_glob(p)])
 
 
-def normalize_pattern(pattern: str) -> str:
-    """Absolute local path (URLs unchanged); a directory means every file under it.
-
-    Beam's globs: `*` stays within a directory, `**` crosses directories.
-    """
-    if not _is_url(pattern):
-        pattern = os.path.abspath(os.path.expanduser(pattern))
-        if os.path.isdir(pattern):
-            pattern = os.path.join(pattern, "**")
-    elif pattern.endswith("/"):
-        pattern += "**"
-    return pattern
-
-
-def pattern_base_dir(pattern: str) -> str:
-    """The directory ids are relative to: the pattern's part before its first glob."""
-    cut = min((pattern.index(c) for c in _GLOB_CHARS if c in pattern), default=len(pattern))
-    head = pattern[:cut]
-    sep = "/" if _is_url(pattern) else os.sep
-    if cut == len(pattern):  # a plain file
-        return head.rsplit(sep, 1)[0] if sep in head else ""
-    return head[:head.rfind(sep)] if sep in head else ""
-
-
-def relative_name(path: str, bases: Sequence[str]) -> str:
-    """`path` relative to the longest base containing it ("/"-separated)."""
-    for base in sorted(bases, key=len, reverse=True):
-        if base and path.startswith(base.rstrip("/\\") + ("/" if _is_url(path) else os.sep)):
-            rel = path[len(base.rstrip("/\\")) + 1:]
-            return rel.replace(os.sep, "/") if not _is_url(path) else rel
-    return posixpath.basename(path.replace(os.sep, "/"))
+def is_earlier_output(path: str, glob_bases: Sequence[str], plain: Sequence[str]) -> bool:
+    """Whether a matched file is an earlier run's output found by a directory or glob input
+    (one named as an input itself is read whatever its name)."""
+    if path in plain:
+        return False
+    for base in glob_bases:
+        rel = relative_to(path, base)
+        if rel is not None and is_output_name(rel):
+            return True
+    return False
 
 
 def make_id(name: str, line_number: int) -> str:
@@ -190,11 +212,18 @@ class ReadLinesFn(beam.DoFn):
                         "detail": detail, "text": _preview(raw)})
 
 
-def _not_directory(metadata) -> bool:
-    path = metadata.path
-    if path.endswith("/") or path.endswith("\\"):
-        return False
-    return _is_url(path) or not os.path.isdir(path)
+class SkipOutputFilesFn(beam.DoFn):
+    """FileMetadata -> itself, unless an earlier run's output (counted: `skipped_output_files`)."""
+
+    def __init__(self, patterns: Sequence[str]):
+        self._glob_bases, self._plain = output_skip_rules(patterns)
+        self._skipped = Metrics.counter(METRICS_NAMESPACE, "skipped_output_files")
+
+    def process(self, metadata):
+        if is_earlier_output(metadata.path, self._glob_bases, self._plain):
+            self._skipped.inc()
+            return
+        yield metadata
 
 
 # --------------------------------------------------------------- output ---
@@ -253,31 +282,33 @@ def build_pipeline(pipeline: beam.Pipeline, input_patterns: Union[str, Sequence[
                    intra_op_threads: Optional[int] = None) -> Dict[str, beam.PCollection]:
     """Adds the embed-corpus transforms to `pipeline`; returns its PCollections.
 
+    Writes straight into `output_dir` (`run` passes its staging directory).
     Returns {"sentences": (id, str), "embeddings": (id, PredictionResult),
     "dead_letters": dict}.
     """
     patterns = [input_patterns] if isinstance(input_patterns, str) else list(input_patterns)
     patterns = [normalize_pattern(p) for p in patterns]
-    bases = [pattern_base_dir(p) for p in patterns]
+    id_base = common_base([pattern_base_dir(p) for p in patterns])
     handler = SentenceEncoderModelHandler(serving_dir, inference_batch_size=batch_size,
                                           max_batch_size=max_batch_size,
                                           intra_op_threads=intra_op_threads)
     p = pipeline
     paths = (p | "Patterns" >> beam.Create(patterns)
              | "Match" >> fileio.MatchAll(fileio.EmptyMatchTreatment.DISALLOW)
-             | "SkipDirectories" >> beam.Filter(_not_directory)
+             | "SkipDirectories" >> beam.Filter(not_directory)
+             | "SkipEarlierOutput" >> beam.ParDo(SkipOutputFilesFn(patterns))
              | "Paths" >> beam.Map(lambda m: m.path)
              | "DistinctFiles" >> beam.Distinct())  # a file matched by two patterns is read once
     lines = (paths
              | "ReadMatches" >> fileio.ReadMatches()
-             | "ReadLines" >> beam.ParDo(ReadLinesFn(bases, column, skip_header_lines))
+             | "ReadLines" >> beam.ParDo(ReadLinesFn([id_base], column, skip_header_lines))
              .with_outputs(DEAD_LETTER_TAG, main="sentences"))
     sentences = lines.sentences
     dead_letters = lines[DEAD_LETTER_TAG]
     embeddings = (sentences
                   | "Spread" >> beam.Reshuffle()
                   | "Embed" >> RunInference(KeyedModelHandler(handler)))
-    prefix = _join(output_dir, outputs.EMBEDDINGS_PREFIX)
+    prefix = join_path(output_dir, outputs.EMBEDDINGS_PREFIX)
     if "tfrecord" in formats:
         (embeddings
          | "ToExample" >> beam.ParDo(ToRecordFn())
@@ -296,7 +327,7 @@ def build_pipeline(pipeline: beam.Pipeline, input_patterns: Union[str, Sequence[
     (dead_letters
      | "DeadLetterJson" >> beam.Map(_dead_letter_json)
      | "WriteDeadLetter" >> beam.io.WriteToText(
-         _join(output_dir, outputs.DEAD_LETTER_NAME), num_shards=1, shard_name_template=""))
+         join_path(output_dir, outputs.DEAD_LETTER_NAME), num_shards=1, shard_name_template=""))
     return {"sentences": sentences, "embeddings": embeddings, "dead_letters": dead_letters}
 
 
@@ -309,6 +340,8 @@ class EmbedCorpusResult:
     files: Dict[str, List[str]]
     seconds: float
     manifest_path: str
+    # Tokens of a sentence that are embedded (a longer one is truncated); None: not known.
+    max_tokens: Optional[int] = None
 
 
 def _counters(result) -> Dict[str, int]:
@@ -329,16 +362,124 @@ def _counters(result) -> Dict[str, int]:
     return counts
 
 
-def _existing_outputs(output_dir: str) -> List[str]:
-    found = []
-    for pattern in (f"{outputs.EMBEDDINGS_PREFIX}-*", outputs.DEAD_LETTER_NAME, outputs.MANIFEST_NAME):
-        for r in FileSystems.match([_join(output_dir, pattern)]):
-            found.extend(m.path for m in r.metadata_list)
-    return found
+# ---------------------------------------------------- checks up front ---
+
+def _check_int(value, name: str, flag: str, minimum: int, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} ({flag}) must be {'None or ' if optional else ''}an int >= {minimum}, "
+                         f"got {value!r}")
 
 
-def _basename(path: str) -> str:
-    return posixpath.basename(path.replace("\\", "/"))
+def check_arguments(formats: Sequence[str], column: Optional[int], batch_size: int,
+                    max_batch_size: Optional[int], num_shards: int, skip_header_lines: int,
+                    intra_op_threads: Optional[int]) -> Tuple[str, ...]:
+    """Checks every argument of `run` before anything is touched; returns `formats` deduplicated.
+
+    Errors name the argument and its CLI option: a bad value found after an earlier output was
+    replaced would cost that output (it no longer can: see `run`), and found on the workers it
+    would be a Beam traceback.
+    """
+    formats = tuple(dict.fromkeys(formats))
+    bad = [f for f in formats if f not in outputs.FORMATS]
+    if not formats or bad:
+        raise ValueError(f"formats (--format) must be a non-empty subset of {outputs.FORMATS}, got {formats}")
+    _check_int(column, "column", "--column, 0-based", 0, optional=True)
+    _check_int(batch_size, "batch_size", "--batch-size", 1)
+    _check_int(max_batch_size, "max_batch_size", "--max-batch-size", 1, optional=True)
+    if max_batch_size is not None and max_batch_size < batch_size:
+        raise ValueError(f"max_batch_size (--max-batch-size) must be >= batch_size (--batch-size), "
+                         f"got {max_batch_size} < {batch_size}")
+    _check_int(num_shards, "num_shards", "--num-shards; 0: the runner decides", 0)
+    _check_int(skip_header_lines, "skip_header_lines", "--skip-header-lines", 0)
+    _check_int(intra_op_threads, "intra_op_threads", "--tf-threads", 1, optional=True)
+    return formats
+
+
+def check_output_location(output_dir: str, patterns: Sequence[str], normalized: Sequence[str]) -> None:
+    """OUTPUT must be a directory that no input reads.
+
+    Not an existing file: an unquoted shell glob (`in/*.txt out/`) puts an input file last.
+    Not inside a directory input or under a `**` pattern's base directory: the run's own
+    files would be read as input.
+    """
+    if is_file(output_dir):
+        raise FileExistsError(f"OUTPUT {output_dir} is an existing file, not a directory (OUTPUT is "
+                              f"the last path; if the shell expanded a glob, quote it: 'corpus/*.txt')")
+    for pattern, norm in zip(patterns, normalized):
+        if "**" in norm and is_under(output_dir, pattern_base_dir(norm)):
+            raise ValueError(f"OUTPUT {output_dir} is inside the input {pattern}, which reads every file "
+                             f"under {pattern_base_dir(norm)}: write the output outside it")
+
+
+def list_inputs(patterns: Sequence[str], normalized: Sequence[str]) -> List[str]:
+    """The files the pipeline will read (directories and earlier output left out); every
+    pattern must match one."""
+    glob_bases, plain = output_skip_rules(normalized)
+    files: Dict[str, None] = {}
+    for pattern, norm in zip(patterns, normalized):
+        matched = [m.path for m in FileSystems.match([norm])[0].metadata_list if not_directory(m)]
+        kept = [p for p in matched if not is_earlier_output(p, glob_bases, plain)]
+        if not kept:
+            skipped = f" (skipped {len(matched)} named like embed-corpus output)" if matched else ""
+            raise FileNotFoundError(f"{pattern}: no input file matches{skipped}")
+        files.update(dict.fromkeys(kept))
+    return list(files)
+
+
+def check_unique_ids(paths: Sequence[str], id_base: str) -> None:
+    """Refuses input files whose ids would collide (the job would only fail at its end)."""
+    by_name: Dict[str, List[str]] = {}
+    for path in paths:
+        by_name.setdefault(relative_name(path, [id_base]), []).append(path)
+    clashes = {name: same for name, same in by_name.items() if len(same) > 1}
+    if clashes:
+        name, same = next(iter(clashes.items()))
+        raise ValueError(f"{len(clashes)} input file name(s) would give duplicate ids, e.g. {name}:LINE "
+                         f"for {', '.join(same[:3])}: an id's FILE is relative to the inputs' common "
+                         f"directory ({id_base or 'none'}); rename the files or embed them separately")
+
+
+def _pipeline_options(pipeline_options) -> PipelineOptions:
+    if pipeline_options is None:
+        return PipelineOptions([])
+    if isinstance(pipeline_options, PipelineOptions):
+        return pipeline_options
+    return PipelineOptions(list(pipeline_options))
+
+
+# ----------------------------------------------------------------- run ---
+
+def _embed_into(staging: str, pipeline: beam.Pipeline, formats: Sequence[str],
+                verify: bool) -> Tuple[Dict[str, int], Dict[str, List[str]]]:
+    """Runs the built pipeline; returns (counts, file names) of what it wrote into `staging`."""
+    result = pipeline.run()
+    state = result.wait_until_finish()
+    if str(state).upper().rsplit(".", 1)[-1] not in ("DONE", "NONE"):
+        raise RuntimeError(f"embed-corpus pipeline ended in state {state}")
+    counts = _counters(result)
+
+    files: Dict[str, List[str]] = {}
+    for fmt in formats:
+        matched = FileSystems.match([join_path(staging, f"{outputs.EMBEDDINGS_PREFIX}-*"
+                                                   f"{outputs.SUFFIXES[fmt]}")])[0].metadata_list
+        files[fmt] = sorted(basename(m.path) for m in matched)
+    files["dead_letter"] = [outputs.DEAD_LETTER_NAME]
+
+    if verify:
+        for fmt in formats:
+            ids = outputs.read_ids_from_files([join_path(staging, n) for n in files[fmt]], fmt)
+            if len(set(ids)) != len(ids):
+                raise RuntimeError(f"{len(ids) - len(set(ids))} duplicate id(s) in the {fmt} shards")
+            counts.setdefault("embedded", len(ids))
+            if "valid" in counts and len(ids) != counts["valid"]:
+                raise RuntimeError(f"{counts['valid']} valid lines but {len(ids)} embeddings in the "
+                                   f"{fmt} shards")
+            counts[f"written_{fmt}"] = len(ids)
+    if "valid" in counts and counts.get("embedded", counts["valid"]) != counts["valid"]:
+        raise RuntimeError(f"{counts['valid']} valid lines but {counts['embedded']} embedded")
+    return counts, files
 
 
 def run(input_patterns: Union[str, Sequence[str]], output_dir: str, model: str, *,
@@ -353,7 +494,7 @@ def run(input_patterns: Union[str, Sequence[str]], output_dir: str, model: str, 
       input_patterns: file, directory (every file under it) or glob (or a
         list of them); `.gz` etc. are decompressed.
       output_dir: directory for the shards (created; must hold no earlier
-        output unless `overwrite`).
+        output unless `overwrite`; not an existing file, not inside an input).
       model: export directory written by `tfkosent export` (or its
         `sentence_encoder/` or `sentence_encoder/1/`).
       column: TSV column (0-based) holding the sentence; None: the whole line.
@@ -363,92 +504,73 @@ def run(input_patterns: Union[str, Sequence[str]], output_dir: str, model: str, 
       num_shards: output shards per format; 0 lets the runner decide.
       skip_header_lines: lines to skip at the top of every file (TSV headers).
       pipeline_options: PipelineOptions or Beam command-line flags.
-      overwrite: delete an earlier run's shards, dead letters and manifest first.
+      overwrite: replace an earlier run's shards, dead letters and manifest
+        (only once the new run has succeeded).
       verify: re-read the written ids and check each valid line is there once.
       intra_op_threads: TF intra-op threads per worker process.
     """
     start = time.time()
-    formats = tuple(dict.fromkeys(formats))
-    bad = [f for f in formats if f not in outputs.FORMATS]
-    if not formats or bad:
-        raise ValueError(f"formats must be a non-empty subset of {outputs.FORMATS}, got {formats}")
-    if column is not None and column < 0:
-        raise ValueError(f"column must be >= 0 (0-based), got {column}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    formats = check_arguments(formats, column, batch_size, max_batch_size, num_shards,
+                              skip_header_lines, intra_op_threads)
     if "tfrecord" in formats:
         _check_crc32c()
     patterns = [input_patterns] if isinstance(input_patterns, str) else list(input_patterns)
     if not patterns:
         raise ValueError("no input given")
-    for pattern in patterns:
-        normalized = normalize_pattern(pattern)
-        if not FileSystems.match([normalized])[0].metadata_list:
-            raise FileNotFoundError(f"{pattern}: no input file matches")
+    normalized = [normalize_pattern(p) for p in patterns]
+    if not is_url(output_dir):
+        output_dir = os.path.abspath(os.path.expanduser(output_dir))
+    check_output_location(output_dir, patterns, normalized)
+    id_base = common_base([pattern_base_dir(p) for p in normalized])
+    check_unique_ids(list_inputs(patterns, normalized), id_base)
     serving_dir = resolve_serving_dir(model)
     info = export_info(serving_dir)
-    if not _is_url(output_dir):
-        output_dir = os.path.abspath(os.path.expanduser(output_dir))
-    existing = _existing_outputs(output_dir)
-    if existing:
-        if not overwrite:
-            raise FileExistsError(f"{output_dir} already holds embed-corpus output "
-                                  f"({_basename(existing[0])}, ...); pass --overwrite or another directory")
-        FileSystems.delete(existing)
-    if not FileSystems.exists(output_dir):
-        FileSystems.mkdirs(output_dir)
+    max_tokens = token_limit(info) if preprocess_dir(serving_dir) else None
+    options = _pipeline_options(pipeline_options)
 
-    if pipeline_options is None:
-        options = PipelineOptions([])
-    elif isinstance(pipeline_options, PipelineOptions):
-        options = pipeline_options
-    else:
-        options = PipelineOptions(list(pipeline_options))
-    pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, patterns, output_dir, serving_dir, column=column,
-                   batch_size=batch_size, max_batch_size=max_batch_size, formats=formats,
-                   num_shards=num_shards, skip_header_lines=skip_header_lines,
-                   intra_op_threads=intra_op_threads)
-    result = pipeline.run()
-    state = result.wait_until_finish()
-    if str(state).upper().rsplit(".", 1)[-1] not in ("DONE", "NONE"):
-        raise RuntimeError(f"embed-corpus pipeline ended in state {state}")
-    counts = _counters(result)
-
-    files: Dict[str, List[str]] = {}
-    for fmt in formats:
-        matched = FileSystems.match([_join(output_dir, f"{outputs.EMBEDDINGS_PREFIX}-*"
-                                                       f"{outputs.SUFFIXES[fmt]}")])[0].metadata_list
-        files[fmt] = sorted(_basename(m.path) for m in matched)
-    files["dead_letter"] = [outputs.DEAD_LETTER_NAME]
-
-    if verify:
-        for fmt in formats:
-            ids = outputs.read_ids_from_files([_join(output_dir, n) for n in files[fmt]], fmt)
-            if len(set(ids)) != len(ids):
-                raise RuntimeError(f"{output_dir}: {len(ids) - len(set(ids))} duplicate id(s) in the {fmt} shards")
-            counts.setdefault("embedded", len(ids))
-            if "valid" in counts and len(ids) != counts["valid"]:
-                raise RuntimeError(f"{output_dir}: {counts['valid']} valid lines but {len(ids)} "
-                                   f"embeddings in the {fmt} shards")
-            counts[f"written_{fmt}"] = len(ids)
-    if "valid" in counts and counts.get("embedded", counts["valid"]) != counts["valid"]:
-        raise RuntimeError(f"{counts['valid']} valid lines but {counts['embedded']} embedded")
-
-    manifest = {
-        "format": outputs.MANIFEST_FORMAT, "format_version": outputs.MANIFEST_FORMAT_VERSION,
-        "input": [normalize_pattern(p) for p in patterns],
-        "column": column, "skip_header_lines": skip_header_lines,
-        "model": model if _is_url(model) else os.path.abspath(model), "serving_dir": serving_dir,
-        "hidden_size": info.get("hidden_size"), "seq_length": info.get("seq_length"),
-        "counts": counts, "files": files,
-        "id": "FILE:LINE, FILE relative to the input pattern's directory, LINE 1-based",
-        "seconds": round(time.time() - start, 3),
-    }
-    manifest_path = _join(output_dir, outputs.MANIFEST_NAME)
-    with FileSystems.create(manifest_path) as f:
-        f.write(json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"))
-    return EmbedCorpusResult(output_dir, counts, files, time.time() - start, manifest_path)
+    recover(output_dir)
+    existing = existing_outputs(output_dir)
+    if existing and not overwrite:
+        raise FileExistsError(f"{output_dir} already holds embed-corpus output "
+                              f"({basename(existing[0])}, ...); pass --overwrite or another directory")
+    token = uuid.uuid4().hex
+    staging = join_path(output_dir, STAGING_PREFIX + token)
+    FileSystems.mkdirs(staging)
+    try:
+        pipeline = beam.Pipeline(options=options)
+        build_pipeline(pipeline, patterns, staging, serving_dir, column=column,
+                       batch_size=batch_size, max_batch_size=max_batch_size, formats=formats,
+                       num_shards=num_shards, skip_header_lines=skip_header_lines,
+                       intra_op_threads=intra_op_threads)
+        try:
+            counts, files = _embed_into(staging, pipeline, formats, verify)
+        except RuntimeError as e:
+            raise RuntimeError(f"{output_dir}: {e} (OUTPUT left as it was)") from e
+        counts.setdefault("skipped_output_files", 0)
+        if max_tokens is not None:
+            counts.setdefault(TRUNCATED_COUNTER, 0)
+        manifest = {
+            "format": outputs.MANIFEST_FORMAT, "format_version": outputs.MANIFEST_FORMAT_VERSION,
+            "input": normalized, "id_base": id_base,
+            "column": column, "skip_header_lines": skip_header_lines,
+            "model": model if is_url(model) else os.path.abspath(model), "serving_dir": serving_dir,
+            "hidden_size": info.get("hidden_size"), "seq_length": info.get("seq_length"),
+            "max_tokens": max_tokens, "counts": counts, "files": files,
+            "id": "FILE:LINE, FILE relative to id_base (the common directory of the inputs' "
+                  "directories; with one input, its directory), LINE 1-based",
+            "seconds": round(time.time() - start, 3),
+        }
+        with FileSystems.create(join_path(staging, outputs.MANIFEST_NAME)) as f:
+            f.write(json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"))
+        publish(staging, output_dir, join_path(output_dir, REPLACED_PREFIX + token))
+    except BaseException:
+        try:  # the staging directory goes; a half-done publish is rolled back
+            recover(output_dir, log=False)
+        except Exception as cleanup_error:  # keep the run's own error
+            _LOGGER.warning("embed-corpus: could not clean up %s: %s", staging, cleanup_error)
+        raise
+    return EmbedCorpusResult(output_dir, counts, files, time.time() - start,
+                             join_path(output_dir, outputs.MANIFEST_NAME), max_tokens)
 
 
 # ------------------------------------------------------------------ CLI ---
@@ -468,13 +590,15 @@ def _extra_parser() -> argparse.ArgumentParser:
     return p
 
 
-CLI_HELP = """\
-tfkosent embed-corpus INPUT OUTPUT --model EXPORT_DIR [options] [Beam pipeline options]
+CLI_USAGE = "tfkosent embed-corpus INPUT [INPUT ...] OUTPUT --model DIR [options] [Beam options]"
+
+CLI_HELP = f"""\
+{CLI_USAGE}
 
   INPUT                 file, directory (every file under it) or glob ('corpus/*.txt',
-                        'corpus/**'); .gz/.bz2 inputs are decompressed
-  OUTPUT                directory for embeddings-*.tfrecord|.parquet, dead_letter.jsonl,
-                        embed_corpus.json
+                        'corpus/**'); .gz/.bz2 inputs are decompressed; several may be given
+  OUTPUT                the last path: directory for embeddings-*.tfrecord|.parquet,
+                        dead_letter.jsonl, embed_corpus.json (not inside a directory input)
   --model DIR           export directory written by `tfkosent export`
   --column N            the sentence is field N (0-based) of a TSV line
   --batch-size N        sentences per model call (default 64)
@@ -482,12 +606,42 @@ tfkosent embed-corpus INPUT OUTPUT --model EXPORT_DIR [options] [Beam pipeline o
   --format F            tfrecord (default), parquet or both
   --num-shards N        shards per format (default: the runner decides)
   --skip-header-lines N lines to skip at the top of every file
-  --overwrite           replace an earlier run's output in OUTPUT
+  --overwrite           replace an earlier run's output in OUTPUT (once the new run succeeded)
   --no-verify           do not re-read the written ids
   --tf-threads N        TF intra-op threads per worker process
   --runner R            Beam runner (default DirectRunner)
   Beam options, e.g.    --direct_num_workers 2 --direct_running_mode multi_processing
+
+Quote globs ('corpus/*.txt'): the shell would expand them, and its last file would be OUTPUT.
+A run writes into OUTPUT/.embed-corpus-staging-*/ and moves its files into OUTPUT only when
+it succeeded: a failed or killed run leaves OUTPUT as it was (the next run cleans up).
 """
+
+
+def stray_arguments(args: Sequence[str], valueless: Sequence[str] = ()) -> List[str]:
+    """The bare tokens in `args` that are no option's value.
+
+    A token right after a `--flag` without "=" is that flag's value, unless the flag is one
+    of `valueless` (tfkosent's switches); anything else bare is a stray path: argparse takes
+    the paths only where they stand together, and Beam would drop a stray one silently.
+    """
+    stray = []
+    previous = None
+    for token in args:
+        if token.startswith("-"):
+            previous = token
+            continue
+        takes_value = (previous is not None and previous.startswith("--") and "=" not in previous
+                       and previous not in valueless)
+        if not takes_value:
+            stray.append(token)
+        previous = None
+    return stray
+
+
+def _usage_error(message: str) -> int:
+    print(f"usage: {CLI_USAGE}\ntfkosent embed-corpus: error: {message}", file=sys.stderr)
+    return 2
 
 
 def unknown_beam_options(beam_args: Sequence[str]) -> List[str]:
@@ -503,7 +657,16 @@ def run_cli(args, beam_args: List[str]) -> int:
     if any(a in ("-h", "--help") for a in beam_args):
         print(CLI_HELP)
         return 0
-    extra, beam_args = _extra_parser().parse_known_args(beam_args)
+    paths = list(args.paths)
+    extra_parser = _extra_parser()
+    switches = [o for a in extra_parser._actions if a.nargs == 0 for o in a.option_strings]
+    stray = stray_arguments(beam_args, switches)
+    if stray:
+        return _usage_error(f"unexpected argument(s) {' '.join(stray)}: INPUT [INPUT ...] OUTPUT must "
+                            f"stand together, and each option takes one value")
+    if len(paths) < 2:
+        return _usage_error(f"need INPUT [INPUT ...] OUTPUT, got only {paths[0]!r}")
+    extra, beam_args = extra_parser.parse_known_args(beam_args)
     runner = getattr(args, "runner", None) or "DirectRunner"
     if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
         beam_args = ["--runner", runner] + list(beam_args)
@@ -525,7 +688,7 @@ def run_cli(args, beam_args: List[str]) -> int:
               f"tfkosent's (see --help; they use dashes) nor Apache Beam's", file=sys.stderr)
         return 2
     try:
-        result = run(args.input, args.output, args.model, column=args.column,
+        result = run(paths[:-1], paths[-1], args.model, column=args.column,
                      batch_size=args.batch_size, max_batch_size=extra.max_batch_size,
                      formats=formats, num_shards=extra.num_shards,
                      skip_header_lines=extra.skip_header_lines,
@@ -546,6 +709,13 @@ def run_cli(args, beam_args: List[str]) -> int:
           + "".join(f"  {r}={c[f'dead_lettered_{r}']}" for r in REASONS if c.get(f"dead_lettered_{r}")))
     if c.get("skipped_header_lines"):
         print(f"skipped header lines: {c['skipped_header_lines']}")
+    if c.get("skipped_output_files"):
+        print(f"skipped output files: {c['skipped_output_files']} (named like embed-corpus output: "
+              f"an earlier run's, not read)")
+    if c.get(TRUNCATED_COUNTER):
+        limit = result.max_tokens
+        print(f"truncated: {c[TRUNCATED_COUNTER]} (longer than {limit} tokens: only the first {limit} "
+              f"were embedded)")
     print(f"wrote {result.output_dir} ({', '.join(f'{k}: {len(v)} file(s)' for k, v in result.files.items())}) "
           f"in {result.seconds:.1f}s ({rate:.1f} sentences/s)")
     return 0

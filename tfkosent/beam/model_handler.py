@@ -22,6 +22,13 @@ Batching: Beam's BatchElements forms batches of `min_batch_size` ..
 the signature `inference_batch_size` sentences at a time, so each call is
 padded only to its own longest sentence (the signature pads to the longest
 in the call, capped at seq_length).
+
+Truncation: the signature keeps the first `seq_length - specials` tokens of a
+longer sentence (as `SentenceEncoder.encode` does, which warns). A worker
+cannot warn usefully, so when the export has its `preprocess/` module next to
+`sentence_encoder/` the handler tokenizes each batch with it and counts the
+sentences over the limit in the Beam counter `truncated` (namespace
+"tfkosent.embed_corpus"); `tfkosent embed-corpus` prints and records it.
 """
 
 from __future__ import annotations
@@ -34,10 +41,15 @@ from typing import Any, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 _LOGGER = logging.getLogger(__name__)
 
+# The namespace of embed-corpus's Beam counters (`truncated` is counted here).
+METRICS_NAMESPACE = "tfkosent.embed_corpus"
+TRUNCATED_COUNTER = "truncated"
+PREPROCESS_DIR = "preprocess"
 SIGNATURE = "serving_default"
 INPUT_KEY = "sentences"
 OUTPUT_KEY = "embeddings"
@@ -78,22 +90,46 @@ def resolve_serving_dir(model: str) -> str:
                             f"(pass a directory written by `tfkosent export`)")
 
 
+def export_dir_of(serving_dir: str) -> str:
+    """The export directory holding `serving_dir` (`EXPORT/sentence_encoder/1` -> `EXPORT`)."""
+    return posixpath.dirname(posixpath.dirname(serving_dir.replace("\\", "/").rstrip("/")))
+
+
 def export_info(serving_dir: str) -> Dict[str, Any]:
     """`tfkosent_export.json` of the export holding `serving_dir` ({} when absent)."""
-    export_dir = posixpath.dirname(posixpath.dirname(serving_dir.replace("\\", "/")))
-    path = _join(export_dir, "tfkosent_export.json")
+    path = _join(export_dir_of(serving_dir), "tfkosent_export.json")
     if not FileSystems.exists(path):
         return {}
     with FileSystems.open(path) as f:
         return json.loads(f.read().decode("utf-8"))
 
 
-class _LoadedEncoder:
-    """Keeps the loaded SavedModel alive next to its signature function."""
+def preprocess_dir(serving_dir: str) -> Optional[str]:
+    """The export's `preprocess/` SavedModel next to `sentence_encoder/`, or None when absent
+    (a bare TF Serving model directory has none)."""
+    path = _join(export_dir_of(serving_dir), PREPROCESS_DIR)
+    return path if _has_saved_model(path) else None
 
-    def __init__(self, saved_model, signature):
+
+def token_limit(info: Dict[str, Any]) -> Optional[int]:
+    """Tokens of one sentence that are embedded: `seq_length` minus the special tokens packing
+    adds to one segment; None when `tfkosent_export.json` does not say."""
+    seq_length, packing = info.get("seq_length"), info.get("packing")
+    if not seq_length or not packing:
+        return None
+    from tfkosent.layers.packing import num_special_tokens
+    return int(seq_length) - num_special_tokens(1, packing)
+
+
+class _LoadedEncoder:
+    """Keeps the loaded SavedModel alive next to its signature function; `preprocess` (or
+    None) tokenizes to count the sentences longer than `limit` tokens."""
+
+    def __init__(self, saved_model, signature, preprocess=None, limit: Optional[int] = None):
         self.saved_model = saved_model
         self.signature = signature
+        self.preprocess = preprocess
+        self.limit = limit
 
 
 class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEncoder]):
@@ -129,6 +165,7 @@ class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEnc
         self._output_key = output_key
         self._intra_op_threads = intra_op_threads
         self._inter_op_threads = inter_op_threads
+        self._truncated = Metrics.counter(METRICS_NAMESPACE, TRUNCATED_COUNTER)
 
     def load_model(self) -> _LoadedEncoder:
         import tensorflow as tf
@@ -145,7 +182,33 @@ class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEnc
         if self._signature not in saved_model.signatures:
             raise ValueError(f"{self._saved_model_dir}: no signature {self._signature!r} "
                              f"(has {sorted(saved_model.signatures)})")
-        return _LoadedEncoder(saved_model, saved_model.signatures[self._signature])
+        preprocess, limit = self._load_preprocess()
+        return _LoadedEncoder(saved_model, saved_model.signatures[self._signature], preprocess, limit)
+
+    def _load_preprocess(self):
+        """(preprocess module, token limit), or (None, None) when truncation cannot be counted."""
+        import tensorflow as tf
+
+        path = preprocess_dir(self._saved_model_dir)
+        limit = token_limit(export_info(self._saved_model_dir))
+        if path is None or limit is None:
+            _LOGGER.info("%s: no preprocess/ module or seq_length: truncated sentences are not "
+                         "counted", self._saved_model_dir)
+            return None, None
+        return tf.saved_model.load(path), limit
+
+    def _count_truncated(self, sentences: Sequence[str], model: _LoadedEncoder) -> None:
+        """Adds the sentences longer than the model's token limit to the `truncated` counter."""
+        import tensorflow as tf
+
+        if model.preprocess is None:
+            return
+        ids = model.preprocess.tokenize(tf.constant(list(sentences), dtype=tf.string))
+        if ids.ragged_rank > 1:  # [batch, (words), (pieces)]
+            ids = ids.merge_dims(-2, -1)
+        over = int(np.sum(ids.row_lengths().numpy() > model.limit))
+        if over:
+            self._truncated.inc(over)
 
     def run_inference(self, batch: Sequence[str], model: _LoadedEncoder,
                       inference_args: Optional[Dict[str, Any]] = None) -> Iterable[PredictionResult]:
@@ -154,6 +217,7 @@ class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEnc
         sentences = list(batch)
         if not sentences:
             return []
+        self._count_truncated(sentences, model)
         # Similar lengths share a call: less padding (UTF-8 length ~ token count).
         order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].encode("utf-8")))
         out: Optional[np.ndarray] = None

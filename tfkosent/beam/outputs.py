@@ -10,10 +10,16 @@
       embed_corpus.json                    manifest, written last: counts, model, the exact
                                            list of shard files
 
-An id is `<file>:<line>`: the file's path relative to the input pattern's
-directory (`a.txt`, `sub/b.txt.gz`) and its 1-based line number. Every valid
-input line appears exactly once in the embeddings; every other line exactly
-once in dead_letter.jsonl.
+An id is `<file>:<line>`: the file's path relative to the common directory
+of the inputs (with one input pattern, its directory: `a.txt`,
+`sub/b.txt.gz`; with inputs `d1/x.txt` and `d2/x.txt`, `d1/x.txt` and
+`d2/x.txt`; the manifest's `id_base`) and its 1-based line number. Every
+valid input line appears exactly once in the embeddings; every other line
+exactly once in dead_letter.jsonl.
+
+While a run is in progress OUTPUT also holds `.embed-corpus-staging-<id>/`
+(and, while an earlier output is being replaced, `.embed-corpus-replaced-<id>/`);
+the files above appear only when the run has succeeded, the manifest last.
 
 Nothing here imports Beam: reading TFRecord shards needs TensorFlow, reading
 Parquet shards needs pyarrow.
