@@ -261,6 +261,24 @@ def test_rerank_orders_by_score(cross_run):
     for i, text, score in ranked:
         assert text == candidates[i] and score == pytest.approx(float(expected[i]), abs=1e-6)
     assert len(model.rerank(query, candidates, top_k=2)) == 2
+    once = model.rank(query, candidates, symmetric=False)   # (query, candidate) only, as in ST
+    one_order = model.predict([(query, c) for c in candidates], symmetric=False)
+    assert [h["score"] for h in once] == pytest.approx(sorted(one_order.tolist(), reverse=True), abs=1e-6)
+    assert CrossEncoder.load(cross_run.model_dir).predict((query, candidates[0])) == \
+        pytest.approx(float(expected[0]), abs=1e-6)
+
+
+def test_load_and_construction_errors_and_array_pairs(model_dir):
+    from tfkosent.cross_encoder import CrossEncoder
+
+    with pytest.raises(TypeError, match=r"CrossEncoder.load\("):
+        CrossEncoder(model_dir)
+    with pytest.raises(ValueError, match="not a trained cross-encoder"):
+        CrossEncoder.load(model_dir)
+    model = CrossEncoder.from_model_dir(model_dir, allow_new_head=True)
+    np.testing.assert_allclose(model.predict(np.array(PAIRS)), model.predict(PAIRS), atol=1e-6)
+    with pytest.raises(TypeError, match=r"pairs must be \[n, 2\]"):
+        model.predict(np.array([p[0] for p in PAIRS]))
 
 
 def test_export_reloads_with_tensorflow_only(cross_run, tmp_path):

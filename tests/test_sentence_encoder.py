@@ -73,6 +73,12 @@ def test_encode_returns_tensors_and_quantized_codes_like_sentence_transformers(m
         quantize_embeddings(emb, "int8", calibration_embeddings=nan)
     with pytest.raises(ValueError, match=r"dimension 0 has min .* > max"):
         quantize_embeddings(emb, "uint8", ranges=ranges[::-1])
+    # identical sentences: their in-batch range is float noise, which must not become codes
+    twice = model.encode([SENTENCES[0], SENTENCES[0]] + SENTENCES[1:2])
+    codes = quantize_embeddings(twice, "int8")
+    np.testing.assert_array_equal(codes[0], codes[1])
+    with pytest.raises(ValueError, match=r"these 2 embeddings have none \(identical rows"):
+        model.encode([SENTENCES[0], SENTENCES[0]], precision="int8")
 
 
 def test_encode_is_independent_of_batching_and_order(model):
@@ -144,6 +150,56 @@ def test_text_the_model_prefixes_itself_is_flagged(tiny_model_dir, tmp_path):
     assert model.text_prefix == "query: " and model.get_sentence_embedding_dimension() == 32
     with pytest.warns(UserWarning, match=r"1 of 2 sentences \(first: sentences\[1\]\) start with 'query:'"):
         model.encode(["가나다", "query: 가나다"])
+    # e5's document prompt, typed by hand, became "query: passage: ..." without a word
+    config["metadata"].update(query_prefix="query: ", passage_prefix="passage: ")
+    (prefixed / "config.json").write_text(json.dumps(config))
+    model = SentenceEncoder.load(str(prefixed))
+    with pytest.warns(UserWarning, match=r"start with 'passage:'; this model's preprocessor puts 'query:'"):
+        model.encode_document(["passage: 가나다", "라마"])
+
+
+def test_sentence_transformers_names(model):
+    """What code ported from sentence-transformers calls: max_seq_length is settable (lower is
+    faster on long texts), convert_to_numpy / output_value, similarity_fn_name,
+    encode_query / encode_document (the same embedding: the model is symmetric)."""
+    import tensorflow as tf
+
+    full = model.encode(SENTENCES)
+    np.testing.assert_allclose(model.encode_query(SENTENCES), full, atol=1e-6)
+    np.testing.assert_allclose(model.encode_document(SENTENCES, batch_size=2), full, atol=1e-6)
+    assert isinstance(model.encode(SENTENCES[:2], convert_to_numpy=False), tf.Tensor)
+    assert model.encode(SENTENCES[:2], convert_to_numpy=True, output_value="sentence_embedding").shape == (2, 32)
+    with pytest.raises(ValueError, match="output_value must be 'sentence_embedding'"):
+        model.encode(SENTENCES, output_value="token_embeddings")
+    with pytest.raises(TypeError, match="prompt_name"):
+        model.encode_query(SENTENCES, prompt_name="query")
+    assert model.similarity_fn_name == "cosine"
+    default = model.max_seq_length
+    try:
+        model.max_seq_length = 8                       # 6 tokens + the 2 special tokens
+        with pytest.warns(UserWarning, match=r"longer than 6 tokens \(8 with the special tokens\)"):
+            cut = model.encode([SENTENCES[2], SENTENCES[2] + " 엄마가 커피를 마신다"])
+        np.testing.assert_allclose(cut[0], cut[1], atol=1e-6)     # both cut to the same 6 tokens
+        model.max_seq_length = default
+        assert not np.allclose(model.encode(SENTENCES[2]), cut[0], atol=1e-3)
+        for bad in (default + 1, 2, 0):
+            with pytest.raises(ValueError, match="max_seq_length must"):
+                model.max_seq_length = bad
+    finally:
+        model.max_seq_length = default
+    assert model.max_seq_length == default
+
+
+def test_one_sentence_as_a_0d_array_or_a_string_tensor(model):
+    import tensorflow as tf
+
+    one = model.encode(SENTENCES[0])
+    assert model.encode(np.array(SENTENCES[0])).shape == (32,)        # was one row per character
+    np.testing.assert_allclose(model.encode(np.array(SENTENCES[0])), one, atol=1e-6)
+    np.testing.assert_allclose(model.encode(tf.constant(SENTENCES[0])), one, atol=1e-6)
+    np.testing.assert_allclose(model.encode(tf.constant(SENTENCES[:2]))[0], one, atol=1e-6)
+    with pytest.raises(TypeError, match=r"1-D sequence of str, got an array of shape \(1, 2\)"):
+        model.encode(np.array([SENTENCES[:2]]))
 
 
 def test_similarity_matrix(model):

@@ -81,9 +81,16 @@ def save_cross_encoder(out_dir: str, config, weights: Dict[str, np.ndarray],
 class CrossEncoder:
     """Pair scorer: (sentence1, sentence2) -> similarity in [0, 1]."""
 
-    def __init__(self, config, preprocessor, encoder, head_weights=None):
+    def __init__(self, config, preprocessor=None, encoder=None, head_weights=None):
+        """From built parts (a ModelConfig, its Preprocessor and TransformerEncoder); to load a
+        directory, use `CrossEncoder.load(path)` (`CrossEncoder(path)` says so)."""
         import keras
         import tensorflow as tf
+
+        if isinstance(config, (str, os.PathLike)) or preprocessor is None or encoder is None:
+            what = repr(os.fspath(config)) if isinstance(config, (str, os.PathLike)) else "PATH"
+            raise TypeError(f"load a cross-encoder with CrossEncoder.load({what}) (a model directory "
+                            f"written by `tfkosent train` or CrossEncoder.save)")
 
         self.config = config
         self.preprocessor = preprocessor
@@ -123,6 +130,19 @@ class CrossEncoder:
                           stacklevel=2)
         return cls(config, files.build_preprocessor(seq_length), files.build_encoder(encoder_weights),
                    head or None)
+
+    @classmethod
+    def load(cls, path: str, seq_length: Optional[int] = None) -> "CrossEncoder":
+        """A trained cross-encoder directory (`SentenceEncoder.load`'s counterpart); a model
+        without a score head is refused (start one with `from_model_dir(path,
+        allow_new_head=True)`)."""
+        from tfkosent.model_dir import load_model_dir
+
+        if load_model_dir(path).config.metadata.get("task") != TASK:
+            raise ValueError(f"{path} is not a trained cross-encoder (its config.json metadata has no "
+                             f"task: {TASK!r}); to start one from it, use "
+                             f"CrossEncoder.from_model_dir({path!r}, allow_new_head=True)")
+        return cls.from_model_dir(path, seq_length)
 
     def head_weights(self) -> Dict[str, np.ndarray]:
         """{"head/kernel": [hidden, 1], "head/bias": [1]} as numpy float32."""
@@ -174,6 +194,11 @@ class CrossEncoder:
         if isinstance(pairs, (tuple, list)) and len(pairs) == 2 and \
                 all(isinstance(s, (str, bytes)) for s in pairs):
             return self.predict([tuple(pairs)], batch_size, symmetric, show_progress_bar)[0]
+        if isinstance(pairs, np.ndarray):  # [n, 2] strings (bytes arrays too)
+            if pairs.ndim != 2 or pairs.shape[1] != 2:
+                raise TypeError(f"pairs must be [n, 2] (sentence1, sentence2), got an array of shape "
+                                f"{pairs.shape}")
+            pairs = [tuple(row) for row in pairs.tolist()]
         pairs = list(pairs)
         first, second = [], []
         for i, p in enumerate(pairs):
@@ -207,26 +232,31 @@ class CrossEncoder:
         return out
 
     def rerank(self, query: str, candidates: Sequence[str], top_k: Optional[int] = None,
-               batch_size: int = 32) -> List[Tuple[int, str, float]]:
+               batch_size: int = 32, symmetric: bool = True) -> List[Tuple[int, str, float]]:
         """Candidates sorted by score: [(index, candidate, score)], best first (equal scores in
-        candidate order); `top_k`: None (all) or a positive int, the best that many."""
+        candidate order); `top_k`: None (all) or a positive int, the best that many.
+        `symmetric` as in `predict`: True scores both orders (twice the work, the scores the
+        model was selected with); False scores (query, candidate) once, as sentence-transformers
+        does."""
         query = validate_sentence(query, "query")
         candidates = validate_sentences(candidates, "candidates")
         if top_k is not None:
             top_k = positive_int(top_k, "top_k")
         batch_size = positive_int(batch_size, "batch_size")
-        scores = self.predict([(query, c) for c in candidates], batch_size=batch_size)
+        scores = self.predict([(query, c) for c in candidates], batch_size=batch_size,
+                              symmetric=symmetric)
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [(int(i), candidates[i], float(scores[i])) for i in order]
 
     def rank(self, query: str, documents: Sequence[str], top_k: Optional[int] = None,
-             return_documents: bool = False, batch_size: int = 32) -> List[Dict[str, object]]:
+             return_documents: bool = False, batch_size: int = 32,
+             symmetric: bool = True) -> List[Dict[str, object]]:
         """sentence-transformers' `CrossEncoder.rank`: [{"corpus_id": int, "score": float
         (in [0, 1])[, "text": str]}], best first (equal scores in document order); `top_k`:
-        None (all) or a positive int."""
+        None (all) or a positive int; `symmetric` as in `rerank`."""
         return [dict(corpus_id=i, score=score, **({"text": text} if return_documents else {}))
                 for i, text, score in self.rerank(query, documents, top_k=top_k,
-                                                  batch_size=batch_size)]
+                                                  batch_size=batch_size, symmetric=symmetric)]
 
     # --- export -------------------------------------------------------------------
 

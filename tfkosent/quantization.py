@@ -60,7 +60,22 @@ def quantization_ranges(embeddings: np.ndarray, precision: str, ranges, calibrat
             raise ValueError(f"calibration_embeddings must be [n >= 2, {embeddings.shape[1]}], got "
                              f"shape {source.shape}")
         _check_finite(source, "calibration_embeddings")
-    return np.stack([source.min(axis=0), source.max(axis=0)])
+    ranges = np.stack([source.min(axis=0), source.max(axis=0)])
+    if not _spread(ranges).any():
+        raise ValueError(
+            f"{precision} codes scale each dimension over its range, and these {len(source)} "
+            f"{'calibration ' if calibration_embeddings is not None else ''}embeddings have none "
+            f"(identical rows, up to float rounding: every code would be noise); pass "
+            f"calibration_embeddings (a sample of the corpus's embeddings) or ranges")
+    return ranges
+
+
+def _spread(ranges: np.ndarray) -> np.ndarray:
+    """bool [dim]: dimensions whose range exceeds float rounding (1e-6 of its magnitude). A
+    narrower one is treated as a point: scaling float noise of ~1e-8 to 255 levels made two
+    identical sentences' int8 codes nearly opposite (code cosine -0.87)."""
+    low, high = ranges
+    return (high - low) > 1e-6 * np.maximum(np.maximum(np.abs(low), np.abs(high)), 1.0)
 
 
 def quantize_embeddings(embeddings, precision: str, ranges=None,
@@ -90,9 +105,11 @@ def quantize_embeddings(embeddings, precision: str, ranges=None,
         return bits if precision == "ubinary" else (bits.astype(np.int16) - 128).astype(np.int8)
     if not len(x) and ranges is None:  # no codes to scale
         ranges = np.zeros((2, x.shape[1]), np.float32)
-    low, high = quantization_ranges(x, precision, ranges, calibration_embeddings)
-    steps = np.where(high > low, (high - low) / 255.0, 1.0).astype(np.float32)
-    levels = np.clip(np.round((x - low) / steps), 0, 255)
+    ranges = quantization_ranges(x, precision, ranges, calibration_embeddings)
+    low, high = ranges
+    spread = _spread(ranges)
+    steps = np.where(spread, (high - low) / 255.0, 1.0).astype(np.float32)
+    levels = np.where(spread, np.clip(np.round((x - low) / steps), 0, 255), 0)  # a point: level 0
     return levels.astype(np.uint8) if precision == "uint8" else (levels - 128).astype(np.int8)
 
 
@@ -101,7 +118,8 @@ def dequantize_int8(codes, ranges, precision: str = "int8") -> np.ndarray:
     each value within half a step of the original (inside the range)."""
     if precision not in ("int8", "uint8"):
         raise ValueError(f"precision must be int8 or uint8, got {precision!r}")
-    low, high = np.asarray(ranges, np.float32)
-    steps = np.where(high > low, (high - low) / 255.0, 1.0)
+    ranges = np.asarray(ranges, np.float32)
+    low, high = ranges
+    steps = np.where(_spread(ranges), (high - low) / 255.0, 0.0)  # a point dimension: its value
     levels = np.asarray(codes, np.float32) + (128.0 if precision == "int8" else 0.0)
     return (low + levels * steps).astype(np.float32)

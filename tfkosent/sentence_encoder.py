@@ -55,14 +55,32 @@ def validate_sentence(value, argument: str) -> str:
     return value
 
 
+def _as_numpy_if_tensor(value):
+    """A tf.Tensor (or a Keras/TF string tensor) as its NumPy value; anything else unchanged."""
+    if type(value).__module__.startswith("tensorflow") and hasattr(value, "numpy"):
+        return value.numpy()
+    return value
+
+
+def is_single_sentence(sentences) -> bool:
+    """Whether `sentences` is one sentence (str, bytes, a 0-d array or string tensor), for which
+    `encode` returns one vector [hidden] rather than [n, hidden]."""
+    sentences = _as_numpy_if_tensor(sentences)
+    return isinstance(sentences, (str, bytes)) or (isinstance(sentences, np.ndarray) and sentences.ndim == 0)
+
+
 def validate_sentences(sentences, argument: str = "sentences") -> List[str]:
     """Returns `sentences` as a list of str; raises naming the first bad item.
 
-    Accepts one str (or UTF-8 bytes) or a sequence of them. Text that cannot be
+    Accepts one str (or UTF-8 bytes) or a sequence of them, NumPy string arrays (0-d: one
+    sentence) and tf.string tensors included. Text that cannot be
     encoded as UTF-8 (lone surrogates, e.g. from bytes decoded with
     errors="surrogateescape") is refused, as are dicts and sets, whose iteration
     order or keys are rarely what was meant.
     """
+    sentences = _as_numpy_if_tensor(sentences)  # tf.constant(["...", ...]): bytes, decoded below
+    if isinstance(sentences, np.ndarray) and sentences.ndim == 0:
+        sentences = sentences.item()
     if isinstance(sentences, (str, bytes)):
         sentences = [sentences]
     elif sentences is None:
@@ -71,6 +89,9 @@ def validate_sentences(sentences, argument: str = "sentences") -> List[str]:
         raise TypeError(f"{argument} must be a str or a list of str, got {type(sentences).__name__} "
                         f"(pass list(...) of the sentences)")
     elif isinstance(sentences, np.ndarray):
+        if sentences.ndim != 1:
+            raise TypeError(f"{argument} must be a str or a 1-D sequence of str, got an array of "
+                            f"shape {sentences.shape}")
         sentences = sentences.tolist()
     elif not isinstance(sentences, (list, tuple)):
         try:
@@ -100,6 +121,7 @@ class _InMemoryBackend:
         self.seq_length = self.preprocessor.seq_length
         self.dim = files.config.encoder.hidden_size
         self.text_prefix = files.config.preprocess.text_prefix or ""
+        self.metadata = dict(files.config.metadata or {})
         # Rows of the tokenized input -> pooled outputs, in ONE graph call per batch: gather,
         # pack and encoder together.  Packing eagerly (a dozen ragged ops dispatched one by
         # one from Python) took 0.57 of 5.75 s when profiling encode() of the 2,758 KorSTS test
@@ -157,6 +179,7 @@ class _ExportedBackend:
         self.seq_length = info["seq_length"]
         self.dim = info["hidden_size"]
         self.text_prefix = info.get("text_prefix") or ""
+        self.metadata = dict(info.get("metadata") or {})
 
     def tokenize(self, strings):
         return self.preprocess.tokenize(strings)
@@ -208,11 +231,25 @@ class SentenceEncoder:
         """The embedding size (sentence-transformers' name for `embedding_dim`)."""
         return self._backend.dim
 
+    similarity_fn_name = "cosine"   # sentence-transformers' attribute: `similarity` is cosine
+
     @property
     def max_seq_length(self) -> int:
         """Tokens per sentence, the model's prefix and special tokens included; `encode`
-        truncates longer sentences (and warns)."""
-        return self._backend.seq_length
+        truncates longer sentences (and warns). Settable, as in sentence-transformers, to a
+        lower value (faster on long texts) up to the model's maximum."""
+        return getattr(self, "_max_seq_length", None) or self._backend.seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        from tfkosent.layers.packing import num_special_tokens
+
+        value = positive_int(value, "max_seq_length")
+        low, high = num_special_tokens(1, self._backend.packing) + 1, self._backend.seq_length
+        if not low <= value <= high:
+            raise ValueError(f"max_seq_length must be in [{low}, {high}] (the special tokens plus one; "
+                             f"the model's maximum), got {value}")
+        self._max_seq_length = value
 
     @property
     def text_prefix(self) -> str:
@@ -230,7 +267,8 @@ class SentenceEncoder:
     def encode(self, sentences: Union[str, Sequence[str]], batch_size: int = 64,
                normalize_embeddings: bool = True, show_progress_bar: Optional[bool] = None,
                convert_to_tensor: bool = False, precision: str = "float32",
-               calibration_embeddings=None):
+               calibration_embeddings=None, *, convert_to_numpy: bool = True,
+               output_value: str = "sentence_embedding"):
         """Embeds sentences.
 
         Args:
@@ -250,12 +288,44 @@ class SentenceEncoder:
           calibration_embeddings: for "int8" / "uint8" only: float [m >= 2, hidden]
             embeddings (e.g. `encode` of a sample of the corpus) whose per-dimension
             [min, max] set the scale, so that every batch quantized with them shares it.
+          convert_to_numpy, output_value: sentence-transformers' arguments, for ported code:
+            `convert_to_numpy=False` returns a tf.Tensor (as `convert_to_tensor=True`);
+            `output_value` must be "sentence_embedding" (token states: the exported
+            `encoder/`'s `sequence_output`).
         Returns:
-          float32 [n, hidden] (a str input gives [hidden]), or the `precision` codes.
+          float32 [n, hidden] (one sentence, a str, gives [hidden]), or the `precision` codes.
         """
+        if output_value != "sentence_embedding":
+            raise ValueError(f"output_value must be 'sentence_embedding', got {output_value!r} (token "
+                             f"embeddings: the exported encoder/ module's sequence_output)")
         return self._encode(sentences, batch_size, normalize_embeddings, show_progress_bar,
-                            convert_to_tensor, precision, calibration_embeddings,
+                            convert_to_tensor or not convert_to_numpy, precision, calibration_embeddings,
                             argument="sentences", stacklevel=2)
+
+    def encode_query(self, sentences, **kwargs):
+        """`encode` (sentence-transformers v5's name for queries). This model embeds queries and
+        documents alike: its preprocessor puts the same `text_prefix` before every text, as in
+        its training, so search is symmetric."""
+        return self._encode_with_options(sentences, kwargs, "encode_query")
+
+    def encode_document(self, sentences, **kwargs):
+        """`encode` (sentence-transformers v5's name for documents); see `encode_query`."""
+        return self._encode_with_options(sentences, kwargs, "encode_document")
+
+    def _encode_with_options(self, sentences, kwargs, name: str):
+        unknown = sorted(set(kwargs) - {"batch_size", "normalize_embeddings", "show_progress_bar",
+                                         "convert_to_tensor", "precision", "calibration_embeddings",
+                                         "convert_to_numpy", "output_value"})
+        if unknown:
+            raise TypeError(f"{name}() got unexpected keyword argument(s) {', '.join(unknown)} "
+                            f"(prompts: this model adds its own text_prefix {self.text_prefix!r})")
+        if kwargs.get("output_value", "sentence_embedding") != "sentence_embedding":
+            raise ValueError(f"output_value must be 'sentence_embedding', got {kwargs['output_value']!r}")
+        return self._encode(sentences, kwargs.get("batch_size", 64), kwargs.get("normalize_embeddings", True),
+                            kwargs.get("show_progress_bar"),
+                            kwargs.get("convert_to_tensor", False) or not kwargs.get("convert_to_numpy", True),
+                            kwargs.get("precision", "float32"), kwargs.get("calibration_embeddings"),
+                            argument="sentences", stacklevel=3)
 
     def _encode(self, sentences, batch_size: int = 64, normalize_embeddings: bool = True,
                 show_progress_bar: Optional[bool] = None, convert_to_tensor: bool = False,
@@ -272,7 +342,7 @@ class SentenceEncoder:
 
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        single = isinstance(sentences, (str, bytes))
+        single = is_single_sentence(sentences)
         sentences = validate_sentences(sentences, argument)
         batch_size = positive_int(batch_size, "batch_size")
         n = len(sentences)
@@ -336,11 +406,20 @@ class SentenceEncoder:
                           f"(first: {name(i)}, {int(lengths[i])} tokens)", stacklevel=stacklevel)
         prefix = self.text_prefix.strip()
         if prefix:
-            doubled = [i for i, s in enumerate(sentences) if s.lstrip().startswith(prefix)]
+            # e5's prompts ("query: ", "passage: " in the metadata): the preprocessor puts its
+            # own before every text, so a prompt typed by hand is doubled or, for a document's
+            # "passage: ", mixed ("query: passage: ..."), silently shifting the embedding.
+            prompts = [prefix] + [str(self._backend.metadata.get(k, "")).strip()
+                                  for k in ("query_prefix", "passage_prefix")]
+            prompts = [p for p in dict.fromkeys(prompts) if p]
+            doubled = [i for i, s in enumerate(sentences) if s.lstrip().startswith(tuple(prompts))]
             if doubled:
+                first = sentences[doubled[0]].lstrip()
+                typed = next(p for p in prompts if first.startswith(p))
                 warnings.warn(f"{len(doubled)} of {len(sentences)} sentences (first: "
-                              f"{name(doubled[0])}) start with {prefix!r}, which this model's "
-                              f"preprocessor adds itself: it is there twice; pass the text without it",
+                              f"{name(doubled[0])}) start with {typed!r}; this model's preprocessor "
+                              f"puts {prefix!r} before every text itself (queries and documents "
+                              f"alike, as in its training): pass the text without it",
                               stacklevel=stacklevel)
 
     def similarity(self, a: Union[str, Sequence[str]], b: Union[str, Sequence[str], None] = None,
