@@ -359,6 +359,10 @@ def test_keras3_auto_jit_stays_off_with_string_preprocessing_on_a_gpu(tiny_expor
 
     from tfkosent.layers import FineTunableTFSMLayer
 
+    from tensorflow.python.framework import config as tf_framework_config
+
+    # Keras also keeps XLA off under op determinism, which earlier tests in this process turn on
+    monkeypatch.setattr(tf_framework_config, "is_op_determinism_enabled", lambda: False)
     real = tf.config.list_physical_devices
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda device_type=None: (
         real(device_type) + ([tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")]
