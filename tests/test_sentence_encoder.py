@@ -257,8 +257,9 @@ def test_loading_a_cross_encoder_names_the_method_that_loads_it(model, tmp_path)
 
     path = CrossEncoder.from_model_dir(model.path, allow_new_head=True).save(str(tmp_path / "ce"))
     with pytest.raises(ValueError, match=r"is a cross-encoder .*: load it with "
-                                         r"tfkosent\.cross_encoder\.CrossEncoder\.from_model_dir\("):
+                                         r"tfkosent\.CrossEncoder\.load\("):
         SentenceEncoder.load(path)
+    assert CrossEncoder.load(path).predict(("가", "나")).shape == ()    # what the message says works
 
 
 def test_bad_batch_size(model):

@@ -383,6 +383,13 @@ def test_malformed_training_files_name_file_and_line(tmp_path, name, content, me
         load("scored_pairs", path)
 
 
+def test_data_file_paths_expand_home_and_variables(tmp_path, monkeypatch):
+    write_lines(tmp_path / "s.txt", ["하나", "둘"])
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NAME", "s")
+    assert load("sentences", "~/$NAME.txt").texts["text"] == ["하나", "둘"]
+
+
 def test_training_text_files_bom_cr_and_truncated_gzip(tmp_path):
     bom = tmp_path / "bom.txt"
     bom.write_bytes("\ufeff좋은 문장\r\n\r\n두번째 문장\n".encode())

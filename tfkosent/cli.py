@@ -282,10 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True)
     c.add_argument("--prune-korean", action="store_true",
                    help="keep only the vocabulary Korean training text needs (~17k of 250k pieces)")
-    c.add_argument("--data-dir", default=None, help="Korean corpora used to choose the kept pieces")
+    c.add_argument("--data-dir", default=None, help="Korean corpora used to choose the kept pieces (default: "
+                   "$TFKOSENT_DATA_DIR, else ../shared/data; nothing is downloaded)")
     c.add_argument("--overwrite", action="store_true")
     c.set_defaults(func=cmd_convert)
-    c = conv.add_parser("hf", help="a local Hugging Face BERT/RoBERTa/XLM-R/DistilBERT directory")
+    c = conv.add_parser("hf", help="a local Hugging Face BERT/RoBERTa/XLM-R/DistilBERT/ELECTRA directory")
     c.add_argument("model_dir", help="a save_pretrained directory: config.json, the weights "
                                      "(model.safetensors or pytorch_model.bin) and the tokenizer "
                                      "(vocab.txt, tokenizer.json or a SentencePiece model)")

@@ -213,8 +213,7 @@ class SentenceEncoder:
             files = load_model_dir(path)
             if files.config.metadata.get("task") == "cross-encoder":
                 raise ValueError(f"{path} is a cross-encoder (pair scorer), not a sentence "
-                                 f"encoder: load it with tfkosent.cross_encoder.CrossEncoder"
-                                 f".from_model_dir({path!r})")
+                                 f"encoder: load it with tfkosent.CrossEncoder.load({path!r})")
             return cls(_InMemoryBackend(files), path, files.config)
         if os.path.isfile(os.path.join(path, "tfkosent_export.json")):
             return cls(_ExportedBackend(path), path)

@@ -10,7 +10,8 @@ Hugging Face `BertTokenizer`-identical normalization and splitting) for BERT
 checkpoints with a `vocab.txt`.
 
 Both share input hygiene (`clean_text`): invalid UTF-8 is replaced by U+FFFD
-instead of failing the whole batch, then NFC (or NFKC) and optional case folding.
+instead of failing the whole batch, then decomposed Hangul composed (NFC; or NFKC of
+everything) and optional case folding.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 
+# A string holding a conjoining Hangul jamo (Hangul Jamo, Jamo Extended-A and -B): what
+# decomposed (NFD) syllables are made of. RE2 syntax; (?s) lets "." match newlines.
+CONJOINING_JAMO_PATTERN = r"(?s).*[\x{1100}-\x{11FF}\x{A960}-\x{A97F}\x{D7B0}-\x{D7FF}].*"
+
+
 def clean_text(strings: tf.Tensor, lower_case: bool = False, normalize_nfkc: bool = False,
                text_prefix: str = "") -> tf.Tensor:
     """Makes a string batch safe to tokenize.
@@ -30,19 +36,26 @@ def clean_text(strings: tf.Tensor, lower_case: bool = False, normalize_nfkc: boo
     Args:
       strings: tf.string [batch].
     Returns:
-      tf.string [batch]: valid UTF-8 (bad bytes -> U+FFFD), NFC normalized (NFKC with
-      `normalize_nfkc`), optionally case folded, with `text_prefix` prepended.
+      tf.string [batch]: valid UTF-8 (bad bytes -> U+FFFD), decomposed Hangul composed
+      (NFC; all text NFKC with `normalize_nfkc`), optionally case folded, with
+      `text_prefix` prepended.
     """
     # Serving must not fail on a client's bad bytes: the SentencePiece op would
     # reject the whole batch, so repair them here.
     strings = tf.strings.unicode_transcode(strings, "UTF-8", "UTF-8", errors="replace",
                                            replacement_char=0xFFFD)
-    # NFC always: decomposed Hangul (NFD, e.g. text copied on macOS) is a sequence of
-    # conjoining jamo, which vocabularies made from composed text lack (the SentencePiece
-    # model's own normalizer does not recompose them): "한 남자가 음식을 먹는다." in NFD became
-    # single jamo and unknown pieces, at cosine 0.48 to itself in NFC. NFC leaves composed
-    # text as it is. (NormalizeUTF8 is a TF.Text op; TF Serving's TF.Text 2.12 has it.)
-    strings = tf_text.normalize_utf8(strings, "NFKC" if normalize_nfkc else "NFC")
+    if normalize_nfkc:
+        strings = tf_text.normalize_utf8(strings, "NFKC")
+    else:
+        # Decomposed Hangul (NFD, e.g. text copied on macOS) is a sequence of conjoining
+        # jamo, which vocabularies made from composed text lack (the SentencePiece model's
+        # own normalizer does not recompose them): "한 남자가 음식을 먹는다." in NFD became
+        # single jamo and unknown pieces, at cosine 0.48 to itself in NFC. Only strings with
+        # conjoining jamo are NFC-normalized: other text stays byte for byte what Hugging
+        # Face's tokenizers see, so converted checkpoints keep their token parity
+        # (tests/test_port_hf.py). NormalizeUTF8 is a TF.Text op (TF Serving's 2.12 has it).
+        has_jamo = tf.strings.regex_full_match(strings, CONJOINING_JAMO_PATTERN)
+        strings = tf.where(has_jamo, tf_text.normalize_utf8(strings, "NFC"), strings)
     if lower_case:
         strings = tf_text.case_fold_utf8(strings)
     if text_prefix:

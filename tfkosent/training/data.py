@@ -54,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -228,7 +229,7 @@ def read_source(source, data_dir: Optional[str] = None,
         if kind == "sentences":
             return kind, registry.load_raw_sentences(source.name, limit=source.limit, data_dir=data_dir)
         return kind, loaders[kind](source.name, data_dir=data_dir)
-    path = Path(source.path)
+    path = Path(os.path.expandvars(os.path.expanduser(source.path)))  # as the recipe's other paths
     if not path.is_file():
         import difflib
         hint = ""
