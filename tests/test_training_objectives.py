@@ -455,6 +455,23 @@ def test_overwrite_moves_the_old_run_aside_and_a_changed_rate_on_resume_is_recor
     assert json.load(open(moved / "summary.json"))["steps"] == 6   # the old run, intact
 
 
+def test_model_and_teacher_default_are_the_default_model(model_dir, data_dir, tmp_path, monkeypatch):
+    """`model: default` fine-tunes the default model (here TFKOSENT_DEFAULT_MODEL, a tiny one) and
+    `teacher: default` distills from it, as `--model default` means it on the command line."""
+    monkeypatch.setenv("TFKOSENT_DEFAULT_MODEL", model_dir)
+    tasks = [{"loss": "cosent", "data": [{"name": "korsts-train", "limit": 32}], "batch_size": 16}]
+    result, _, _ = run(tmp_path / "tuned", "default", data_dir, tasks, eval=None)
+    assert result.steps == 2
+    with np.load(os.path.join(model_dir, "weights.npz")) as start, \
+            np.load(os.path.join(result.model_dir, "weights.npz")) as tuned:
+        assert start.files == tuned.files
+        assert any(not np.allclose(start[k], tuned[k]) for k in start.files)
+    distill = [{"loss": "distill_cosine", "teacher": "default",
+                "data": [{"name": "korsts-train", "limit": 32}], "batch_size": 16}]
+    result, _, _ = run(tmp_path / "student", model_dir, data_dir, distill, eval=None)
+    assert result.steps == 2
+
+
 def test_mixed_precision_bfloat16(model_dir, data_dir, tmp_path):
     tasks = [{"loss": "cosent", "data": [{"name": "korsts-train", "limit": 64}], "batch_size": 16}]
     result, train_records, _ = run(tmp_path / "bf16", model_dir, data_dir, tasks, mixed_precision="bfloat16",

@@ -67,7 +67,7 @@ from tfkosent.model_dir import WEIGHTS_FILE, is_model_dir, load_model_dir, save_
 from tfkosent.training import data as train_data
 from tfkosent.training import multitask
 from tfkosent.training.checkpointing import CHECKPOINT_DIR, StopSignals, TrainState
-from tfkosent.training.config import RecipeError, TrainConfig, resolve_path
+from tfkosent.training.config import RecipeError, TrainConfig, resolve_model_path, resolve_path
 from tfkosent.training.length_chunks import pooled_in_length_chunks
 from tfkosent.training.optimization import create_optimizer, create_schedule
 from tfkosent.training.reporting import LOSS_CURVE_FILE, METRICS_FILE, RunLog, plot_loss_curve
@@ -278,13 +278,13 @@ class Trainer:
         c = self.config
         if c.model is not None:
             try:
-                return load_model_dir(resolve_path(c.model))
+                return load_model_dir(resolve_model_path(c.model))
             except FileNotFoundError as e:
                 raise FileNotFoundError(f"model: {e}") from None
         from tfkosent.training.student import init_student
         path = os.path.join(self.output_dir, "student_init")
         if not (self.resume and is_model_dir(path)):  # a resumed run keeps its student's files
-            init_student(resolve_path(c.student.teacher), path, c.student.layers, c.student.num_layers,
+            init_student(resolve_model_path(c.student.teacher), path, c.student.layers, c.student.num_layers,
                          overwrite=True, intermediate_size=c.student.intermediate_size)
         return load_model_dir(path)
 
@@ -336,7 +336,7 @@ class Trainer:
     def _online_teacher_files(self, tc, where):
         """The teacher model directory of an online-teacher loss, checked against the student:
         the teacher encodes the student's token ids, so both must tokenize the same way."""
-        teacher = resolve_path(tc.teacher)
+        teacher = resolve_model_path(tc.teacher)
         if not is_model_dir(teacher):
             raise train_data.DataError(f"{where}.teacher: {teacher} is not a tfkosent model directory "
                                        f"(config.json + weights.npz)")
@@ -377,7 +377,7 @@ class Trainer:
         (up to its own limit): their cached targets describe text the student does not see."""
         from tfkosent.model_dir import CONFIG_FILE
 
-        teacher = ModelConfig.load(os.path.join(resolve_path(tc.teacher), CONFIG_FILE))  # not its weights
+        teacher = ModelConfig.load(os.path.join(resolve_model_path(tc.teacher), CONFIG_FILE))  # not its weights
         teacher_cap = min(teacher.preprocess.seq_length, teacher.encoder.max_seq_length)
         specials = num_special_tokens(1, self.files.config.preprocess.packing)
         lengths = tokens.example_lengths + specials
@@ -392,7 +392,7 @@ class Trainer:
 
     def _teacher_embeddings(self, tc, sentences, where) -> np.ndarray:
         from tfkosent.training.teacher_cache import teacher_embeddings
-        teacher = resolve_path(tc.teacher)
+        teacher = resolve_model_path(tc.teacher)
         if not is_model_dir(teacher):
             raise train_data.DataError(f"{where}.teacher: {teacher} is not a tfkosent model directory "
                                        f"(config.json + weights.npz)")
