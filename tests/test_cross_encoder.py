@@ -72,6 +72,7 @@ def test_cross_encoder_learns_and_saves_a_cross_encoder(cross_run, data_dir):
     evals = read_metrics(os.path.join(result.output_dir, "metrics.jsonl"), "eval")
     assert evals[0]["step"] == 0 and {"spearman", "spearman_ab", "spearman_ba"} <= set(evals[0])
     assert result.steps == 150 and result.best_step > 0
+    assert result.best_metric == "spearman"          # no cosine: `tfkosent train` prints this name
     assert result.best_score > evals[0]["spearman"] + 5.0, \
         f"dev Spearman {evals[0]['spearman']:.2f} -> best {result.best_score:.2f}"
     losses = [r["loss"] for r in read_metrics(os.path.join(result.output_dir, "metrics.jsonl"), "train")]

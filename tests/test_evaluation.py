@@ -367,6 +367,25 @@ def test_f1_fitted_only_with_a_threshold_and_binary_labels():
     assert fitted["f1_fitted"] == pytest.approx(100.0) and fitted["f1"] == plain["f1"]
 
 
+def test_evaluate_cli_offline_without_data_says_what_to_do(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """No data directory and no network: one error line with the way out, not a traceback."""
+    import urllib.error
+    import urllib.request
+
+    from tfkosent.cli import main
+
+    def offline(url, timeout=None):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.delenv("TFKOSENT_DATA_DIR", raising=False)
+    monkeypatch.setenv("TFKOSENT_CACHE", str(tmp_path / "cache"))
+    assert main(["evaluate", tiny_model_dir, "--tasks", "korsts-dev", "--limit", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "\ntfkosent evaluate: error: downloading 'korsts-dev'" in err, err
+    assert "offline? pass --data-dir DIR" in err and "Traceback" not in err
+
+
 def test_evaluate_cli_writes_json_and_plots(tiny_model_dir, tmp_path, capsys):
     """`tfkosent evaluate --json --plot` on a tiny model: the JSON says what was evaluated
     (absolute path, version, time) and the embeddings are the model's unit vectors."""

@@ -237,6 +237,12 @@ def test_special_tokens_and_callable_sentence_encoder(tiny_model_dir, tiny_expor
     np.testing.assert_allclose(hub.load(serving_dir)(sentences)[SERVING_OUTPUT], expected, atol=1e-5)
 
 
+def test_exporting_an_export_says_to_pass_the_model_directory(tiny_export_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="is a tfkosent export .*pass the model directory it was "
+                                                "exported from"):
+        export_model(tiny_export_dir, str(tmp_path / "again"))
+
+
 def test_seq_length_leaves_room_for_a_pair_under_roberta_packing(tmp_path):
     from tfkosent import testing
     from tfkosent.training import synthetic

@@ -102,6 +102,14 @@ def test_cli_prune_ffn(tiny_model_dir, shared_data_dir, tmp_path, capsys):
     assert "'korsts-test' is an evaluation set" in capsys.readouterr().err
 
 
+def test_prune_ffn_of_default_is_the_default_model(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from tfkosent.cli import main
+    monkeypatch.setenv("TFKOSENT_DEFAULT_MODEL", tiny_model_dir)
+    out = tmp_path / "pruned"
+    assert main(["prune-ffn", "default", str(out), "--intermediate-size", "8", "--by", "weights"]) == 0
+    assert load_model_dir(str(out)).config.metadata["pruned_model"] == tiny_model_dir
+
+
 # --------------------------------------------------------------------------- vocabulary
 
 

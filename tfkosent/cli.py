@@ -522,6 +522,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"tfkosent {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        from tfkosent.data.datasets import DownloadError, ManualDownloadRequired
+
+        if not isinstance(e, DownloadError) or os.environ.get("TFKOSENT_DEBUG"):
+            raise
+        # A dataset not in the data directory, and the download failed (offline, say): the
+        # way out is a local copy, which the traceback did not say.
+        hint = "" if isinstance(e, ManualDownloadRequired) else (
+            "; offline? pass --data-dir DIR (or set TFKOSENT_DATA_DIR) to a directory holding the "
+            "datasets (korsts/sts-dev.tsv, ...)")
+        print(f"tfkosent {args.command}: error: {e}{hint}", file=sys.stderr)
+        return 2
     finally:
         warnings.showwarning = default_show_warning
 

@@ -174,6 +174,10 @@ def load_model_dir(path: str) -> ModelFiles:
         raise FileNotFoundError(f"{path}: no such model directory")
     config_path = os.path.join(path, CONFIG_FILE)
     if not os.path.isfile(config_path):
+        if os.path.isfile(os.path.join(path, "tfkosent_export.json")):
+            raise FileNotFoundError(f"{path} is a tfkosent export (SavedModels), not a model directory "
+                                    f"(config.json + weights.npz); pass the model directory it was "
+                                    f"exported from")
         raise FileNotFoundError(f"{config_path}: missing (not a tfkosent model directory)")
     config = ModelConfig.load(config_path)
     sp_proto, vocab = None, None

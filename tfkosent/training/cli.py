@@ -60,7 +60,8 @@ def train_cli(args) -> int:
     except TrainingInterrupted as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 128 + int(e.signum)
-    best = (f"; best dev cosine Spearman {result.best_score:.2f} at step {result.best_step}"
+    metric = result.best_metric.replace("_", " ").replace("spearman", "Spearman")
+    best = (f"; best dev {metric} {result.best_score:.2f} at step {result.best_step}"
             if result.best_score is not None else "")
     print(f"trained {result.steps} steps; model: {result.model_dir}{best}"
           + (f"; export: {result.export_dir}" if result.export_dir else ""))

@@ -130,6 +130,9 @@ def prune_model_ffn(model_dir: str, out_dir: str, intermediate_size: int, by: st
     """
     if by not in ("activations", "weights"):
         raise ValueError(f"by must be 'activations' or 'weights', got {by!r}")
+    from tfkosent.training.config import resolve_model_path
+
+    model_dir = resolve_model_path(model_dir)   # "default": the default model
     files = load_model_dir(model_dir)
     encoder = files.config.encoder
     if not 0 < intermediate_size < encoder.intermediate_size:

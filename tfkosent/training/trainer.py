@@ -123,6 +123,7 @@ class TrainResult:
     best_step: Optional[int]
     export_dir: Optional[str] = None
     resumed_from: Optional[int] = None
+    best_metric: str = "cosine_spearman"   # what best_score is: "spearman" for cross-encoders
 
 
 @dataclasses.dataclass
@@ -878,7 +879,8 @@ class Trainer:
         except Exception as e:  # a picture never fails a finished run (its model is written)
             logger.warning("%s: not written (%s: %s)", LOSS_CURVE_FILE, type(e).__name__, e)
         result = TrainResult(self.output_dir, model_dir, step, self._last_loss, best_score,
-                             best_step if best_step >= 0 else None, export_dir, self.resumed_from)
+                             best_step if best_step >= 0 else None, export_dir, self.resumed_from,
+                             self._score_key)
         atomic_write_bytes(os.path.join(self.output_dir, SUMMARY_FILE),
                            (json.dumps(dataclasses.asdict(result), indent=2) + "\n").encode("utf-8"))
         logger.info("done: %d steps; model %s%s", step, model_dir,
