@@ -96,9 +96,14 @@ def test_from_until_only_with_inputs(make):
         make().run(only="zz")
 
 
-def test_disabled_step_is_skipped(make):
+def test_disabled_step_is_skipped(make, tiny_model_dir):
     make(options={"extra": False}).run()
     assert ran(make) == ["a", "b", "c", "d"]
+    # named on its own, an off step is an error, not "skipped" and exit 0
+    with pytest.raises(PipelineError, match=r"step 'opt' is off with these options \(when: extra\)"):
+        make(options={"extra": False}).run(only="opt")
+    with pytest.raises(PipelineError, match=r"--adopt opt: the step is off"):
+        make(options={"extra": False}).adopt("opt", tiny_model_dir)
     with pytest.raises(PipelineError, match="unknown pipeline option"):
         make(options={"nope": 1})
 
@@ -209,6 +214,21 @@ def test_package_selects_on_korsts_dev_and_writes_float16(tmp_path, tiny_model_d
     assert str(tmp_path / "w") not in json.dumps(files.config.metadata)
     assert meta["steps"][0]["outputs"]["model"] == tiny_model_dir      # outside: kept as it is
     assert "--work-dir $WORK_DIR" in meta["commands"][0] and "$WORK_DIR" in meta["path_placeholders"]
+
+    # a model that scores lower does not replace the packaged one, unless allowed
+    scores["s2"]["korsts-dev"] = 60.0
+    for name in ("evaluate", "package"):
+        os.remove(tmp_path / "w" / name / DONE_FILE)
+    with pytest.raises(PipelineError, match=r"s1 scores 70.00 on korsts-dev, under the 75.00 of the model"):
+        p.run()
+    assert load_model_dir(str(out)).config.metadata["default_model"]["selected"] == "s2"  # untouched
+    leftover = tmp_path / ".pkg.tmp-killed"      # what a kill inside the write leaves
+    leftover.mkdir()
+    Pipeline(str(spec), work_dir=str(tmp_path / "w"), package_dir=str(out), log=lambda m: None,
+             kinds={"given": given, "given_eval": given_eval, "package": KINDS["package"]},
+             allow_worse_package=True).run()
+    assert load_model_dir(str(out)).config.metadata["default_model"]["selected"] == "s1"
+    assert not leftover.exists()
 
 
 def test_portable_paths_rewrites_work_data_and_repo_dirs():
@@ -572,7 +592,8 @@ def test_continuing_from_an_adopted_step_evaluates_and_packages_what_ran(tmp_pat
     assert late2["adopted_provenance"]["selection_scores"] == meta["selection_scores"]
     p.run(only="early")                      # done after the evaluation: the table is stale
     os.remove(tmp_path / "w" / "package" / DONE_FILE)
-    with pytest.raises(PipelineError, match=r"\['early'\] are done but not in the evaluation"):
+    with pytest.raises(PipelineError, match=r"the evaluation step 'evaluate' is stale \(step 'early', "
+                                            r"which it reads from, was done again after it\)"):
         build().run(only="package")
 
 
@@ -603,6 +624,21 @@ def test_a_done_step_whose_recipe_changed_is_stale_and_redone_only_when_asked(ma
     assert len(aside) == 1 and (make.work / aside[0] / DONE_FILE).is_file()   # kept, not deleted
     assert json.loads((make.work / "b" / DONE_FILE).read_text())["args"] == {"model": "a", "lr": 2}
     assert make().stale_reason(make().step("b")) is None
+
+
+def test_a_done_step_whose_recipe_file_was_edited_is_stale(tmp_path):
+    (tmp_path / "r.yaml").write_text("seed: 1\n", encoding="utf-8")
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text("options: {}\nsteps:\n  - {name: t, kind: fake, args: {recipe: r.yaml}}\n",
+                    encoding="utf-8")
+
+    def build():
+        return Pipeline(str(spec), work_dir=str(tmp_path / "w"), log=lambda m: None,
+                        kinds={"fake": lambda ctx: {}})
+    build().run()
+    assert build().stale_reason(build().step("t")) is None
+    (tmp_path / "r.yaml").write_text("seed: 2\n", encoding="utf-8")   # the same arguments, another recipe
+    assert build().stale_reason(build().step("t")) == f"its recipe {tmp_path / 'r.yaml'} changed since it ran"
 
 
 def test_a_step_is_stale_when_what_it_reads_was_redone_after_it(make):

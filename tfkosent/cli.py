@@ -405,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "stops at the first stale step; --dry-run lists them)")
     c.add_argument("--package-dir", default=None,
                    help="where the package step writes (default: tfkosent/assets/default_model)")
+    c.add_argument("--allow-worse-package", action="store_true",
+                   help="let the package step replace a model that recorded a higher KorSTS dev score "
+                        "(refused by default)")
     c.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser("silver", help="label sentence pairs with a cross-encoder or a bi-encoder "

@@ -230,12 +230,14 @@ class Pipeline:
     kinds: {kind: function(StepContext) -> outputs dict}; default `KINDS`.
     options: overrides of the file's `options` (e.g. {"nli": False}).
     package_dir: where the `package` step writes (default: its `out` argument).
+    allow_worse_package: let `package` replace a model that scored higher on KorSTS dev.
     """
 
     def __init__(self, spec_path: str = DEFAULT_PIPELINE, work_dir: str = DEFAULT_WORK_DIR,
                  data_dir: Optional[str] = None, options: Optional[Dict[str, Any]] = None,
                  kinds: Optional[Dict[str, Callable[[StepContext], Optional[dict]]]] = None,
-                 package_dir: Optional[str] = None, command: Optional[str] = None, log=None):
+                 package_dir: Optional[str] = None, command: Optional[str] = None, log=None,
+                 allow_worse_package: bool = False):
         self.spec_path = os.path.abspath(spec_path)
         self.spec_dir = os.path.dirname(self.spec_path)
         file_options, self.steps, self.recipe_work_dir = load_spec(self.spec_path)
@@ -251,6 +253,7 @@ class Pipeline:
         self.work_dir = os.path.abspath(os.path.expanduser(work_dir))
         self.data_dir = os.path.abspath(data_dir) if data_dir else None
         self.package_dir = package_dir
+        self.allow_worse_package = allow_worse_package
         self.command = command
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._by_name = {s.name: s for s in self.steps}
@@ -317,6 +320,11 @@ class Pipeline:
                 changed = sorted(k for k in set(then) | set(now)
                                  if _canonical(then.get(k)) != _canonical(now.get(k)))
                 return f"its arguments in the pipeline file changed since it ran ({', '.join(changed)})"
+        recipe_sha = info.get("recipe_sha256")
+        if recipe_sha and "recipe" in step.args:
+            path = self.recipe_path(step)
+            if os.path.isfile(path) and _sha256(path) != recipe_sha:
+                return f"its recipe {path} changed since it ran"
         inputs = info.get("inputs") or {}
         if inputs and step.kind in ("train", "silver", "student_init"):  # these record every ref
             for key in REF_ARGS:
@@ -457,7 +465,11 @@ class Pipeline:
         if only is not None and (from_ is not None or until is not None):
             raise PipelineError("--only cannot be combined with --from / --until")
         if only is not None:
-            return [self.step(only)]
+            step = self.step(only)
+            if not self.enabled(step):
+                raise PipelineError(f"step {only!r} is off with these options (when: {step.when_text()}); "
+                                    f"turn it on with --option, or name an enabled step")
+            return [step]
         names = [s.name for s in self.steps]
         lo = names.index(self.step(from_).name) if from_ is not None else 0
         hi = names.index(self.step(until).name) if until is not None else len(names) - 1
@@ -527,6 +539,9 @@ class Pipeline:
         pairs instead (`_adopt_silver`)."""
         from tfkosent.model_dir import atomic_directory, load_model_dir
         step = self.step(name)
+        if not self.enabled(step):
+            raise PipelineError(f"--adopt {name}: the step is off with these options (when: "
+                                f"{step.when_text()}), so nothing would read what it adopts")
         if self.state(step) == "done":
             raise PipelineError(f"step {name!r} is already done ({self.step_dir(name)}/{DONE_FILE})")
         source = os.path.abspath(os.path.expanduser(source))
@@ -671,6 +686,8 @@ class Pipeline:
                 "attempts": len(attempts), "finished_at": _utc_now(),
                 "pipeline": self.spec_path, "pipeline_sha256": _sha256(self.spec_path),
                 "options": self.options, "data_dir": self.data_dir}
+        if "recipe" in step.args:  # an edited recipe file makes the step stale (stale_reason)
+            info["recipe_sha256"] = _sha256(self.recipe_path(step))
         _write_json_atomic(os.path.join(directory, DONE_FILE), info)
         return info
 
@@ -899,6 +916,10 @@ def step_package(ctx: StepContext) -> dict:
     if evaluation is None:
         raise PipelineError(f"step {ctx.step.name!r} needs the results of step "
                             f"{a.get('evaluation', 'evaluate')!r}, which is not done")
+    stale = p.stale_reason(p.step(a.get("evaluation", "evaluate")))
+    if stale:  # e.g. a candidate was redone after it: its table scored other weights
+        raise PipelineError(f"the evaluation step {a.get('evaluation', 'evaluate')!r} is stale ({stale}); "
+                            f"run it again (--rerun-stale) before packaging")
     results = _read_json(evaluation["outputs"]["results_json"])["models"]
     candidates = [c for c in a["candidates"] if p.enabled(p.step(c))]
     # Candidates the evaluation left out because their steps had not run (see step_evaluate):
@@ -926,6 +947,11 @@ def step_package(ctx: StepContext) -> dict:
         raise PipelineError(f"{best}: {n_params:,} parameters make ~{size_mb:.1f} MB in float16, "
                             f"over the {max_mb:g} MB limit")
     out = p.package_destination(a)
+    earlier = _packaged_korsts_dev(out)
+    if earlier is not None and scores[best] < earlier and not p.allow_worse_package:
+        raise PipelineError(f"{best} scores {scores[best]:.2f} on {SELECTION_TASK}, under the "
+                            f"{earlier:.2f} of the model at {out}: not replaced (pass "
+                            f"--allow-worse-package to replace it anyway, or --package-dir DIR)")
     steps = []
     for s in p.steps:
         info = p.done_info(s.name)
@@ -967,9 +993,23 @@ def step_package(ctx: StepContext) -> dict:
     metadata = _portable_paths(metadata, p.work_dir, p.data_dir, REPO_ROOT)
     metadata["default_model"]["path_placeholders"] = PATH_PLACEHOLDERS
     config = ModelConfig(files.config.encoder, files.config.preprocess, metadata)
+    from tfkosent.model_dir import remove_interrupted_writes
+    for leftover in remove_interrupted_writes(os.path.dirname(os.path.abspath(out)) or ".",
+                                              [os.path.basename(os.path.abspath(out))]):
+        p.log(f"[pipeline] {ctx.step.name}: removed {leftover} (left by an interrupted package)")
     path = save_model_dir(out, config, files.weights, sentencepiece_proto=files.sentencepiece_proto,
                           wordpiece_vocab=files.wordpiece_vocab, dtype="float16", overwrite=True)
     return {"package_dir": path, "selected": best, "scores": scores, "parameters": n_params}
+
+
+def _packaged_korsts_dev(path: str) -> Optional[float]:
+    """The KorSTS dev cosine Spearman a packaged model at `path` records, or None."""
+    config = os.path.join(path, "config.json")
+    if not os.path.isfile(config):
+        return None
+    scores = ((_read_json(config).get("metadata") or {}).get("default_model") or {}).get("scores") or {}
+    value = (scores.get(SELECTION_TASK) or {}).get("cosine_spearman")
+    return float(value) if value is not None else None
 
 
 KINDS: Dict[str, Callable[[StepContext], Optional[dict]]] = {
@@ -1012,7 +1052,8 @@ def main_cli(args) -> int:
         command += "".join(f" --option {k}={str(v).lower()}" for k, v in options.items())
         pipeline = Pipeline(getattr(args, "pipeline", None) or DEFAULT_PIPELINE, work_dir=args.work_dir,
                             data_dir=args.data_dir, options=options or None,
-                            package_dir=getattr(args, "package_dir", None), command=command)
+                            package_dir=getattr(args, "package_dir", None), command=command,
+                            allow_worse_package=bool(getattr(args, "allow_worse_package", False)))
         selected = pipeline.select(args.from_step, args.until, args.only)
         for item in getattr(args, "adopt", None) or []:
             name, sep, source = item.partition("=")
