@@ -641,6 +641,26 @@ def test_a_done_step_whose_recipe_file_was_edited_is_stale(tmp_path):
     assert build().stale_reason(build().step("t")) == f"its recipe {tmp_path / 'r.yaml'} changed since it ran"
 
 
+def test_a_copied_work_directory_reads_its_own_models(make, tmp_path):
+    """DONE.json records absolute paths: a work directory copied elsewhere (another machine,
+    `cp -r`) reads the models under itself, and a missing one is named as missing, not as a
+    step that is not done."""
+    import shutil
+    make().run()
+    moved = tmp_path / "moved"
+    shutil.copytree(make.work, moved)
+    shutil.rmtree(make.work)
+    p = Pipeline(str(tmp_path / "pipeline.yaml"), work_dir=str(moved), kinds={"fake": lambda c: {}},
+                 log=lambda m: None)
+    assert p.model_of("a") == str(moved / "a" / "model")
+    shutil.rmtree(moved / "a" / "model")
+    with pytest.raises(PipelineError, match=r"its DONE.json says .* which does not exist"):
+        p.model_of("a", needed_by="b")
+    (moved / "c" / DONE_FILE).write_text("")
+    with pytest.raises(PipelineError, match=r"c/DONE.json: not valid JSON"):
+        p.state(p.step("c")) and p.done_info("c")
+
+
 def test_a_step_is_stale_when_what_it_reads_was_redone_after_it(make):
     make().run()
     _set_finished_at(make.work, "b", "2026-01-01T00:00:00Z")
@@ -694,6 +714,11 @@ def test_evaluate_reuses_a_per_model_result_only_for_the_same_model(tmp_path):
     os.utime(path, (1_700_000_000, 1_700_000_000))           # 2023-11-14
     assert not _per_model_result_current(str(path), ["korsts-dev"], "2026-12-03T10:00:00Z")
     assert _per_model_result_current(str(path), ["korsts-dev"], "2023-11-14T00:00:00Z")
+    # a result computed on the first N pairs (a smoke run's `limit`) is not the full table's
+    path.write_text(json.dumps({"tasks": ["korsts-dev"], "limit": 24,
+                                "model_finished_at": "2026-12-03T10:00:00Z"}))
+    assert not _per_model_result_current(str(path), ["korsts-dev"], "2026-12-03T10:00:00Z")
+    assert _per_model_result_current(str(path), ["korsts-dev"], "2026-12-03T10:00:00Z", limit=24)
 
 
 def test_dry_run_shows_what_a_redone_step_makes_stale_downstream(make, tmp_path, capsys):

@@ -120,7 +120,10 @@ def _write_json_atomic(path: str, obj) -> None:
 
 def _read_json(path: str):
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:  # e.g. an empty DONE.json: say which file
+            raise PipelineError(f"{path}: not valid JSON ({e}); move it away and run the step again") from None
 
 
 def _sha256(path: str) -> str:
@@ -395,11 +398,17 @@ class Pipeline:
         """The model directory a step produced: DONE.json's outputs.model, else STEP/model."""
         name = self.resolve_ref(ref)
         info = self.done_info(name)
-        path = (info or {}).get("outputs", {}).get("model") or os.path.join(self.step_dir(name),
-                                                                            MODEL_SUBDIR)
-        if check and (info is None or not os.path.isdir(path)):
+        local = os.path.join(self.step_dir(name), MODEL_SUBDIR)
+        path = (info or {}).get("outputs", {}).get("model") or local
+        if not os.path.isdir(path) and os.path.isdir(local):
+            path = local  # DONE.json names an absolute path; the work directory was moved or copied
+        if check and info is None:
             raise PipelineError(f"step {needed_by!r} needs the model of step {name!r} ({path}), and "
                                 f"step {name!r} is not done; run it first (--from {name})")
+        if check and not os.path.isdir(path):
+            raise PipelineError(f"step {needed_by!r} needs the model of step {name!r}: its DONE.json "
+                                f"says {path}, which does not exist (moved or deleted?); put it back, "
+                                f"or move {self.step_dir(name)} away and run step {name!r} again")
         return path
 
     # ------------------------------------------------------------------ recipes
@@ -793,12 +802,13 @@ def klue_f1_threshold(encode_fn, data_dir: Optional[str], limit: Optional[int] =
     return fit_f1_threshold(sims["cosine"], [e.binary_label for e in examples])
 
 
-def _per_model_result_current(path: str, tasks: List[str], model_finished_at: Optional[str]) -> bool:
+def _per_model_result_current(path: str, tasks: List[str], model_finished_at: Optional[str],
+                              limit: Optional[int] = None) -> bool:
     """Whether an evaluate step's STEP/<model>.json still describes that step's model: the same
-    tasks, and written for the model's current DONE time (files from before this field was
-    recorded: written after that time)."""
+    tasks and pair limit, and written for the model's current DONE time (files from before this
+    field was recorded: written after that time)."""
     entry = _read_json(path)
-    if entry.get("tasks") != tasks:
+    if entry.get("tasks") != tasks or entry.get("limit") != limit:
         return False
     if "model_finished_at" in entry:
         return entry["model_finished_at"] == model_finished_at
@@ -832,7 +842,8 @@ def step_evaluate(ctx: StepContext) -> dict:
         path = ctx.model_of(name)
         per_model = os.path.join(ctx.dir, f"{name}.json")  # one file per model: a resume skips it
         model_finished_at = (ctx.pipeline.done_info(name) or {}).get("finished_at")
-        if os.path.isfile(per_model) and _per_model_result_current(per_model, tasks, model_finished_at):
+        if os.path.isfile(per_model) and _per_model_result_current(per_model, tasks, model_finished_at,
+                                                                   a.get("limit")):
             table[name] = _read_json(per_model)
             continue
         start = time.time()
