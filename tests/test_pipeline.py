@@ -698,7 +698,32 @@ def test_a_step_is_stale_when_an_option_changes_the_step_it_reads(tmp_path):
     build().run()
     assert build().stale_reason(build().step("b")) is None
     off = build(extra=False)
-    assert off.stale_reason(off.step("b")) == "its model is step 'a' now, it ran with opt (the options changed)"
+    assert off.stale_reason(off.step("b")) == "its model is step 'a' now, it ran with 'opt' (the options changed)"
+
+
+def test_a_reference_that_moves_to_a_step_read_anyway_is_stale(tmp_path):
+    """silver reads teacher_probe as its bi-encoder and [cross_encoder2, teacher_probe] as its
+    scorer: with cross_encoder off the scorer becomes teacher_probe, a step it read already."""
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text("options: {extra: true}\nsteps:\n"
+                    "  - {name: a, kind: train}\n"
+                    "  - {name: opt, kind: train, when: extra}\n"
+                    "  - {name: s, kind: silver, args: {bi_encoder: a, scorer: [opt, a]}}\n", encoding="utf-8")
+
+    def fake(ctx):
+        for key in ("bi_encoder", "scorer"):
+            if key in ctx.args:
+                ctx.model_of(ctx.args[key])
+        os.makedirs(os.path.join(ctx.dir, "model"), exist_ok=True)
+        return {"model": os.path.join(ctx.dir, "model")}
+
+    def build(**options):
+        return Pipeline(str(spec), work_dir=str(tmp_path / "w"), kinds={"train": fake, "silver": fake},
+                        log=lambda msg: None, options=options or None)
+
+    build().run()
+    off = build(extra=False)
+    assert off.stale_reason(off.step("s")) == "its scorer is step 'a' now, it ran with 'opt' (the options changed)"
 
 
 def test_evaluate_reuses_a_per_model_result_only_for_the_same_model(tmp_path):

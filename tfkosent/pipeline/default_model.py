@@ -328,6 +328,14 @@ class Pipeline:
             path = self.recipe_path(step)
             if os.path.isfile(path) and _sha256(path) != recipe_sha:
                 return f"its recipe {path} changed since it ran"
+        for key, then_step in (info.get("refs") or {}).items():
+            if key in step.args:
+                try:
+                    now_step = self.resolve_ref(step.args[key])
+                except PipelineError:
+                    continue
+                if now_step != then_step:
+                    return f"its {key} is step {now_step!r} now, it ran with {then_step!r} (the options changed)"
         inputs = info.get("inputs") or {}
         if inputs and step.kind in ("train", "silver", "student_init"):  # these record every ref
             for key in REF_ARGS:
@@ -697,6 +705,9 @@ class Pipeline:
                 "options": self.options, "data_dir": self.data_dir}
         if "recipe" in step.args:  # an edited recipe file makes the step stale (stale_reason)
             info["recipe_sha256"] = _sha256(self.recipe_path(step))
+        # Each reference argument as the step it resolved to: `inputs` alone cannot tell that
+        # silver's scorer became teacher_probe, which it also read as its bi_encoder.
+        info["refs"] = {key: self.resolve_ref(step.args[key]) for key in REF_ARGS if key in step.args}
         _write_json_atomic(os.path.join(directory, DONE_FILE), info)
         return info
 
