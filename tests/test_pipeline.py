@@ -641,6 +641,37 @@ def test_a_done_step_whose_recipe_file_was_edited_is_stale(tmp_path):
     assert build().stale_reason(build().step("t")) == f"its recipe {tmp_path / 'r.yaml'} changed since it ran"
 
 
+def test_a_partial_step_whose_input_was_redone_is_not_resumed(tmp_path):
+    """A train step killed midway keeps its checkpoints; if the step it starts from is redone
+    meanwhile, resuming would continue the old start model's run: refused, or restarted with
+    --rerun-stale."""
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text("options: {}\nsteps:\n  - {name: a, kind: train}\n"
+                    "  - {name: b, kind: train, args: {model: a}}\n", encoding="utf-8")
+    fail = {"b"}
+
+    def fake(ctx):
+        if "model" in ctx.args:
+            ctx.model_of(ctx.args["model"])
+        if ctx.step.name in fail:
+            raise RuntimeError("killed")
+        os.makedirs(os.path.join(ctx.dir, "model"), exist_ok=True)
+        return {"model": os.path.join(ctx.dir, "model")}
+
+    def build():
+        return Pipeline(str(spec), work_dir=str(tmp_path / "w"), kinds={"train": fake}, log=lambda m: None)
+
+    with pytest.raises(PipelineError, match="step 'b' .* failed"):
+        build().run()
+    _set_finished_at(tmp_path / "w", "a", "2030-01-01T00:00:00Z")      # a redone since b started
+    fail.clear()
+    with pytest.raises(PipelineError, match=r"step 'b' was started but not finished, and step\(s\) a, "
+                                            r"which it reads from, were done again since it started"):
+        build().run(only="b")
+    assert build().run(only="b", rerun_stale=True) == {"b": "ran"}
+    assert any(d.startswith("b.replaced-") for d in os.listdir(tmp_path / "w"))
+
+
 def test_a_copied_work_directory_reads_its_own_models(make, tmp_path):
     """DONE.json records absolute paths: a work directory copied elsewhere (another machine,
     `cp -r`) reads the models under itself, and a missing one is named as missing, not as a

@@ -58,6 +58,7 @@ DEFAULT_WORK_DIR = os.path.join("runs", "default_model")
 # The directory holding the tfkosent package (the repository root in a checkout).
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DONE_FILE = "DONE.json"
+STARTED_FILE = "STARTED.json"   # a step's inputs when it started: a resume checks them
 ATTEMPTS_FILE = "attempts.jsonl"
 MODEL_SUBDIR = "model"
 SELECTION_TASK = "korsts-dev"      # the only set a model may be selected on
@@ -379,6 +380,26 @@ class Pipeline:
             out[key] = value
         return out
 
+    def _inputs_done_at(self, step: Step) -> Dict[str, Optional[str]]:
+        """{step it reads from: its DONE time} now."""
+        return {name: (self.done_info(name) or {}).get("finished_at") for name in self.dependencies(step)}
+
+    def partial_stale_reason(self, step: Step) -> Optional[str]:
+        """Why a partial step (started, not done) must not be resumed, or None: a step it reads
+        from was done again since it started (its checkpoint continues from the old input, and
+        the trainer's own resume check sees only the same recipe). Only steps that resume from
+        their own checkpoints (train, silver) are checked; the others start over or check their
+        inputs themselves (evaluate), and steps started before STARTED.json existed are not."""
+        path = os.path.join(self.step_dir(step.name), STARTED_FILE)
+        if step.kind not in ("train", "silver") or self.state(step) != "partial" or not os.path.isfile(path):
+            return None
+        then = _read_json(path).get("inputs_done_at") or {}
+        now = self._inputs_done_at(step)
+        changed = sorted(n for n in then if then[n] is not None and now.get(n) != then[n])
+        if changed:
+            return f"step(s) {', '.join(changed)}, which it reads from, were done again since it started"
+        return None
+
     def set_aside(self, step: Step) -> str:
         """Makes a done step runnable again without deleting anything: its folder is renamed
         STEP.replaced-<UTC time> (an evaluate step keeps its folder, whose per-model results
@@ -656,6 +677,14 @@ class Pipeline:
                     f"recipes into the later steps.  Run again with --rerun-stale to set it aside "
                     f"({self.step_dir(step.name)}.replaced-<time>, nothing is deleted) and redo it, "
                     f"or move {self.step_dir(step.name)} away yourself.")
+            if state == "partial":
+                reason = self.partial_stale_reason(step)
+                if reason and not rerun_stale:
+                    raise PipelineError(
+                        f"step {step.name!r} was started but not finished, and {reason}: resuming would "
+                        f"continue from the old input. Run again with --rerun-stale to set it aside "
+                        f"({self.step_dir(step.name)}.replaced-<time>, nothing is deleted) and start "
+                        f"it afresh.")
             if reason:
                 self.log(f"[pipeline] {step.name}: stale ({reason})")
                 self.set_aside(step)
@@ -674,6 +703,10 @@ class Pipeline:
     def run_step(self, step: Step, partial: bool = False) -> dict:
         directory = self.step_dir(step.name)
         os.makedirs(directory, exist_ok=True)
+        started = os.path.join(directory, STARTED_FILE)
+        if not os.path.isfile(started):  # what a resume checks its inputs against
+            _write_json_atomic(started, {"started_at": _utc_now(),
+                                         "inputs_done_at": self._inputs_done_at(step)})
         ctx = StepContext(self, step, directory, partial)
         start = time.time()
         outcome = "failed"
