@@ -709,23 +709,28 @@ def test_a_step_is_stale_when_what_it_reads_was_redone_after_it(make):
     assert make().stale_reason(make().step("b")) is None
 
 
-def test_a_step_is_stale_when_an_option_changes_the_step_it_reads(tmp_path):
+def _reading_pipeline(tmp_path, last_step: str):
+    """Steps a, opt (when: extra) and `last_step`, whose fake steps read every reference
+    argument they have; returns build(**options) -> Pipeline."""
     spec = tmp_path / "pipeline.yaml"
-    spec.write_text("options: {extra: true}\nsteps:\n"
-                    "  - {name: a, kind: train}\n"
-                    "  - {name: opt, kind: train, when: extra}\n"
-                    "  - {name: b, kind: train, args: {model: [opt, a]}}\n", encoding="utf-8")
+    spec.write_text("options: {extra: true}\nsteps:\n  - {name: a, kind: train}\n"
+                    "  - {name: opt, kind: train, when: extra}\n" + last_step, encoding="utf-8")
 
     def fake(ctx):
-        if "model" in ctx.args:
-            ctx.model_of(ctx.args["model"])
+        for key in ("model", "bi_encoder", "scorer"):
+            if key in ctx.args:
+                ctx.model_of(ctx.args[key])
         os.makedirs(os.path.join(ctx.dir, "model"), exist_ok=True)
         return {"model": os.path.join(ctx.dir, "model")}
 
     def build(**options):
-        return Pipeline(str(spec), work_dir=str(tmp_path / "w"), kinds={"train": fake},
+        return Pipeline(str(spec), work_dir=str(tmp_path / "w"), kinds={"train": fake, "silver": fake},
                         log=lambda msg: None, options=options or None)
+    return build
 
+
+def test_a_step_is_stale_when_an_option_changes_the_step_it_reads(tmp_path):
+    build = _reading_pipeline(tmp_path, "  - {name: b, kind: train, args: {model: [opt, a]}}\n")
     build().run()
     assert build().stale_reason(build().step("b")) is None
     off = build(extra=False)
@@ -735,23 +740,7 @@ def test_a_step_is_stale_when_an_option_changes_the_step_it_reads(tmp_path):
 def test_a_reference_that_moves_to_a_step_read_anyway_is_stale(tmp_path):
     """silver reads teacher_probe as its bi-encoder and [cross_encoder2, teacher_probe] as its
     scorer: with cross_encoder off the scorer becomes teacher_probe, a step it read already."""
-    spec = tmp_path / "pipeline.yaml"
-    spec.write_text("options: {extra: true}\nsteps:\n"
-                    "  - {name: a, kind: train}\n"
-                    "  - {name: opt, kind: train, when: extra}\n"
-                    "  - {name: s, kind: silver, args: {bi_encoder: a, scorer: [opt, a]}}\n", encoding="utf-8")
-
-    def fake(ctx):
-        for key in ("bi_encoder", "scorer"):
-            if key in ctx.args:
-                ctx.model_of(ctx.args[key])
-        os.makedirs(os.path.join(ctx.dir, "model"), exist_ok=True)
-        return {"model": os.path.join(ctx.dir, "model")}
-
-    def build(**options):
-        return Pipeline(str(spec), work_dir=str(tmp_path / "w"), kinds={"train": fake, "silver": fake},
-                        log=lambda msg: None, options=options or None)
-
+    build = _reading_pipeline(tmp_path, "  - {name: s, kind: silver, args: {bi_encoder: a, scorer: [opt, a]}}\n")
     build().run()
     off = build(extra=False)
     assert off.stale_reason(off.step("s")) == "its scorer is step 'a' now, it ran with 'opt' (the options changed)"
