@@ -103,8 +103,8 @@ def cmd_similarity(args) -> int:
 
 
 def resolve_model_dir(model: str) -> str:
-    from tfkosent.sentence_encoder import default_model_path
-    return default_model_path() if model in (None, "default") else model
+    from tfkosent.sentence_encoder import resolve_default_model
+    return resolve_default_model("default" if model is None else model)
 
 
 def cmd_search(args) -> int:

@@ -166,10 +166,9 @@ def load_model_dir(path: str) -> ModelFiles:
     """Reads a model directory; errors name the file and the problem. "default" is the
     default model (`tfkosent.sentence_encoder.default_model_path`), as for `--model default`
     and `SentenceEncoder.load("default")`; a directory of that name is "./default"."""
-    if path == "default":
-        from tfkosent.sentence_encoder import default_model_path  # TF-free import
+    from tfkosent.sentence_encoder import resolve_default_model  # TF-free import
 
-        path = default_model_path()
+    path = resolve_default_model(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{path}: no such model directory")
     config_path = os.path.join(path, CONFIG_FILE)

@@ -19,14 +19,9 @@ from typing import Optional
 
 import numpy as np
 
+from tfkosent.validation import check_finite_rows
+
 PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
-
-
-def _check_finite(x: np.ndarray, name: str) -> None:
-    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
-    if len(bad):
-        raise ValueError(f"{name}[{int(bad[0])}] has a NaN or infinite value "
-                         f"({len(bad)} row(s) of {len(x)})")
 
 
 def quantization_ranges(embeddings: np.ndarray, precision: str, ranges, calibration_embeddings) -> np.ndarray:
@@ -59,7 +54,7 @@ def quantization_ranges(embeddings: np.ndarray, precision: str, ranges, calibrat
         if source.ndim != 2 or source.shape[1] != embeddings.shape[1] or len(source) < 2:
             raise ValueError(f"calibration_embeddings must be [n >= 2, {embeddings.shape[1]}], got "
                              f"shape {source.shape}")
-        _check_finite(source, "calibration_embeddings")
+        check_finite_rows(source, "calibration_embeddings")
     ranges = np.stack([source.min(axis=0), source.max(axis=0)])
     if not _spread(ranges).any():
         raise ValueError(
@@ -94,7 +89,7 @@ def quantize_embeddings(embeddings, precision: str, ranges=None,
     x = np.asarray(embeddings, np.float32)
     if x.ndim != 2:
         raise ValueError(f"embeddings must be [n, dim], got shape {x.shape}")
-    _check_finite(x, "embeddings")  # a NaN has no code: it became 0 bits or an arbitrary int8
+    check_finite_rows(x, "embeddings")  # a NaN has no code: it became 0 bits or an arbitrary int8
     if precision == "float32":
         return x
     if precision in ("binary", "ubinary"):

@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from tfkosent.validation import positive_int
+from tfkosent.validation import check_finite_rows, positive_int
 
 SCORE_FUNCTIONS = ("cosine", "dot")
 
@@ -40,9 +40,7 @@ def _as_matrix(x, name: str) -> np.ndarray:
     if array.ndim != 2:
         raise ValueError(f"{name} must be a [n, dim] array (or one [dim] vector), got shape "
                          f"{np.shape(x)}")
-    bad = ~np.isfinite(array).all(axis=1)
-    if bad.any():
-        raise ValueError(f"{name}[{int(np.flatnonzero(bad)[0])}] has a NaN or infinite value")
+    check_finite_rows(array, name)
     return array
 
 

@@ -202,12 +202,12 @@ class SentenceEncoder:
         self._backend = backend
         self.path = path
         self.config = config
+        self._max_seq_length: Optional[int] = None   # set by the max_seq_length setter
 
     @classmethod
     def load(cls, path: Optional[str] = None) -> "SentenceEncoder":
         """Loads a model directory, an export directory, or the default model."""
-        if path in (None, "default"):
-            path = default_model_path()
+        path = resolve_default_model("default" if path is None else path)
         path = os.path.abspath(os.path.expanduser(path))
         if is_model_dir(path):
             files = load_model_dir(path)
@@ -237,7 +237,7 @@ class SentenceEncoder:
         """Tokens per sentence, the model's prefix and special tokens included; `encode`
         truncates longer sentences (and warns). Settable, as in sentence-transformers, to a
         lower value (faster on long texts) up to the model's maximum."""
-        return getattr(self, "_max_seq_length", None) or self._backend.seq_length
+        return self._max_seq_length or self._backend.seq_length
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
@@ -301,30 +301,11 @@ class SentenceEncoder:
                             convert_to_tensor or not convert_to_numpy, precision, calibration_embeddings,
                             argument="sentences", stacklevel=2)
 
-    def encode_query(self, sentences, **kwargs):
-        """`encode` (sentence-transformers v5's name for queries). This model embeds queries and
-        documents alike: its preprocessor puts the same `text_prefix` before every text, as in
-        its training, so search is symmetric."""
-        return self._encode_with_options(sentences, kwargs, "encode_query")
-
-    def encode_document(self, sentences, **kwargs):
-        """`encode` (sentence-transformers v5's name for documents); see `encode_query`."""
-        return self._encode_with_options(sentences, kwargs, "encode_document")
-
-    def _encode_with_options(self, sentences, kwargs, name: str):
-        unknown = sorted(set(kwargs) - {"batch_size", "normalize_embeddings", "show_progress_bar",
-                                         "convert_to_tensor", "precision", "calibration_embeddings",
-                                         "convert_to_numpy", "output_value"})
-        if unknown:
-            raise TypeError(f"{name}() got unexpected keyword argument(s) {', '.join(unknown)} "
-                            f"(prompts: this model adds its own text_prefix {self.text_prefix!r})")
-        if kwargs.get("output_value", "sentence_embedding") != "sentence_embedding":
-            raise ValueError(f"output_value must be 'sentence_embedding', got {kwargs['output_value']!r}")
-        return self._encode(sentences, kwargs.get("batch_size", 64), kwargs.get("normalize_embeddings", True),
-                            kwargs.get("show_progress_bar"),
-                            kwargs.get("convert_to_tensor", False) or not kwargs.get("convert_to_numpy", True),
-                            kwargs.get("precision", "float32"), kwargs.get("calibration_embeddings"),
-                            argument="sentences", stacklevel=3)
+    # sentence-transformers v5's names for queries and documents: `encode` itself. This model
+    # embeds both alike (its preprocessor puts the same `text_prefix` before every text, as in
+    # its training), so search is symmetric; prompts (`prompt_name=`) are not arguments.
+    encode_query = encode
+    encode_document = encode
 
     def _encode(self, sentences, batch_size: int = 64, normalize_embeddings: bool = True,
                 show_progress_bar: Optional[bool] = None, convert_to_tensor: bool = False,
@@ -515,6 +496,13 @@ def cache_root() -> str:
 def zero_shot_e5_path() -> str:
     """Where `make demo` converts multilingual-e5-small (Korean-pruned) when no default model ships."""
     return os.path.join(cache_root(), "models", "multilingual-e5-small-ko")
+
+
+def resolve_default_model(path):
+    """`path`, except that "default" is `default_model_path()`: the one meaning of "default"
+    wherever a model directory is named (`--model default`, `SentenceEncoder.load`,
+    `load_model_dir`, a recipe's `model:` / `teacher:`). A directory of that name is "./default"."""
+    return default_model_path() if path == "default" else path
 
 
 def default_model_path() -> str:

@@ -92,6 +92,7 @@ from tfkosent.beam.publish import (REPLACED_PREFIX, STAGING_PREFIX, WORK_DIR_PRE
 from tfkosent.beam.model_handler import (METRICS_NAMESPACE, TRUNCATED_COUNTER,
                                          SentenceEncoderModelHandler, export_info, preprocess_dir,
                                          resolve_serving_dir, token_limit)
+from tfkosent.validation import int_at_least
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -167,10 +168,11 @@ def check_line(raw: bytes, column: Optional[int] = None):
 
 
 class ReadLinesFn(beam.DoFn):
-    """ReadableFile -> (id, sentence), and dead letters on the `dead_letter` output."""
+    """ReadableFile -> (id, sentence), and dead letters on the `dead_letter` output; ids name
+    files relative to `id_base` (`common_base` of the inputs)."""
 
-    def __init__(self, bases: Sequence[str], column: Optional[int] = None, skip_header_lines: int = 0):
-        self._bases = list(bases)
+    def __init__(self, id_base: str, column: Optional[int] = None, skip_header_lines: int = 0):
+        self._id_base = id_base
         self._column = column
         self._skip = skip_header_lines
         self._files = Metrics.counter(METRICS_NAMESPACE, "files")
@@ -182,7 +184,7 @@ class ReadLinesFn(beam.DoFn):
 
     def process(self, readable_file: fileio.ReadableFile):
         path = readable_file.metadata.path
-        name = relative_name(path, self._bases)
+        name = relative_name(path, self._id_base)
         self._files.inc()
         with readable_file.open(mime_type="application/octet-stream") as f:
             # readline splits on b"\n" only (bytes.splitlines would also split
@@ -301,7 +303,7 @@ def build_pipeline(pipeline: beam.Pipeline, input_patterns: Union[str, Sequence[
              | "DistinctFiles" >> beam.Distinct())  # a file matched by two patterns is read once
     lines = (paths
              | "ReadMatches" >> fileio.ReadMatches()
-             | "ReadLines" >> beam.ParDo(ReadLinesFn([id_base], column, skip_header_lines))
+             | "ReadLines" >> beam.ParDo(ReadLinesFn(id_base, column, skip_header_lines))
              .with_outputs(DEAD_LETTER_TAG, main="sentences"))
     sentences = lines.sentences
     dead_letters = lines[DEAD_LETTER_TAG]
@@ -364,14 +366,6 @@ def _counters(result) -> Dict[str, int]:
 
 # ---------------------------------------------------- checks up front ---
 
-def _check_int(value, name: str, flag: str, minimum: int, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} ({flag}) must be {'None or ' if optional else ''}an int >= {minimum}, "
-                         f"got {value!r}")
-
-
 def check_arguments(formats: Sequence[str], column: Optional[int], batch_size: int,
                     max_batch_size: Optional[int], num_shards: int, skip_header_lines: int,
                     intra_op_threads: Optional[int]) -> Tuple[str, ...]:
@@ -385,15 +379,15 @@ def check_arguments(formats: Sequence[str], column: Optional[int], batch_size: i
     bad = [f for f in formats if f not in outputs.FORMATS]
     if not formats or bad:
         raise ValueError(f"formats (--format) must be a non-empty subset of {outputs.FORMATS}, got {formats}")
-    _check_int(column, "column", "--column, 0-based", 0, optional=True)
-    _check_int(batch_size, "batch_size", "--batch-size", 1)
-    _check_int(max_batch_size, "max_batch_size", "--max-batch-size", 1, optional=True)
+    int_at_least(column, "column (--column, 0-based)", 0, optional=True)
+    int_at_least(batch_size, "batch_size (--batch-size)", 1)
+    int_at_least(max_batch_size, "max_batch_size (--max-batch-size)", 1, optional=True)
     if max_batch_size is not None and max_batch_size < batch_size:
         raise ValueError(f"max_batch_size (--max-batch-size) must be >= batch_size (--batch-size), "
                          f"got {max_batch_size} < {batch_size}")
-    _check_int(num_shards, "num_shards", "--num-shards; 0: the runner decides", 0)
-    _check_int(skip_header_lines, "skip_header_lines", "--skip-header-lines", 0)
-    _check_int(intra_op_threads, "intra_op_threads", "--tf-threads", 1, optional=True)
+    int_at_least(num_shards, "num_shards (--num-shards; 0: the runner decides)", 0)
+    int_at_least(skip_header_lines, "skip_header_lines (--skip-header-lines)", 0)
+    int_at_least(intra_op_threads, "intra_op_threads (--tf-threads)", 1, optional=True)
     return formats
 
 
@@ -432,7 +426,7 @@ def check_unique_ids(paths: Sequence[str], id_base: str) -> None:
     """Refuses input files whose ids would collide (the job would only fail at its end)."""
     by_name: Dict[str, List[str]] = {}
     for path in paths:
-        by_name.setdefault(relative_name(path, [id_base]), []).append(path)
+        by_name.setdefault(relative_name(path, id_base), []).append(path)
     clashes = {name: same for name, same in by_name.items() if len(same) > 1}
     if clashes:
         name, same = next(iter(clashes.items()))

@@ -44,6 +44,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from tfkosent.beam.paths import join_path
+
 _LOGGER = logging.getLogger(__name__)
 
 # The namespace of embed-corpus's Beam counters (`truncated` is counted here).
@@ -55,12 +57,8 @@ INPUT_KEY = "sentences"
 OUTPUT_KEY = "embeddings"
 
 
-def _join(*parts: str) -> str:
-    return posixpath.join(*parts) if "://" in parts[0] else os.path.join(*parts)
-
-
 def _has_saved_model(path: str) -> bool:
-    return FileSystems.exists(_join(path, "saved_model.pb"))
+    return FileSystems.exists(join_path(path, "saved_model.pb"))
 
 
 def resolve_serving_dir(model: str) -> str:
@@ -74,16 +72,16 @@ def resolve_serving_dir(model: str) -> str:
     model = model.rstrip("/") if "://" in model else os.path.abspath(os.path.expanduser(model))
     if _has_saved_model(model):
         return model
-    for base in (_join(model, "sentence_encoder"), model):
+    for base in (join_path(model, "sentence_encoder"), model):
         versions = []
-        for result in FileSystems.match([_join(base, "*", "saved_model.pb")]):
+        for result in FileSystems.match([join_path(base, "*", "saved_model.pb")]):
             for meta in result.metadata_list:
                 version = posixpath.basename(posixpath.dirname(meta.path.replace("\\", "/")))
                 if version.isdigit():
-                    versions.append((int(version), _join(base, version)))
+                    versions.append((int(version), join_path(base, version)))
         if versions:
             return max(versions)[1]
-    if FileSystems.exists(_join(model, "config.json")):
+    if FileSystems.exists(join_path(model, "config.json")):
         raise ValueError(f"{model} is a tfkosent model directory, not an export: run "
                          f"`tfkosent export --model {model} --out EXPORT_DIR` and pass EXPORT_DIR")
     raise FileNotFoundError(f"{model}: no sentence_encoder/<version>/saved_model.pb "
@@ -97,7 +95,7 @@ def export_dir_of(serving_dir: str) -> str:
 
 def export_info(serving_dir: str) -> Dict[str, Any]:
     """`tfkosent_export.json` of the export holding `serving_dir` ({} when absent)."""
-    path = _join(export_dir_of(serving_dir), "tfkosent_export.json")
+    path = join_path(export_dir_of(serving_dir), "tfkosent_export.json")
     if not FileSystems.exists(path):
         return {}
     with FileSystems.open(path) as f:
@@ -107,7 +105,7 @@ def export_info(serving_dir: str) -> Dict[str, Any]:
 def preprocess_dir(serving_dir: str) -> Optional[str]:
     """The export's `preprocess/` SavedModel next to `sentence_encoder/`, or None when absent
     (a bare TF Serving model directory has none)."""
-    path = _join(export_dir_of(serving_dir), PREPROCESS_DIR)
+    path = join_path(export_dir_of(serving_dir), PREPROCESS_DIR)
     return path if _has_saved_model(path) else None
 
 

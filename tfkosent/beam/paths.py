@@ -66,13 +66,11 @@ def relative_to(path: str, base: str) -> Optional[str]:
     return rel if is_url(path) else rel.replace(os.sep, "/")
 
 
-def relative_name(path: str, bases: Sequence[str]) -> str:
-    """`path` relative to the longest base containing it ("/"-separated)."""
-    for base in sorted(bases, key=len, reverse=True):
-        rel = relative_to(path, base)
-        if rel is not None:
-            return rel
-    return posixpath.basename(path.replace(os.sep, "/"))
+def relative_name(path: str, base: str) -> str:
+    """`path` relative to directory `base` ("/"-separated), else its file name (no common
+    directory: `common_base` gave "")."""
+    rel = relative_to(path, base)
+    return rel if rel is not None else posixpath.basename(path.replace(os.sep, "/"))
 
 
 def common_base(bases: Sequence[str]) -> str:

@@ -65,7 +65,9 @@ def default_data_dir() -> str:
     """$TFKOSENT_DATA_DIR, else `<repository>/../shared/data`."""
     env = os.environ.get("TFKOSENT_DATA_DIR")
     if env:
-        return os.path.expandvars(os.path.expanduser(env))
+        from tfkosent.data.datasets import expand_path
+
+        return str(expand_path(env))
     return str(Path(__file__).resolve().parents[2].parent / "shared" / "data")
 
 

@@ -50,7 +50,7 @@ import time
 from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Union
 
 from tfkosent.config import ConfigError
-from tfkosent.training.stop import Interrupted, stops_anywhere
+from tfkosent.training.stop import Interrupted, stopped_message, stops_anywhere
 
 DEFAULT_PIPELINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "configs", "default_model", "pipeline.yaml")
@@ -329,7 +329,8 @@ class Pipeline:
             path = self.recipe_path(step)
             if os.path.isfile(path) and _sha256(path) != recipe_sha:
                 return f"its recipe {path} changed since it ran"
-        for key, then_step in (info.get("refs") or {}).items():
+        refs = info.get("refs")
+        for key, then_step in (refs or {}).items():
             if key in step.args:
                 try:
                     now_step = self.resolve_ref(step.args[key])
@@ -338,7 +339,8 @@ class Pipeline:
                 if now_step != then_step:
                     return f"its {key} is step {now_step!r} now, it ran with {then_step!r} (the options changed)"
         inputs = info.get("inputs") or {}
-        if inputs and step.kind in ("train", "silver", "student_init"):  # these record every ref
+        # DONE.json written before `refs` existed: the reference is checked against the inputs
+        if refs is None and inputs and step.kind in ("train", "silver", "student_init"):
             for key in REF_ARGS:
                 if key in step.args:
                     try:
@@ -1135,9 +1137,8 @@ def main_cli(args) -> int:
         signum = getattr(e.__cause__, "signum", None)
         return 128 + int(signum) if signum else 1
     except (KeyboardInterrupt, Interrupted) as e:
-        name = "SIGTERM" if isinstance(e, Interrupted) else "SIGINT"
-        print(f"tfkosent pipeline: stopped by {name}; run the same command again to resume",
-              file=sys.stderr)
-        return 128 + int(getattr(e, "signum", 2))
+        message, status = stopped_message("tfkosent pipeline", e, "run the same command again to resume")
+        print(message, file=sys.stderr)
+        return status
     print(f"pipeline done; work dir {pipeline.work_dir}")
     return 0

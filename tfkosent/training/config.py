@@ -663,8 +663,6 @@ def resolve_model_path(path: Optional[str]) -> Optional[str]:
     """`resolve_path` of a model directory, where "default" is the default model (the shipped
     one, as for `--model default`): `model: default` fine-tunes it, `teacher: default` distills
     from it. A directory named "default" is "./default"."""
-    if path == "default":
-        from tfkosent.sentence_encoder import default_model_path  # TF-free import
+    from tfkosent.sentence_encoder import resolve_default_model  # TF-free import
 
-        return default_model_path()
-    return resolve_path(path)
+    return resolve_path(resolve_default_model(path))

@@ -54,7 +54,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -229,13 +228,13 @@ def read_source(source, data_dir: Optional[str] = None,
         if kind == "sentences":
             return kind, registry.load_raw_sentences(source.name, limit=source.limit, data_dir=data_dir)
         return kind, loaders[kind](source.name, data_dir=data_dir)
-    path = Path(os.path.expandvars(os.path.expanduser(source.path)))  # as the recipe's other paths
+    path = registry.expand_path(source.path)  # ~ and $VARS, as the recipe's other paths
     if not path.is_file():
         import difflib
         hint = ""
         if "/" not in source.path and not path.suffix:  # a plain word: a misspelled dataset name?
             close = difflib.get_close_matches(source.path, list(registry.DATASETS), n=3)
-            hint = (f" (a plain name is read as a path unless it is a registry dataset"
+            hint = (" (a plain name is read as a path unless it is a registry dataset"
                     + (f"; did you mean {', '.join(close)}?" if close else "")
                     + ")")
         raise FileNotFoundError(f"data file {path} does not exist{hint}")

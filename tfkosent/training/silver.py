@@ -81,8 +81,8 @@ class SilverError(ValueError):
 def _model_dir_argument(value: str, flag: str) -> str:
     """A model directory for `flag`: "default" is the shipped model; an export directory or a
     missing path is a SilverError that says what is needed."""
-    from tfkosent.sentence_encoder import default_model_path
-    path = default_model_path() if value == "default" else value
+    from tfkosent.sentence_encoder import resolve_default_model
+    path = resolve_default_model(value)
     if not os.path.isfile(os.path.join(path, "config.json")):
         kind = ("an export directory" if os.path.isfile(os.path.join(path, "tfkosent_export.json"))
                 else "not a model directory")

@@ -46,9 +46,10 @@ def stops_anywhere():
         signal.signal(signal.SIGTERM, previous)
 
 
-def stopped_message(prog: str, error: BaseException) -> Tuple[str, int]:
+def stopped_message(prog: str, error: BaseException,
+                    how: str = "run the same command with --resume to continue from what was saved",
+                    ) -> Tuple[str, int]:
     """(the one-line message, the exit status 128 + signal) for `Interrupted` or
-    KeyboardInterrupt caught by a command."""
+    KeyboardInterrupt caught by a command; `how` says how to continue."""
     signum = getattr(error, "signum", signal.SIGINT)
-    return (f"{prog}: stopped by {signal.Signals(signum).name}; run the same command with "
-            f"--resume to continue from what was saved", 128 + int(signum))
+    return f"{prog}: stopped by {signal.Signals(signum).name}; {how}", 128 + int(signum)
