@@ -231,6 +231,37 @@ def test_cli_paths_are_inputs_then_output(apache_beam, tiny_export_dir, tmp_path
 
 
 @pytest.mark.beam
+def test_cli_options_may_stand_before_the_paths(apache_beam, tiny_export_dir, tmp_path, capsys):
+    """A Beam option with a value, and tfkosent's own, before INPUT OUTPUT: each keeps its
+    value (argparse had taken Beam's "1" for the first input); a bare token apart from the
+    paths is still refused, never taken for OUTPUT."""
+    from tfkosent import cli
+    from tfkosent.beam import read_embeddings
+    from tfkosent.beam.embed_corpus import paths_first
+
+    corpus = _small_corpus(tmp_path / "in" / "c.txt")
+    out = tmp_path / "out"
+    argv = ["embed-corpus", "--direct_num_workers", "1", "--save_main_session", "--model", tiny_export_dir,
+            "--num-shards=1", corpus, str(out), "--batch-size", "2"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert read_embeddings(str(out))[0] == ["c.txt:1", "c.txt:2"]
+    assert len([n for n in os.listdir(out) if n.endswith(".tfrecord")]) == 1  # --num-shards=1 kept
+
+    argv = ["embed-corpus", "--overwrite", corpus, str(tmp_path / "out2"), "--model", tiny_export_dir,
+            "stray", "--direct_num_workers", "1"]
+    assert cli.main(argv) == 2
+    assert "unexpected argument(s) stray:" in capsys.readouterr().err
+    assert not (tmp_path / "stray").exists() and not (tmp_path / "out2").exists()
+
+    takes = {"--model": True, "--overwrite": False}
+    assert paths_first(["--x", "1", "--overwrite", "a", "b", "--model", "m"], takes) == \
+        ["a", "b", "--x", "1", "--overwrite", "--model", "m"]
+    assert paths_first(["--flag", "--model", "m", "a", "b"], takes) == ["a", "b", "--flag", "--model", "m"]
+    with pytest.raises(ValueError, match="unexpected argument"):
+        paths_first(["a", "b", "--overwrite", "c"], takes)
+
+
+@pytest.mark.beam
 def test_bad_argument_or_failed_run_keeps_the_earlier_output(apache_beam, tiny_export_dir, tmp_path,
                                                              capsys, monkeypatch, caplog):
     from tfkosent import cli

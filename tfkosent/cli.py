@@ -187,7 +187,8 @@ def cmd_carry(args) -> int:
     return carry_cli(args)
 
 
-def cmd_embed_corpus(args, beam_args: List[str]) -> int:
+def _import_embed_corpus():
+    """tfkosent.beam.embed_corpus (ImportError without the [beam] extra)."""
     import logging
 
     # `import apache_beam` logs through the root logger that Google Cloud's BigQuery client
@@ -199,10 +200,29 @@ def cmd_embed_corpus(args, beam_args: List[str]) -> int:
     root = logging.getLogger()
     root.addFilter(not_apitools)
     try:
-        from tfkosent.beam.embed_corpus import run_cli
+        from tfkosent.beam import embed_corpus
     finally:
         root.removeFilter(not_apitools)
-    return run_cli(args, beam_args)
+    return embed_corpus
+
+
+def cmd_embed_corpus(args, beam_args: List[str]) -> int:
+    return _import_embed_corpus().run_cli(args, beam_args)
+
+
+def _embed_corpus_argv(parser, argv: List[str]) -> List[str]:
+    """`argv` ("embed-corpus", ...) with the paths before every option, each option keeping its
+    value, so that options may stand anywhere (embed_corpus.paths_first says why). ValueError
+    for a bare token apart from the paths."""
+    try:
+        embed_corpus = _import_embed_corpus()
+    except ImportError:  # no [beam] extra: cmd_embed_corpus's own error says so
+        return argv
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    takes_value = embed_corpus.beam_option_arities()
+    for p in (subparsers.choices["embed-corpus"], embed_corpus._extra_parser()):
+        takes_value.update({o: a.nargs != 0 for a in p._actions for o in a.option_strings})
+    return argv[:1] + embed_corpus.paths_first(argv[1:], takes_value)
 
 
 def _add_model_arguments(p) -> None:
@@ -498,6 +518,14 @@ def needs_tensorflow(args) -> bool:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["embed-corpus"]:
+        from tfkosent.quiet_import import import_quietly
+        import_quietly()
+        try:
+            argv = _embed_corpus_argv(parser, argv)
+        except ValueError as e:  # a bare token apart from the paths
+            return _import_embed_corpus()._usage_error(str(e))
     args, extra = parser.parse_known_args(argv)
     from tfkosent.quiet_import import import_quietly
 

@@ -612,6 +612,71 @@ it succeeded: a failed or killed run leaves OUTPUT as it was (the next run clean
 """
 
 
+def beam_option_arities() -> Dict[str, bool]:
+    """Every option Beam's PipelineOptions classes define -> whether it takes a value.
+
+    Built the way `PipelineOptions.get_all_options` builds its parser (each subclass adds its
+    arguments); a switch such as `--save_main_session` takes none."""
+    from apache_beam.options import pipeline_options as po
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    classes = {}
+    pending = list(po.PipelineOptions.__subclasses__())
+    while pending:  # the subclasses of subclasses too (runner-specific option classes)
+        cls = pending.pop()
+        classes.setdefault(str(cls), cls)
+        pending.extend(cls.__subclasses__())
+    for cls in classes.values():
+        try:
+            cls._add_argparse_args(parser)
+        except argparse.ArgumentError:  # an option two classes declare: the first one stands
+            continue
+    return {option: action.nargs != 0 for action in parser._actions for option in action.option_strings}
+
+
+def paths_first(tokens: Sequence[str], takes_value: Dict[str, bool]) -> List[str]:
+    """`tokens` (embed-corpus's arguments) with its paths moved in front of the options.
+
+    argparse reads INPUT [INPUT ...] OUTPUT only where the paths stand first or after the
+    options it knows, and it does not know Beam's: in `--direct_num_workers 2 in.txt out` it
+    took "2" for the first path. Here each option takes its value with it, as `takes_value`
+    (option -> bool) says; an option it does not know takes the next token as its value
+    unless that token starts with "-" (Beam's own rule for options it does not declare).
+
+    The paths must stand together, anywhere: a bare token apart from them (`--overwrite yes`)
+    is refused (ValueError), never taken for OUTPUT. The largest run of bare tokens is the
+    paths (the first of equals)."""
+    groups: List[List[str]] = []
+    options: List[str] = []
+    in_group = False
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.startswith("-") and token != "-":
+            options.append(token)
+            has_value = takes_value.get(token.split("=", 1)[0])
+            if has_value is None:
+                has_value = i + 1 < len(tokens) and not tokens[i + 1].startswith("-")
+            if "=" not in token and has_value and i + 1 < len(tokens):
+                options.append(tokens[i + 1])
+                i += 1
+            in_group = False
+        else:
+            if not in_group:
+                groups.append([])
+            groups[-1].append(token)
+            in_group = True
+        i += 1
+    if not groups:
+        return list(tokens)
+    paths = max(groups, key=len)
+    stray = [t for g in groups if g is not paths for t in g]
+    if stray:
+        raise ValueError(f"unexpected argument(s) {' '.join(stray)}: INPUT [INPUT ...] OUTPUT must "
+                         f"stand together, and each option takes one value")
+    return paths + options
+
+
 def stray_arguments(args: Sequence[str], valueless: Sequence[str] = ()) -> List[str]:
     """The bare tokens in `args` that are no option's value.
 
