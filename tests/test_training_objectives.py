@@ -358,6 +358,30 @@ def test_injected_nan_stops_and_keeps_the_last_good_checkpoint(model_dir, data_d
     assert not os.path.exists(out / "model")
 
 
+def test_losses_are_read_from_the_device_at_log_lines_and_saves_only(model_dir, data_dir, tmp_path, monkeypatch):
+    """Each step's loss stays a tensor until a log line, evaluation or checkpoint needs it (one
+    read per log_every steps, not one per step); every step's loss is still checked and logged."""
+    from tfkosent.training import trainer as trainer_module
+
+    reads = []
+    original = trainer_module.Trainer._read_losses
+
+    def counting(self, pending, window):
+        reads.append([p.step for p in pending])
+        return original(self, pending, window)
+
+    monkeypatch.setattr(trainer_module.Trainer, "_read_losses", counting)
+    tasks = [{"loss": "cosent", "data": ["korsts-train"], "batch_size": 16}]
+    result, train_records, _ = run(tmp_path / "lazy", model_dir, data_dir, tasks, log_every=4, eval=None,
+                                   checkpoint={"every_steps": 6}, max_steps=14)
+    assert result.steps == 14
+    batches = [r for r in reads if r]
+    assert batches == [[1, 2, 3, 4], [5, 6], [7, 8], [9, 10, 11, 12], [13, 14]]
+    assert [r["step"] for r in train_records] == [4, 8, 12, 14]
+    assert all(np.isfinite(r["loss"]) for r in train_records)
+    assert result.final_loss is not None and np.isfinite(result.final_loss)
+
+
 def cli(config_path, data_dir, resume=False):
     return train_cli(argparse.Namespace(config=str(config_path), data_dir=data_dir, resume=resume))
 

@@ -141,6 +141,21 @@ class _Stream:
         return examples, next(self.iterator)
 
 
+# Steps whose loss may wait on the device before the host reads them (and checks them for NaN).
+MAX_PENDING_LOSSES = 100
+
+
+@dataclasses.dataclass
+class _PendingLoss:
+    """A step taken whose loss (a float32 scalar tensor) is not read yet."""
+
+    step: int
+    task: str
+    epoch: int
+    batch: int
+    loss: object
+
+
 @dataclasses.dataclass
 class _Task:
     index: int
@@ -788,6 +803,7 @@ class Trainer:
         step, epoch_index, position = self.state.position
         self.log.note(step, f"resume from step {step}" if self.resumed_from is not None else "start")
         window: Dict[str, List[float]] = {}
+        pending: List[_PendingLoss] = []   # losses of steps taken, not yet read from the device
         last_loss = float(self.state.last_loss.numpy())  # NaN: no step taken (or an old checkpoint)
         self._last_loss = last_loss if math.isfinite(last_loss) else None
         from tqdm.auto import tqdm
@@ -814,17 +830,18 @@ class Trainer:
                     examples, batch = streams[t].next_batch()
                     self.log.batch(step=step + 1, epoch=epoch.index, position=pos, task=task.name,
                                    batch=b, examples=examples.tolist())
-                    loss = float(task.step_fn(batch))
+                    # The loss stays on the device until the next log line, evaluation or
+                    # checkpoint: reading it every step (float()) made the host wait for each
+                    # step on a GPU/TPU before it could dispatch the next one.
+                    pending.append(_PendingLoss(step + 1, task.name, epoch.index, b, task.step_fn(batch)))
                     step += 1
                     self.state.set_position(step, epoch.index, pos + 1)
-                    if not math.isfinite(loss):
-                        raise NonFiniteLossError(
-                            f"loss is {loss} at step {step} (task {task.name}, epoch {epoch.index}, "
-                            f"batch {b}); stopped without saving. {self._last_good()} Lower "
-                            f"optimizer.learning_rate (now {c.optimizer.learning_rate:g}) or check the data.")
-                    self._last_loss = loss
-                    window.setdefault(task.name, []).append(loss)
                     bar.update(1)
+                    evaluate_now = c.eval is not None and c.eval.every_steps and step % c.eval.every_steps == 0
+                    if (step % c.log_every == 0 or step == self.total_steps or evaluate_now
+                            or step % c.checkpoint.every_steps == 0 or stop.received
+                            or len(pending) >= MAX_PENDING_LOSSES):
+                        self._read_losses(pending, window)
                     if step % c.log_every == 0 or step == self.total_steps:
                         lr = float(self.schedule(step - 1))  # the rate this step used
                         for name, losses in window.items():
@@ -832,7 +849,7 @@ class Trainer:
                                             learning_rate=lr, epoch=epoch.index)
                         bar.set_postfix(loss=f"{np.mean(sum(window.values(), [])):.4f}", lr=f"{lr:.2e}")
                         window = {}
-                    if c.eval is not None and c.eval.every_steps and step % c.eval.every_steps == 0:
+                    if evaluate_now:
                         self._evaluate(step)
                     if step % c.checkpoint.every_steps == 0:
                         self._save_checkpoint()
@@ -843,15 +860,36 @@ class Trainer:
                             f"stopped by {stop.name} at step {step}/{self.total_steps}; checkpoint "
                             f"{path} saved; continue with --resume", stop.received, step, path)
                 else:
+                    self._read_losses(pending, window)
                     self.state.set_position(step, epoch.index + 1, 0)
                     if c.eval is not None and not c.eval.every_steps and self._last_eval[0] != step:
                         self._evaluate(step)
                     continue
                 break
+            self._read_losses(pending, window)
             if c.eval is not None and self._last_eval[0] != step:
                 self._evaluate(step)
             self._save_checkpoint()
         return self._finish(step)
+
+    def _read_losses(self, pending: List["_PendingLoss"], window: Dict[str, List[float]]) -> None:
+        """Reads the pending steps' losses from the device (one transfer), oldest first, into
+        `window` (task -> losses since the last log line). NonFiniteLossError names the first
+        step whose loss is NaN/inf; nothing is saved after it (every save reads these first)."""
+        if not pending:
+            return
+        values = tf.stack([p.loss for p in pending]).numpy() if len(pending) > 1 else [float(pending[0].loss)]
+        for p, value in zip(pending, values):
+            loss = float(value)
+            if not math.isfinite(loss):
+                pending.clear()
+                raise NonFiniteLossError(
+                    f"loss is {loss} at step {p.step} (task {p.task}, epoch {p.epoch}, batch {p.batch}); "
+                    f"stopped without saving. {self._last_good()} Lower optimizer.learning_rate "
+                    f"(now {self.config.optimizer.learning_rate:g}) or check the data.")
+            self._last_loss = loss
+            window.setdefault(p.task, []).append(loss)
+        pending.clear()
 
     def _finish(self, step: int) -> TrainResult:
         c = self.config
