@@ -271,7 +271,7 @@ def test_string_inputs_must_be_a_vector_of_utf8(tiny_export_dir):
                 signature(sentences=not_a_vector)
 
 
-def test_hub_pair_path_tokenize_then_pack(tiny_export_dir):
+def test_hub_pair_path_tokenize_then_pack(tiny_export_dir, tmp_path):
     import tensorflow_hub as hub
     import tf_keras
 
@@ -292,6 +292,12 @@ def test_hub_pair_path_tokenize_then_pack(tiny_export_dir):
         np.testing.assert_array_equal(trow[:seps[0] + 1], 0)
         np.testing.assert_array_equal(trow[seps[0] + 1:n], 1)
         np.testing.assert_array_equal(row[n:], special["padding_id"])
+    # The model saves and reloads: `tokenize` carries its tokenizer (without it, saving failed
+    # with "Tried to export a function which references an 'untracked' resource").
+    model.save(str(tmp_path / "pair_model"))
+    reloaded = tf_keras.models.load_model(str(tmp_path / "pair_model"))
+    again = reloaded([tf.constant(["나는 밥을 먹는다", "고양이가"]), tf.constant(["우리는", "책을 읽는다 " * 30])])
+    np.testing.assert_array_equal(again["input_word_ids"].numpy(), ids)
     # past the encoder's position table: an error here, on the host (XLA would clamp the lookup)
     import json
     limit = json.load(open(os.path.join(tiny_export_dir, "tfkosent_export.json")))["seq_length"]

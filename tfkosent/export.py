@@ -147,6 +147,10 @@ def build_preprocess_module(preprocessor: Preprocessor, max_seq_length: Optional
     tokenize_object = trackable_object()
     tokenize_object.__call__ = tokenize
     tokenize_object.get_special_tokens_dict = get_special_tokens_dict
+    # A Keras model holding `hub.KerasLayer(pre.tokenize)` (the TF Hub pair recipe) saves the
+    # objects its layer reaches: without this the SentencePiece resource that `tokenize` uses
+    # was untracked from there, and `model.save` failed ("references an 'untracked' resource").
+    tokenize_object.preprocessor = preprocessor
     module.tokenize = tokenize_object
     return module, {"serving_default": call}
 
