@@ -6,10 +6,19 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: venv demo test test-fast benchmark default-model clean
 
+# requirements.lock pins torch==2.13.0+cpu (the [conversion] extra's CPU build: PyPI's torch
+# brings gigabytes of CUDA libraries); that build is on PyTorch's own index, not on PyPI. The
+# index is added where its host resolves; elsewhere (e.g. CI machines that reach only a package
+# mirror) pip finds the wheel through the machine's own pip configuration, or fails naming torch.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_INDEX_HOST := $(word 2,$(subst /, ,$(TORCH_INDEX)))
+TORCH_INDEX_ARG = $(shell $(PYTHON) -c "import socket; socket.getaddrinfo('$(TORCH_INDEX_HOST)', 443)" \
+                     >/dev/null 2>&1 && echo --extra-index-url $(TORCH_INDEX))
+
 $(STAMP): requirements.lock setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q -r requirements.lock $(TORCH_INDEX_ARG)
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 

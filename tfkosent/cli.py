@@ -21,6 +21,7 @@ Heavy imports happen inside the commands, so `tfkosent --help` is instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import List, Optional
@@ -303,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--prune-korean", action="store_true",
                    help="keep only the vocabulary Korean training text needs (~17k of 250k pieces)")
     c.add_argument("--data-dir", default=None, help="Korean corpora used to choose the kept pieces (default: "
-                   "$TFKOSENT_DATA_DIR, else ../shared/data; nothing is downloaded)")
+                   "$TFKOSENT_DATA_DIR, else ../shared/data next to a source checkout; nothing is downloaded)")
     c.add_argument("--overwrite", action="store_true")
     c.set_defaults(func=cmd_convert)
     c = conv.add_parser("hf", help="a local Hugging Face BERT/RoBERTa/XLM-R/DistilBERT/ELECTRA directory")
@@ -424,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "STEP.replaced-<time> first, nothing is deleted (without this flag the run "
                         "stops at the first stale step; --dry-run lists them)")
     c.add_argument("--package-dir", default=None,
-                   help="where the package step writes (default: tfkosent/assets/default_model)")
+                   help="where the package step writes (default: tfkosent/assets/default_model in a source "
+                        "checkout, WORK_DIR/package in an installed package)")
     c.add_argument("--allow-worse-package", action="store_true",
                    help="let the package step replace a model that recorded a higher KorSTS dev score "
                         "(refused by default)")
@@ -516,6 +518,19 @@ def needs_tensorflow(args) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _missing_extra_is_one_line(command: str):
+    """An optional extra that is not installed (its ImportError says `pip install
+    'tfkosent[...]'`) is one error line, not a traceback; the statement after the `with`
+    runs only then (`return 2`). Other ImportErrors are bugs and keep their traceback."""
+    try:
+        yield
+    except ImportError as e:
+        if "pip install" not in str(e) or os.environ.get("TFKOSENT_DEBUG"):
+            raise
+        print(f"tfkosent {command}: error: {e}", file=sys.stderr)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -531,7 +546,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if getattr(args, "beam", False):
         import_quietly()
-        return cmd_embed_corpus(args, extra)
+        with _missing_extra_is_one_line(args.command):
+            return cmd_embed_corpus(args, extra)
+        return 2
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if needs_tensorflow(args):
@@ -547,7 +564,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not os.environ.get("TFKOSENT_DEBUG"):
         warnings.showwarning = show_warning
     try:
-        return args.func(args)
+        with _missing_extra_is_one_line(args.command):
+            return args.func(args)
+        return 2
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as e:
         if os.environ.get("TFKOSENT_DEBUG"):  # the full traceback, for bug reports
             raise

@@ -27,7 +27,6 @@ import gzip
 import json
 import os
 import unicodedata
-from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -62,13 +61,16 @@ COMMON_SYMBOLS = "○●◎◇◆□■△▲▽▼→←↑↓↔★☆♡♥�
 # --- corpus readers ------------------------------------------------------------------
 
 def default_data_dir() -> str:
-    """$TFKOSENT_DATA_DIR, else `<repository>/../shared/data`."""
-    env = os.environ.get("TFKOSENT_DATA_DIR")
-    if env:
-        from tfkosent.data.datasets import expand_path
+    """$TFKOSENT_DATA_DIR, else `<repository>/../shared/data` in a source checkout that has one
+    (`tfkosent.data.find_local_data_dir`); FileNotFoundError otherwise (an installed package
+    has no repository next to it: the path had pointed into site-packages' parent)."""
+    from tfkosent.data.datasets import ENV_DATA_DIR, find_local_data_dir
 
-        return str(expand_path(env))
-    return str(Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    local = find_local_data_dir()
+    if local is None:
+        raise FileNotFoundError(f"no data directory for the pruning corpus: pass --data-dir DIR "
+                                f"(the datasets' directory, e.g. ../shared/data) or set ${ENV_DATA_DIR}")
+    return str(local)
 
 
 def _lines(path: str, max_lines: Optional[int]) -> List[str]:

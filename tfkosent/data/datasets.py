@@ -310,8 +310,11 @@ def find_local_data_dir() -> Optional[Path]:
     env = os.environ.get(ENV_DATA_DIR)
     if env:
         return expand_path(env)
-    candidate = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    return candidate if candidate.is_dir() else None
+    from tfkosent.checkout import checkout_root
+
+    root = checkout_root()
+    candidate = root.parent / "shared" / "data" if root is not None else None
+    return candidate if candidate is not None and candidate.is_dir() else None
 
 
 def dataset_path(name: str, data_dir: Optional[PathLike] = None) -> Path:

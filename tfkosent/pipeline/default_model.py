@@ -519,10 +519,15 @@ class Pipeline:
 
     def package_destination(self, args: dict) -> str:
         """Where a `package` step with `args` writes: --package-dir, else its `out` argument,
-        where "default" (the default) is the shipped model's directory in the package."""
+        where "default" (the default) is the shipped model's directory in a source checkout,
+        and WORK_DIR/package in an installed package (site-packages is pip's: a model written
+        there is lost on the next install)."""
         if self.package_dir:
             return self.package_dir
         if args.get("out", "default") == "default":
+            from tfkosent.checkout import checkout_root
+            if checkout_root() is None:
+                return os.path.join(self.work_dir, "package")
             from tfkosent.sentence_encoder import DEFAULT_MODEL_DIR
             return DEFAULT_MODEL_DIR
         return args["out"]
@@ -532,9 +537,14 @@ class Pipeline:
         lines = [f"pipeline {self.spec_path}", f"work dir {self.work_dir}"
                  + (f", data dir {self.data_dir}" if self.data_dir else ""),
                  f"options {json.dumps(self.options)}"]
-        shipped = "" if self.package_dir else " (the shipped model: --package-dir DIR writes elsewhere)"
-        lines += [f"step {s.name} writes the packaged model to {self.package_destination(s.args)}{shipped}"
-                  for s in self.steps if s.kind == "package"]
+        from tfkosent.sentence_encoder import DEFAULT_MODEL_DIR
+
+        for s in self.steps:
+            if s.kind == "package":
+                where = self.package_destination(s.args)
+                shipped = (" (the shipped model: --package-dir DIR writes elsewhere)"
+                           if os.path.abspath(where) == os.path.abspath(DEFAULT_MODEL_DIR) else "")
+                lines.append(f"step {s.name} writes the packaged model to {where}{shipped}")
         will_run: set = set()   # steps this run would (re)run: what reads them is redone after them
         for i, step in enumerate(self.steps, 1):
             state = self.state(step)
@@ -953,10 +963,17 @@ def _portable_paths(value, work_dir: str, data_dir: Optional[str], repo_root: st
 
 
 def _git_commit() -> Optional[str]:
+    """The checkout's commit; None for an installed package (git would name the repository
+    that happens to enclose site-packages) or without git."""
     import subprocess
+    from tfkosent.checkout import checkout_root
+
+    root = checkout_root()
+    if root is None:
+        return None
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=os.path.dirname(os.path.abspath(__file__)))
+                             cwd=str(root))
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None

@@ -601,15 +601,48 @@ def apply_overrides(values: Mapping[str, Any], overrides: Mapping[str, Any],
     return result
 
 
+# The recipes shipped in the package (tfkosent/configs/).
+PACKAGED_RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+_PACKAGED_PREFIX = "tfkosent/configs/"
+
+
+def packaged_recipes() -> List[str]:
+    """Names of the shipped recipes, e.g. "cosent_e5_korsts", "default_model/student_sts"."""
+    names = []
+    for folder, _, files in os.walk(PACKAGED_RECIPES):
+        rel = os.path.relpath(folder, PACKAGED_RECIPES)
+        names += [os.path.splitext(f if rel == "." else f"{rel}/{f}")[0].replace(os.sep, "/")
+                  for f in files if f.endswith((".yaml", ".yml"))]
+    return sorted(names)
+
+
+def resolve_recipe_path(path: str) -> str:
+    """`path` itself when it is a file, else the shipped recipe it names: "cosent_e5_korsts",
+    "cosent_e5_korsts.yaml" or "tfkosent/configs/cosent_e5_korsts.yaml" (the README's form),
+    so that the documented commands work outside a checkout too. FileNotFoundError lists the
+    shipped names."""
+    if os.path.isfile(path):
+        return path
+    name = path.replace(os.sep, "/")
+    name = name[len(_PACKAGED_PREFIX):] if name.startswith(_PACKAGED_PREFIX) else name
+    for candidate in (name, f"{name}.yaml"):
+        full = os.path.join(PACKAGED_RECIPES, *candidate.split("/"))
+        if "/.." not in f"/{candidate}" and os.path.isfile(full):
+            return full
+    top = [n for n in packaged_recipes() if "/" not in n]
+    raise FileNotFoundError(f"{path}: no such recipe file, nor a shipped recipe (shipped: {', '.join(top)}; "
+                            f"more under default_model/ and ablations/)")
+
+
 def load_config(path: str, overrides: Optional[Mapping[str, Any]] = None) -> TrainConfig:
-    """Reads and validates a YAML (.yaml/.yml) or JSON (.json) recipe file.
+    """Reads and validates a YAML (.yaml/.yml) or JSON (.json) recipe file, or a shipped recipe
+    by name (`resolve_recipe_path`).
 
     overrides: `{dotted.key.path: value}` applied before validation (`tfkosent train --set`).
     """
     import yaml
 
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such recipe file")
+    path = resolve_recipe_path(path)
     with open(path, encoding="utf-8") as f:
         text = f.read()
     try:
