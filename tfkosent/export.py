@@ -59,10 +59,15 @@ def trackable_object():
     return tf.__internal__.tracking.AutoTrackable()
 
 
-def tf_variables(layer) -> List[tf.Variable]:
+def tf_variable(variable):
     # Keras 3 variables wrap a tf.Variable; SavedModel and hub.KerasLayer need the tf.Variable.
-    return [v.value if hasattr(v, "value") and isinstance(v.value, tf.Variable) else v
-            for v in layer.variables]
+    # (A tf.Variable's own `value` is a method, so it is returned as is.)
+    value = getattr(variable, "value", None)
+    return value if isinstance(value, tf.Variable) else variable
+
+
+def tf_variables(layer) -> List[tf.Variable]:
+    return [tf_variable(v) for v in layer.variables]
 
 
 def _checked_sentences(sentences: tf.Tensor) -> tf.Tensor:
