@@ -37,6 +37,27 @@ def test_export_layout(tiny_model_dir, tiny_export_dir):
         if os.path.isdir(os.path.join(tiny_export_dir, "preprocess", "assets")) else True
 
 
+def test_export_json_carries_no_absolute_path_from_the_training_metadata(tiny_model_dir, tmp_path):
+    """`tfkosent train` records its base model's absolute path (training.base_model); the
+    published tfkosent_export.json keeps only the last component."""
+    import shutil
+    from tfkosent.export import export_model
+
+    model = tmp_path / "tuned"
+    shutil.copytree(tiny_model_dir, model)
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    config.setdefault("metadata", {})["training"] = {
+        "base_model": "/home/someone/models/base_model", "step": 3,
+        "tasks": [{"name": "sts", "data": ["/home/someone/data/pairs.tsv", "korsts-train"]}]}
+    (model / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    export = export_model(str(model), str(tmp_path / "export"))
+    info = json.load(open(os.path.join(export, "tfkosent_export.json"), encoding="utf-8"))
+    training = info["metadata"]["training"]
+    assert training["base_model"] == "base_model" and training["step"] == 3
+    assert training["tasks"][0]["data"] == ["pairs.tsv", "korsts-train"]
+    assert "/home/someone" not in json.dumps(info)
+
+
 @pytest.mark.parametrize("sub", ["encoder", os.path.join("sentence_encoder", "1")])
 def test_each_weight_is_stored_once(tiny_model_dir, tiny_export_dir, sub):
     """The checkpoint holds each weight once: tracking the Keras 3 layer beside its tf.Variables

@@ -322,6 +322,21 @@ def export_source(files) -> Dict[str, str]:
     return {"source": name, "weights_sha256": sha256_file(files.weights_path)}
 
 
+def published_metadata(value):
+    """`value` (a model's config metadata) with every absolute path cut to its last component,
+    for tfkosent_export.json: `tfkosent train` records where its base model was
+    (`training.base_model`) as an absolute path, useful in the local model directory, but an
+    export is published, and the path would carry the exporting machine's user name and
+    layout (see `export_source`)."""
+    if isinstance(value, dict):
+        return {k: published_metadata(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [published_metadata(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return os.path.basename(os.path.normpath(value))
+    return value
+
+
 def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
                  seq_length: Optional[int] = None, warmup: bool = True) -> str:
     """Exports the model directory `model_dir` to `out_dir` (layout in the module docstring).
@@ -377,7 +392,7 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
                 "pooling": config.encoder.pooling, "packing": config.preprocess.packing,
                 "seq_length": max_seq_length, "preprocess_seq_length": preprocess_seq_length,
                 "text_prefix": config.preprocess.text_prefix,
-                **export_source(files), "metadata": config.metadata,
+                **export_source(files), "metadata": published_metadata(config.metadata),
                 "serving": {"signature": "serving_default", "input": SERVING_INPUT,
                             "output": SERVING_OUTPUT}}
         with open(os.path.join(tmp, "tfkosent_export.json"), "w", encoding="utf-8") as f:
