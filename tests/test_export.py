@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -27,6 +28,7 @@ def test_export_layout(tiny_model_dir, tiny_export_dir):
                                        "tf_serving_warmup_requests"))
     info = json.load(open(os.path.join(tiny_export_dir, "tfkosent_export.json")))
     assert info["hidden_size"] == 32 and info["serving"]["input"] == SERVING_INPUT
+    assert info["serving"]["max_batch_tokens"] is None   # no request limit unless asked for
     # The model is named by its directory and its weights' checksum, never by an absolute path
     # (an export is published; the path would carry the exporting machine's layout).
     assert info["source"] == os.path.basename(tiny_model_dir)
@@ -214,8 +216,9 @@ NON_CORE_OPS_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("sub", ["preprocess", os.path.join("sentence_encoder", "1")])
 def test_string_modules_need_only_ops_tf_serving_has(tiny_export_dir, sub):
     """Beyond core TensorFlow, only the SentencePiece ops and NormalizeUTF8 (NFC): TF Serving's
-    model server embeds TensorFlow Text 2.12, which has them but not RoundRobinTrim (added in
-    2.16), and a SavedModel using that op fails to load there (tensorflow/serving PR #4057)."""
+    release images embedded TensorFlow Text 2.12.1 as of tensorflow/serving PR #4057 (2025), which
+    has them but not RoundRobinTrim (added in 2.16), and a SavedModel using that op fails to load
+    there."""
     proc = subprocess.run([sys.executable, "-c", NON_CORE_OPS_SCRIPT,
                            os.path.join(tiny_export_dir, sub, "saved_model.pb")],
                           capture_output=True, text=True, timeout=300,
@@ -549,3 +552,206 @@ def test_bad_seq_length_is_refused_before_writing(tiny_model_dir, tmp_path, bad)
     with pytest.raises(ValueError, match="seq_length must be an int >= 3 .* under bert packing"):
         export_model(tiny_model_dir, str(tmp_path / "never"), seq_length=bad)
     assert not (tmp_path / "never").exists()
+
+
+# TF Serving's Predict path, simulated: the SavedModel loaded into a TF1 session and the signature's
+# tensors fed and fetched by name, with no Python-side check of shapes or dtypes (as in the C++
+# server). In a fresh process, so that an abort would show as a return code. Cases come on stdin
+# as JSON: [{input key: [dtype, shape, flat list of values]}, ...], strings as UTF-8 text.
+TF1_SESSION_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (a model server with TF.Text's ops linked)
+    from tensorflow.core.protobuf import config_pb2
+
+    path, signature_name = sys.argv[1], sys.argv[2]
+    session = tf.compat.v1.Session(graph=tf.Graph())
+    with session.graph.as_default():
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+    signature = meta.signature_def[signature_name]
+    out = []
+    for case in json.loads(sys.stdin.read()):
+        keys, fetch = sorted(case), sorted(signature.outputs)
+        options = config_pb2.CallableOptions(feed=[signature.inputs[k].name for k in keys],
+                                             fetch=[signature.outputs[k].name for k in fetch])
+        values = [np.array([v.encode() for v in flat] if dtype == "string" else flat,
+                           dtype=object if dtype == "string" else dtype).reshape(shape)
+                  for dtype, shape, flat in (case[k] for k in keys)]
+        try:
+            results = session._make_callable_from_options(options)(*values)
+        except tf.errors.InvalidArgumentError as e:
+            out.append({"error": e.message.splitlines()[0]})
+            continue
+        out.append({k: list(v.shape) for k, v in zip(fetch, results)})
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def _serve_in_tf1_session(saved_model_dir, signature, cases):
+    """What a TF Serving Predict on `signature` answers to each of `cases`: {output: shape} or
+    {"error": the InvalidArgumentError's first line}."""
+    proc = subprocess.run([sys.executable, "-c", TF1_SESSION_SCRIPT, saved_model_dir, signature],
+                          input=json.dumps(cases), capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def _tensor_case(dtype, values):
+    values = np.asarray(values)
+    return [dtype, list(values.shape), values.reshape(-1).tolist()]
+
+
+def _encoder_case(ids, mask=None, types=None):
+    ids = np.asarray(ids)
+    return {"input_word_ids": _tensor_case("int32", ids),
+            "input_mask": _tensor_case("int32", np.ones_like(ids) if mask is None else mask),
+            "input_type_ids": _tensor_case("int32", np.zeros_like(ids) if types is None else types)}
+
+
+def test_encoder_serving_signatures_refuse_inputs_it_was_not_trained_on(tiny_export_dir):
+    """encoder/ served alone (docs/serving.md option 4): out-of-range ids, mask values other than
+    0/1, rows with no token, rows past the position table, type ids past the type table and
+    mismatched shapes fail with InvalidArgumentError naming the input. Before, a negative id was
+    silently wrapped (id -5 embedded as vocab_size - 5), a mask of 2 changed the output and an
+    all-zero mask gave a zero pooled_output (NaN once normalized)."""
+    info = json.load(open(os.path.join(tiny_export_dir, "tfkosent_export.json")))
+    vocab = int(tf.saved_model.load(os.path.join(tiny_export_dir, "preprocess"))
+                .get_special_tokens_dict()["vocab_size"])
+    limit = info["seq_length"]
+    ok = [1, 5, 6, 2]
+    cases = {
+        "valid": (_encoder_case([ok, ok]), None),
+        "empty batch": (_encoder_case(np.zeros((0, 4), int)), None),
+        "negative id": (_encoder_case([ok, [1, -5, 6, 2]]),
+                        rf"input_word_ids: ids must be in \[0, {vocab}\) \(the vocabulary\), got values from -5 to 6"),
+        "id past the vocabulary": (_encoder_case([[1, vocab, 2]]),
+                                   rf"input_word_ids: ids must be in \[0, {vocab}\).*to {vocab}"),
+        "mask value 2": (_encoder_case([ok], mask=[[2, 2, 2, 2]]),
+                         r"input_mask: values must be 0 \(padding\) or 1 \(token\), got values from 2 to 2"),
+        "a row with no token": (_encoder_case([ok, ok, ok], mask=[[1, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]]),
+                                r"input_mask: every row needs at least one 1 .*rows without: \[1\]"),
+        "rows of length 0": (_encoder_case(np.zeros((2, 0), int)), r"rows without: \[0 1\]"),
+        "past the position table": (_encoder_case(np.full((1, limit + 1), 5)),
+                                    rf"input_word_ids: at most {limit} tokens a row \(the length of "
+                                    rf"the position table\), got {limit + 1}"),
+        "type id past the type table": (_encoder_case([ok], types=[[0, 0, 2, 0]]),
+                                        r"input_type_ids: values must be in \[0, 2\), got values from 0 to 2"),
+        "shapes differ": (_encoder_case([ok, ok], types=[[0]]),
+                          r"input_mask and input_type_ids must have the shape of input_word_ids \[2 4\]"),
+    }
+    for signature, outputs in (("pooled_output", ["pooled_output"]),
+                               ("serving_default", ["default", "encoder_outputs_0", "encoder_outputs_1",
+                                                    "pooled_output", "sequence_output"])):
+        results = _serve_in_tf1_session(os.path.join(tiny_export_dir, "encoder"), signature,
+                                        [case for case, _ in cases.values()])
+        for (name, (_, error)), result in zip(cases.items(), results):
+            if error is None:
+                assert sorted(result) == outputs, (signature, name, result)
+            else:
+                assert "error" in result, (signature, name, result)
+                assert re.search(error, result["error"]), (signature, name, result)
+
+
+def test_encoder_fine_tuning_paths_stay_free_of_asserts(tiny_model_dir):
+    """The checks are on the serving signatures only: `__call__` (hub.KerasLayer), `serve` and
+    `serve_training` (TFSMLayer) are what fine-tuning compiles, where XLA drops Assert ops."""
+    from tfkosent.export import _encoder_input_spec, build_encoder_module
+    from tfkosent.model_dir import load_model_dir
+
+    module, signatures = build_encoder_module(load_model_dir(tiny_model_dir).build_encoder())
+
+    def op_types(function):
+        graph = function.graph.as_graph_def()
+        return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+
+    spec = _encoder_input_spec()
+    for training in (False, True):
+        assert "Assert" not in op_types(module.__call__.get_concrete_function(spec, training=training))
+    for function in (module.serve, module.serve_training):
+        assert "Assert" not in op_types(function.get_concrete_function())
+    for function in signatures.values():
+        assert "Assert" in op_types(function.get_concrete_function())
+
+
+def test_max_batch_tokens_refuses_a_request_over_budget(tiny_model_dir, tmp_path):
+    """`export_model(..., max_batch_tokens=N)`: sentence_encoder/1 and encoder/'s signatures refuse
+    a request of more than N padded tokens (rows x the longest row) with InvalidArgumentError
+    saying how big it was and to split it; `__call__` (fine-tuning) and requests within N are as
+    before. Without it one request of thousands of long sentences could OOM a CPU server."""
+    out = export_model(tiny_model_dir, str(tmp_path / "budget"), max_batch_tokens=128)
+    info = json.load(open(os.path.join(out, "tfkosent_export.json")))
+    assert info["serving"]["max_batch_tokens"] == 128 and info["seq_length"] == 64
+    long_sentence = "우리는 공원에서 축구를 한다 " * 20   # truncated at 64 tokens
+    short = "나는 밥을 먹는다."
+    serving_dir = os.path.join(out, "sentence_encoder", "1")
+    results = _serve_in_tf1_session(serving_dir, "serving_default", [
+        {SERVING_INPUT: _tensor_case("string", [long_sentence] * 2)},
+        {SERVING_INPUT: _tensor_case("string", [long_sentence] * 3)},
+        {SERVING_INPUT: _tensor_case("string", [short] * 3 + [long_sentence])},
+        {SERVING_INPUT: _tensor_case("string", [short] * 40)},
+    ])
+    assert results[0] == {SERVING_OUTPUT: [2, 32]}
+    assert results[1]["error"] == (
+        "assertion failed: [request too large: 3 sentences x 64 tokens (padded to the longest) = 192 "
+        "tokens, over the max_batch_tokens of 128 this model was exported with; split it into requests "
+        "of fewer sentences]")
+    assert "4 sentences x 64 tokens" in results[2]["error"]
+    assert "40 sentences x" in results[3]["error"]
+    results = _serve_in_tf1_session(os.path.join(out, "encoder"), "pooled_output",
+                                    [_encoder_case(np.full((2, 64), 5)), _encoder_case(np.full((3, 64), 5))])
+    assert results[0] == {"pooled_output": [2, 32]}
+    assert "request too large: 3 rows x 64 tokens (padded to the longest) = 192 tokens" in results[1]["error"]
+    # the fine-tuning path (`__call__`) is not limited
+    module = tf.saved_model.load(serving_dir)
+    assert module(tf.constant([long_sentence] * 3))[SERVING_OUTPUT].shape == (3, 32)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, 63])
+def test_bad_max_batch_tokens_is_refused_before_writing(tiny_model_dir, tmp_path, bad):
+    match = ("must be at least the model's maximum length \\(64 tokens\\)" if bad == 63 else
+             "max_batch_tokens must be a positive int")
+    with pytest.raises(ValueError, match=match):
+        export_model(tiny_model_dir, str(tmp_path / "never"), max_batch_tokens=bad)
+    assert not (tmp_path / "never").exists()
+
+
+def test_cli_export_max_batch_tokens(tiny_model_dir, tmp_path, capsys):
+    from tfkosent.cli import main
+
+    assert main(["export", "--model", tiny_model_dir, "--out", str(tmp_path / "never"),
+                 "--max-batch-tokens", "0"]) == 2
+    assert "max_batch_tokens must be a positive int, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+
+
+def test_warmup_requests_one_record_per_batch_size(tiny_export_dir, tmp_path):
+    """Several batch sizes, one record each, replayed against the signature; more than 1,000
+    records are refused (TF Serving fails the model's load: "Number of warmup records exceeds the
+    maximum (1000)")."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from tfkosent.export import write_warmup_requests
+
+    def requests(path):
+        return [prediction_log_pb2.PredictionLog.FromString(raw.numpy()).predict_log.request
+                for raw in tf.data.TFRecordDataset(path)]
+
+    path = write_warmup_requests(str(tmp_path), ["가나다", "한국어 문장입니다."], batch_sizes=[1, 4, 3])
+    signature = tf.saved_model.load(os.path.join(tiny_export_dir, "sentence_encoder", "1")).signatures[
+        "serving_default"]
+    batches = []
+    for request in requests(path):
+        assert request.model_spec.signature_name == "serving_default"
+        sentences = tf.make_ndarray(request.inputs[SERVING_INPUT])
+        assert signature(**{SERVING_INPUT: tf.constant(sentences)})[SERVING_OUTPUT].shape == (len(sentences), 32)
+        batches.append([s.decode() for s in sentences])
+    assert batches == [["가나다"], ["가나다", "한국어 문장입니다."] * 2, ["가나다", "한국어 문장입니다.", "가나다"]]
+    assert len(requests(write_warmup_requests(str(tmp_path), batch_sizes=[1] * 1000))) == 1000
+    for bad, match in (([1] * 1001, "1 to 1000 sizes .*TF Serving fails the model's load with more"),
+                       ([], "1 to 1000 sizes"), ([2, 0], "each of batch_sizes must be a positive int")):
+        with pytest.raises(ValueError, match=match):
+            write_warmup_requests(str(tmp_path), batch_sizes=bad)
+    assert len(requests(path)) == 1000   # a refused call leaves the file as it was

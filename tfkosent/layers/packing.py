@@ -50,10 +50,10 @@ def round_robin_trim(segments: Sequence[tf.RaggedTensor], budget) -> List[tf.Rag
     spent or a segment runs out: per row, the first keeps min(a, max(ceil(B/2), B - b)) of its
     a tokens and the second the rest of B, at most its b.
 
-    Why not the tensorflow_text op: TF Serving's model server embeds an older TensorFlow Text
-    (2.12) that lacks the RoundRobinTrim op (added in 2.16), so a SavedModel that uses it does
-    not load there ("Op type not registered 'TFText>RoundRobinTrim'", tensorflow/serving PR
-    #4057). The exported modules then need only the SentencePiece / WordPiece ops it has.
+    Why not the tensorflow_text op: TF Serving's release images embedded an older TensorFlow
+    Text (2.12.1 as of tensorflow/serving PR #4057, 2025) that lacks the RoundRobinTrim op
+    (added in 2.16), so a SavedModel that uses it does not load there ("Op type not
+    registered 'TFText>RoundRobinTrim'"). The exported modules then need only the SentencePiece / WordPiece ops it has.
     """
     budget = tf.cast(budget, tf.int32)
     lengths = [tf.cast(s.row_lengths(), tf.int32) for s in segments]

@@ -53,7 +53,7 @@ def clean_text(strings: tf.Tensor, lower_case: bool = False, normalize_nfkc: boo
         # single jamo and unknown pieces, at cosine 0.48 to itself in NFC. Only strings with
         # conjoining jamo are NFC-normalized: other text stays byte for byte what Hugging
         # Face's tokenizers see, so converted checkpoints keep their token parity
-        # (tests/test_port_hf.py). NormalizeUTF8 is a TF.Text op (TF Serving's 2.12 has it).
+        # (tests/test_port_hf.py). NormalizeUTF8 is a TF.Text op (2.12 has it).
         has_jamo = tf.strings.regex_full_match(strings, CONJOINING_JAMO_PATTERN)
         strings = tf.where(has_jamo, tf_text.normalize_utf8(strings, "NFC"), strings)
     if lower_case:
