@@ -400,6 +400,37 @@ def test_truncated_lines_are_counted_and_printed(apache_beam, tiny_export_dir, t
     assert manifest["counts"]["truncated"] == 1 and manifest["max_tokens"] == 62
 
 
+@pytest.mark.beam
+def test_handler_cuts_calls_to_the_exports_token_budget(apache_beam, tiny_model_dir, tiny_export_dir,
+                                                       tmp_path):
+    """An export made with --max-batch-tokens refuses a call over it; the handler measures the
+    sentences with preprocess/ and cuts its calls to fit, so embed-corpus's batches of long
+    lines are embedded, the same as without a budget."""
+    import tensorflow as tf
+    from tfkosent.beam.model_handler import SentenceEncoderModelHandler, resolve_serving_dir
+    from tfkosent.export import export_model
+
+    budgeted = export_model(tiny_model_dir, str(tmp_path / "budget"), max_batch_tokens=128, warmup=False)
+    sentences = ["가나다라 마바사 " * 100, "짧은 문장", "라마바 " * 60, "가"] * 3
+    serving = tf.saved_model.load(resolve_serving_dir(budgeted)).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="request too large"):
+        serving(sentences=tf.constant(sentences))  # one call of all: over the budget
+
+    def embed(export):
+        handler = SentenceEncoderModelHandler(resolve_serving_dir(export), inference_batch_size=64)
+        model = handler.load_model()
+        return model, np.stack([r.inference for r in handler.run_inference(sentences, model)])
+
+    model, got = embed(budgeted)
+    assert model.budget == 128
+    _, expected = embed(tiny_export_dir)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    handler = SentenceEncoderModelHandler(resolve_serving_dir(budgeted), inference_batch_size=3)
+    packed = np.array([64, 64, 10, 20, 64, 5])
+    assert list(handler._calls([5, 2, 3, 0, 1, 4], packed, 128)) == [[5, 2, 3], [0, 1], [4]]
+    assert list(handler._calls([5, 2, 3, 0, 1, 4], packed, None)) == [[5, 2, 3], [0, 1, 4]]
+
+
 def test_beam_package_is_import_light():
     code = "import sys, tfkosent.beam; print([m for m in ('apache_beam', 'tensorflow') if m in sys.modules])"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -18,17 +18,20 @@ embedding-out model needs, so this is a small ModelHandler subclass with the
 same batching knobs (min/max batch size) as Beam's TensorFlow handlers.
 
 Batching: Beam's BatchElements forms batches of `min_batch_size` ..
-`max_batch_size` sentences. Each such batch is sorted by length and sent to
-the signature `inference_batch_size` sentences at a time, so each call is
-padded only to its own longest sentence (the signature pads to the longest
-in the call, capped at seq_length).
+`max_batch_size` sentences. When the export has its `preprocess/` module next
+to `sentence_encoder/`, the handler tokenizes each such batch with it, sorts it
+by token count and sends it to the signature `inference_batch_size` sentences
+at a time, so each call is padded only to its own longest sentence (the
+signature pads to the longest in the call, capped at seq_length). An export
+made with `--max-batch-tokens N` refuses a call of more than N padded tokens:
+the calls are cut to fit it too. Without `preprocess/`, UTF-8 length stands in
+for the token count.
 
 Truncation: the signature keeps the first `seq_length - specials` tokens of a
 longer sentence (as `SentenceEncoder.encode` does, which warns). A worker
-cannot warn usefully, so when the export has its `preprocess/` module next to
-`sentence_encoder/` the handler tokenizes each batch with it and counts the
-sentences over the limit in the Beam counter `truncated` (namespace
-"tfkosent.embed_corpus"); `tfkosent embed-corpus` prints and records it.
+cannot warn usefully, so the handler counts the sentences over the limit in
+the Beam counter `truncated` (namespace "tfkosent.embed_corpus");
+`tfkosent embed-corpus` prints and records it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import json
 import logging
 import os
 import posixpath
-from typing import Any, Dict, Iterable, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
@@ -119,15 +122,25 @@ def token_limit(info: Dict[str, Any]) -> Optional[int]:
     return int(seq_length) - num_special_tokens(1, packing)
 
 
+def max_batch_tokens(info: Dict[str, Any]) -> Optional[int]:
+    """The export's per-request budget (`tfkosent export --max-batch-tokens`), or None."""
+    value = (info.get("serving") or {}).get("max_batch_tokens")
+    return int(value) if value else None
+
+
 class _LoadedEncoder:
     """Keeps the loaded SavedModel alive next to its signature function; `preprocess` (or
-    None) tokenizes to count the sentences longer than `limit` tokens."""
+    None) tokenizes, to count the sentences longer than `limit` tokens and to cut calls that
+    fit `budget` padded tokens (None: no budget)."""
 
-    def __init__(self, saved_model, signature, preprocess=None, limit: Optional[int] = None):
+    def __init__(self, saved_model, signature, preprocess=None, limit: Optional[int] = None,
+                 specials: int = 0, budget: Optional[int] = None):
         self.saved_model = saved_model
         self.signature = signature
         self.preprocess = preprocess
         self.limit = limit
+        self.specials = specials
+        self.budget = budget
 
 
 class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEncoder]):
@@ -180,33 +193,62 @@ class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEnc
         if self._signature not in saved_model.signatures:
             raise ValueError(f"{self._saved_model_dir}: no signature {self._signature!r} "
                              f"(has {sorted(saved_model.signatures)})")
-        preprocess, limit = self._load_preprocess()
-        return _LoadedEncoder(saved_model, saved_model.signatures[self._signature], preprocess, limit)
+        info = export_info(self._saved_model_dir)
+        preprocess, limit = self._load_preprocess(info)
+        budget = max_batch_tokens(info)
+        if budget is not None and preprocess is None:
+            _LOGGER.warning("%s: exported with max_batch_tokens=%d but without its preprocess/ "
+                            "module: calls are cut by sentence count only, and a call of long "
+                            "sentences may be refused", self._saved_model_dir, budget)
+        specials = 0
+        if limit is not None:
+            from tfkosent.layers.packing import num_special_tokens
+            specials = num_special_tokens(1, info["packing"])
+        return _LoadedEncoder(saved_model, saved_model.signatures[self._signature], preprocess, limit,
+                              specials, budget)
 
-    def _load_preprocess(self):
-        """(preprocess module, token limit), or (None, None) when truncation cannot be counted."""
+    def _load_preprocess(self, info: Dict[str, Any]):
+        """(preprocess module, token limit), or (None, None) when sentences cannot be measured."""
         import tensorflow as tf
 
         path = preprocess_dir(self._saved_model_dir)
-        limit = token_limit(export_info(self._saved_model_dir))
+        limit = token_limit(info)
         if path is None or limit is None:
             _LOGGER.info("%s: no preprocess/ module or seq_length: truncated sentences are not "
                          "counted", self._saved_model_dir)
             return None, None
         return tf.saved_model.load(path), limit
 
-    def _count_truncated(self, sentences: Sequence[str], model: _LoadedEncoder) -> None:
-        """Adds the sentences longer than the model's token limit to the `truncated` counter."""
+    def _token_counts(self, sentences: Sequence[str], model: _LoadedEncoder) -> Optional[np.ndarray]:
+        """int64 [n]: each sentence's tokens (before truncation), or None without preprocess/;
+        sentences over the model's limit are added to the `truncated` counter."""
         import tensorflow as tf
 
         if model.preprocess is None:
-            return
+            return None
         ids = model.preprocess.tokenize(tf.constant(list(sentences), dtype=tf.string))
         if ids.ragged_rank > 1:  # [batch, (words), (pieces)]
             ids = ids.merge_dims(-2, -1)
-        over = int(np.sum(ids.row_lengths().numpy() > model.limit))
+        counts = ids.row_lengths().numpy()
+        over = int(np.sum(counts > model.limit))
         if over:
             self._truncated.inc(over)
+        return counts
+
+    def _calls(self, order: Sequence[int], packed: Optional[np.ndarray], budget: Optional[int]):
+        """`order` (sentence indices, shortest first) cut into signature calls: at most
+        `inference_batch_size` sentences, and with a budget, at most `budget` padded tokens
+        (rows x the call's longest packed length), which is what the export refuses beyond."""
+        call: List[int] = []
+        for i in order:
+            if call and (len(call) >= self._inference_batch_size or
+                         (budget is not None and packed is not None
+                          and (len(call) + 1) * packed[i] > budget)):
+                yield call
+                call = []
+            call.append(i)
+        if call:
+            yield call
 
     def run_inference(self, batch: Sequence[str], model: _LoadedEncoder,
                       inference_args: Optional[Dict[str, Any]] = None) -> Iterable[PredictionResult]:
@@ -215,12 +257,15 @@ class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEnc
         sentences = list(batch)
         if not sentences:
             return []
-        self._count_truncated(sentences, model)
-        # Similar lengths share a call: less padding (UTF-8 length ~ token count).
-        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].encode("utf-8")))
+        counts = self._token_counts(sentences, model)
+        packed = None if counts is None else np.minimum(counts, model.limit) + model.specials
+        # Similar lengths share a call: less padding (without preprocess/, UTF-8 length stands
+        # in for the token count).
+        order = sorted(range(len(sentences)),
+                       key=(lambda i: packed[i]) if packed is not None
+                       else (lambda i: len(sentences[i].encode("utf-8"))))
         out: Optional[np.ndarray] = None
-        for start in range(0, len(order), self._inference_batch_size):
-            idx = order[start:start + self._inference_batch_size]
+        for idx in self._calls(order, packed, model.budget):
             inputs = tf.constant([sentences[i] for i in idx], dtype=tf.string)
             emb = model.signature(**{self._input_key: inputs})[self._output_key].numpy()
             if out is None:
