@@ -259,6 +259,16 @@ def test_cli_options_may_stand_before_the_paths(apache_beam, tiny_export_dir, tm
     assert paths_first(["--flag", "--model", "m", "a", "b"], takes) == ["a", "b", "--flag", "--model", "m"]
     with pytest.raises(ValueError, match="unexpected argument"):
         paths_first(["a", "b", "--overwrite", "c"], takes)
+    # after "--" every token is a path, even one that looks like an option
+    assert paths_first(["--model", "m", "--", "-a", "b"], takes) == ["--model", "m", "--", "-a", "b"]
+    with pytest.raises(ValueError, match="unexpected argument"):
+        paths_first(["x", "--model", "m", "--", "a", "b"], takes)
+    # an unambiguous prefix of a switch is that switch (argparse accepts it); a negative number
+    # is a value, not an option
+    assert paths_first(["--overw", "a", "b", "--x", "-1"], takes) == ["a", "b", "--overw", "--x", "-1"]
+    assert cli.main(["embed-corpus", "--model", tiny_export_dir, "--", corpus, str(tmp_path / "out3")]) == 0, \
+        capsys.readouterr().err
+    assert read_embeddings(str(tmp_path / "out3"))[0] == ["c.txt:1", "c.txt:2"]
 
 
 @pytest.mark.beam
@@ -429,6 +439,8 @@ def test_handler_cuts_calls_to_the_exports_token_budget(apache_beam, tiny_model_
     packed = np.array([64, 64, 10, 20, 64, 5])
     assert list(handler._calls([5, 2, 3, 0, 1, 4], packed, 128)) == [[5, 2, 3], [0, 1], [4]]
     assert list(handler._calls([5, 2, 3, 0, 1, 4], packed, None)) == [[5, 2, 3], [0, 1, 4]]
+    # without preprocess/ (no lengths), every sentence counts as the export's maximum length
+    assert list(handler._calls([5, 2, 3, 0, 1, 4], None, 128, 64)) == [[5, 2], [3, 0], [1, 4]]
 
 
 def test_beam_package_is_import_light():

@@ -227,3 +227,23 @@ def test_train_cli_set_reaches_the_recipe(tmp_path, capsys, monkeypatch):
     assert seen["config"].seed == 7 and seen["config"].optimizer.learning_rate == pytest.approx(3e-4)
     assert main(["train", path, "--set", "optimizer.nope=1"]) == 2
     assert "optimizer.nope" in capsys.readouterr().err
+
+
+def test_shipped_recipes_are_found_by_name_and_by_their_readme_path(tmp_path, monkeypatch):
+    """Outside a checkout (another working directory) `tfkosent train NAME` and the README's
+    `tfkosent/configs/NAME.yaml` (also written `./tfkosent/...`) find the shipped recipe."""
+    import os
+    from tfkosent.training.config import PACKAGED_RECIPES, resolve_recipe_path
+
+    monkeypatch.chdir(tmp_path)
+    expected = os.path.join(PACKAGED_RECIPES, "cosent_e5_korsts.yaml")
+    for name in ("cosent_e5_korsts", "cosent_e5_korsts.yaml", "tfkosent/configs/cosent_e5_korsts.yaml",
+                 "./tfkosent/configs/cosent_e5_korsts.yaml", "default_model/../cosent_e5_korsts"):
+        assert os.path.samefile(resolve_recipe_path(name), expected), name
+    assert os.path.samefile(resolve_recipe_path("default_model/student_sts"),
+                            os.path.join(PACKAGED_RECIPES, "default_model", "student_sts.yaml"))
+    (tmp_path / "mine.yaml").write_text("x: 1\n", encoding="utf-8")
+    assert resolve_recipe_path("mine.yaml") == "mine.yaml"   # a file of that name comes first
+    for missing in ("no_such_recipe", "../configs/cosent_e5_korsts"):
+        with pytest.raises(FileNotFoundError, match="nor a shipped recipe .*cosent_e5_korsts"):
+            resolve_recipe_path(missing)

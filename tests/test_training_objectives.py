@@ -358,6 +358,49 @@ def test_injected_nan_stops_and_keeps_the_last_good_checkpoint(model_dir, data_d
     assert not os.path.exists(out / "model")
 
 
+def test_a_stop_signal_never_saves_past_an_unread_nan_loss(model_dir, data_dir, tmp_path, monkeypatch):
+    """SIGTERM arriving while a NaN step's loss is still unread on the device: the save that the
+    signal asks for reads it first, so the run stops with NonFiniteLossError and no checkpoint
+    (it had checkpointed step 2 and said "continue with --resume")."""
+    import signal
+    import tensorflow as tf
+    from tfkosent.training import trainer as trainer_module
+    from tfkosent.training.checkpointing import StopSignals
+    from tfkosent.training.losses.cosent import CoSENTLoss
+    from tfkosent.training.trainer import NonFiniteLossError
+
+    calls = tf.Variable(0)
+    original = CoSENTLoss.__call__
+
+    def nan_from_step_2(self, embeddings, labels):
+        n = calls.assign_add(1)
+        return tf.where(n >= 2, tf.constant(float("nan")), original(self, embeddings, labels))
+
+    class SignalAfterStep2(StopSignals):
+        """SIGTERM from the loop's 4th look on: during step 2 when the loop looked twice a step
+        (once to decide whether to read the losses, once to save), which let it save without
+        reading them; at step 4 now (one look a step, the save reads them)."""
+        looks = 0
+
+        @property
+        def received(self):
+            SignalAfterStep2.looks += 1
+            return signal.SIGTERM if SignalAfterStep2.looks >= 4 else None
+
+        @received.setter
+        def received(self, value):
+            pass
+
+    monkeypatch.setattr(CoSENTLoss, "__call__", nan_from_step_2)
+    monkeypatch.setattr(trainer_module, "StopSignals", SignalAfterStep2)
+    out = tmp_path / "stop"
+    tasks = [{"loss": "cosent", "data": ["korsts-train"], "batch_size": 16}]
+    with pytest.raises(NonFiniteLossError, match="loss is nan at step 2"):
+        train(recipe(out, model_dir, tasks, checkpoint={"every_steps": 100}, eval=None, log_every=100,
+                     max_steps=5), data_dir=data_dir)
+    assert tf.train.latest_checkpoint(str(out / "checkpoints")) is None
+
+
 def test_losses_are_read_from_the_device_at_log_lines_and_saves_only(model_dir, data_dir, tmp_path, monkeypatch):
     """Each step's loss stays a tensor until a log line, evaluation or checkpoint needs it (one
     read per log_every steps, not one per step); every step's loss is still checked and logged."""
@@ -366,9 +409,9 @@ def test_losses_are_read_from_the_device_at_log_lines_and_saves_only(model_dir, 
     reads = []
     original = trainer_module.Trainer._read_losses
 
-    def counting(self, pending, window):
-        reads.append([p.step for p in pending])
-        return original(self, pending, window)
+    def counting(self):
+        reads.append([p.step for p in self._pending])
+        return original(self)
 
     monkeypatch.setattr(trainer_module.Trainer, "_read_losses", counting)
     tasks = [{"loss": "cosent", "data": ["korsts-train"], "batch_size": 16}]

@@ -634,6 +634,25 @@ def beam_option_arities() -> Dict[str, bool]:
     return {option: action.nargs != 0 for action in parser._actions for option in action.option_strings}
 
 
+STRAY_MESSAGE = ("unexpected argument(s) {}: INPUT [INPUT ...] OUTPUT must stand together, and "
+                 "each option takes one value")
+
+
+def _is_option(token: str) -> bool:
+    """An option, not a path or a value: starts with "-", but is not "-" (stdin) or a
+    negative number."""
+    return token.startswith("-") and token != "-" and not re.fullmatch(r"-\d[\d.]*", token)
+
+
+def _arity(name: str, takes_value: Dict[str, bool]) -> Optional[bool]:
+    """Whether option `name` takes a value: as `takes_value` says, also for an unambiguous
+    prefix (argparse accepts `--overw` for `--overwrite`); None when unknown or ambiguous."""
+    if name in takes_value:
+        return takes_value[name]
+    matches = {takes_value[o] for o in takes_value if o.startswith(name)} if name.startswith("--") else set()
+    return matches.pop() if len(matches) == 1 else None
+
+
 def paths_first(tokens: Sequence[str], takes_value: Dict[str, bool]) -> List[str]:
     """`tokens` (embed-corpus's arguments) with its paths moved in front of the options.
 
@@ -641,22 +660,27 @@ def paths_first(tokens: Sequence[str], takes_value: Dict[str, bool]) -> List[str
     options it knows, and it does not know Beam's: in `--direct_num_workers 2 in.txt out` it
     took "2" for the first path. Here each option takes its value with it, as `takes_value`
     (option -> bool) says; an option it does not know takes the next token as its value
-    unless that token starts with "-" (Beam's own rule for options it does not declare).
+    unless that token is an option too (Beam's own rule for options it does not declare).
+    After "--" every token is a path (they follow the options and the "--").
 
     The paths must stand together, anywhere: a bare token apart from them (`--overwrite yes`)
     is refused (ValueError), never taken for OUTPUT. The largest run of bare tokens is the
     paths (the first of equals)."""
     groups: List[List[str]] = []
     options: List[str] = []
+    after_dashes: Optional[List[str]] = None
     in_group = False
     i = 0
     while i < len(tokens):
         token = tokens[i]
-        if token.startswith("-") and token != "-":
+        if token == "--":
+            after_dashes = list(tokens[i + 1:])
+            break
+        if _is_option(token):
             options.append(token)
-            has_value = takes_value.get(token.split("=", 1)[0])
+            has_value = _arity(token.split("=", 1)[0], takes_value)
             if has_value is None:
-                has_value = i + 1 < len(tokens) and not tokens[i + 1].startswith("-")
+                has_value = i + 1 < len(tokens) and not _is_option(tokens[i + 1]) and tokens[i + 1] != "--"
             if "=" not in token and has_value and i + 1 < len(tokens):
                 options.append(tokens[i + 1])
                 i += 1
@@ -667,35 +691,18 @@ def paths_first(tokens: Sequence[str], takes_value: Dict[str, bool]) -> List[str
             groups[-1].append(token)
             in_group = True
         i += 1
+    if after_dashes is not None:
+        stray = [t for g in groups for t in g]
+        if stray:
+            raise ValueError(STRAY_MESSAGE.format(" ".join(stray)))
+        return options + ["--"] + after_dashes
     if not groups:
         return list(tokens)
     paths = max(groups, key=len)
     stray = [t for g in groups if g is not paths for t in g]
     if stray:
-        raise ValueError(f"unexpected argument(s) {' '.join(stray)}: INPUT [INPUT ...] OUTPUT must "
-                         f"stand together, and each option takes one value")
+        raise ValueError(STRAY_MESSAGE.format(" ".join(stray)))
     return paths + options
-
-
-def stray_arguments(args: Sequence[str], valueless: Sequence[str] = ()) -> List[str]:
-    """The bare tokens in `args` that are no option's value.
-
-    A token right after a `--flag` without "=" is that flag's value, unless the flag is one
-    of `valueless` (tfkosent's switches); anything else bare is a stray path: argparse takes
-    the paths only where they stand together, and Beam would drop a stray one silently.
-    """
-    stray = []
-    previous = None
-    for token in args:
-        if token.startswith("-"):
-            previous = token
-            continue
-        takes_value = (previous is not None and previous.startswith("--") and "=" not in previous
-                       and previous not in valueless)
-        if not takes_value:
-            stray.append(token)
-        previous = None
-    return stray
 
 
 def _usage_error(message: str) -> int:
@@ -718,11 +725,6 @@ def run_cli(args, beam_args: List[str]) -> int:
         return 0
     paths = list(args.paths)
     extra_parser = _extra_parser()
-    switches = [o for a in extra_parser._actions if a.nargs == 0 for o in a.option_strings]
-    stray = stray_arguments(beam_args, switches)
-    if stray:
-        return _usage_error(f"unexpected argument(s) {' '.join(stray)}: INPUT [INPUT ...] OUTPUT must "
-                            f"stand together, and each option takes one value")
     if len(paths) < 2:
         return _usage_error(f"need INPUT [INPUT ...] OUTPUT, got only {paths[0]!r}")
     extra, beam_args = extra_parser.parse_known_args(beam_args)

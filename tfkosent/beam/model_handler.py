@@ -134,13 +134,14 @@ class _LoadedEncoder:
     fit `budget` padded tokens (None: no budget)."""
 
     def __init__(self, saved_model, signature, preprocess=None, limit: Optional[int] = None,
-                 specials: int = 0, budget: Optional[int] = None):
+                 specials: int = 0, budget: Optional[int] = None, max_length: Optional[int] = None):
         self.saved_model = saved_model
         self.signature = signature
         self.preprocess = preprocess
         self.limit = limit
         self.specials = specials
         self.budget = budget
+        self.max_length = max_length  # the export's seq_length: what a call pads to at most
 
 
 class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEncoder]):
@@ -197,15 +198,16 @@ class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEnc
         preprocess, limit = self._load_preprocess(info)
         budget = max_batch_tokens(info)
         if budget is not None and preprocess is None:
-            _LOGGER.warning("%s: exported with max_batch_tokens=%d but without its preprocess/ "
-                            "module: calls are cut by sentence count only, and a call of long "
-                            "sentences may be refused", self._saved_model_dir, budget)
+            # Unmeasured sentences may each pad to the export's maximum length.
+            rows = max(1, budget // int(info.get("seq_length") or budget))
+            _LOGGER.info("%s: exported with max_batch_tokens=%d, without its preprocess/ module: "
+                         "at most %d sentences a call", self._saved_model_dir, budget, rows)
         specials = 0
         if limit is not None:
             from tfkosent.layers.packing import num_special_tokens
             specials = num_special_tokens(1, info["packing"])
         return _LoadedEncoder(saved_model, saved_model.signatures[self._signature], preprocess, limit,
-                              specials, budget)
+                              specials, budget, info.get("seq_length"))
 
     def _load_preprocess(self, info: Dict[str, Any]):
         """(preprocess module, token limit), or (None, None) when sentences cannot be measured."""
@@ -235,15 +237,18 @@ class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEnc
             self._truncated.inc(over)
         return counts
 
-    def _calls(self, order: Sequence[int], packed: Optional[np.ndarray], budget: Optional[int]):
+    def _calls(self, order: Sequence[int], packed: Optional[np.ndarray], budget: Optional[int],
+               max_length: Optional[int] = None):
         """`order` (sentence indices, shortest first) cut into signature calls: at most
         `inference_batch_size` sentences, and with a budget, at most `budget` padded tokens
-        (rows x the call's longest packed length), which is what the export refuses beyond."""
+        (rows x the call's longest packed length), which is what the export refuses beyond.
+        Without the packed lengths, every sentence counts as `max_length` tokens."""
         call: List[int] = []
         for i in order:
+            length = packed[i] if packed is not None else max_length
             if call and (len(call) >= self._inference_batch_size or
-                         (budget is not None and packed is not None
-                          and (len(call) + 1) * packed[i] > budget)):
+                         (budget is not None and length is not None
+                          and (len(call) + 1) * length > budget)):
                 yield call
                 call = []
             call.append(i)
@@ -265,7 +270,7 @@ class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEnc
                        key=(lambda i: packed[i]) if packed is not None
                        else (lambda i: len(sentences[i].encode("utf-8"))))
         out: Optional[np.ndarray] = None
-        for idx in self._calls(order, packed, model.budget):
+        for idx in self._calls(order, packed, model.budget, model.max_length):
             inputs = tf.constant([sentences[i] for i in idx], dtype=tf.string)
             emb = model.signature(**{self._input_key: inputs})[self._output_key].numpy()
             if out is None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import posixpath
 import re
 import typing
 from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple
@@ -623,7 +624,7 @@ def resolve_recipe_path(path: str) -> str:
     shipped names."""
     if os.path.isfile(path):
         return path
-    name = path.replace(os.sep, "/")
+    name = posixpath.normpath(path.replace(os.sep, "/"))
     name = name[len(_PACKAGED_PREFIX):] if name.startswith(_PACKAGED_PREFIX) else name
     for candidate in (name, f"{name}.yaml"):
         full = os.path.join(PACKAGED_RECIPES, *candidate.split("/"))

@@ -223,6 +223,8 @@ class Trainer:
         self.overwrite = overwrite
         self._previous_recipe: Optional[dict] = None
         self._last_loss: Optional[float] = None  # of the last step taken; checkpointed with it
+        self._pending: List[_PendingLoss] = []   # steps taken whose loss is not read yet
+        self._window: Dict[str, List[float]] = {}  # task -> losses since the last log line
         self.output_dir = resolve_path(config.output_dir)
         self.cross = config.model_type == "cross_encoder"
         self.strategy = strategy
@@ -711,6 +713,7 @@ class Trainer:
         return metrics
 
     def _evaluate(self, step: int) -> Optional[float]:
+        self._read_losses()  # a NaN step is reported, never evaluated or saved as the best model
         if self.eval_examples is None:
             return None
         if self.cross:
@@ -758,6 +761,7 @@ class Trainer:
                    for v in self._trainable_variables())
 
     def _save_checkpoint(self) -> str:
+        self._read_losses()  # a NaN step stops the run here: nothing is saved past it
         step = self.state.position[0]
         if not self._weights_finite():
             raise NonFiniteLossError(
@@ -802,8 +806,8 @@ class Trainer:
         self._last_eval = (-1, None)
         step, epoch_index, position = self.state.position
         self.log.note(step, f"resume from step {step}" if self.resumed_from is not None else "start")
-        window: Dict[str, List[float]] = {}
-        pending: List[_PendingLoss] = []   # losses of steps taken, not yet read from the device
+        self._window: Dict[str, List[float]] = {}   # task -> losses since the last log line
+        self._pending: List[_PendingLoss] = []     # steps taken whose loss is not read yet
         last_loss = float(self.state.last_loss.numpy())  # NaN: no step taken (or an old checkpoint)
         self._last_loss = last_loss if math.isfinite(last_loss) else None
         from tqdm.auto import tqdm
@@ -833,23 +837,25 @@ class Trainer:
                     # The loss stays on the device until the next log line, evaluation or
                     # checkpoint: reading it every step (float()) made the host wait for each
                     # step on a GPU/TPU before it could dispatch the next one.
-                    pending.append(_PendingLoss(step + 1, task.name, epoch.index, b, task.step_fn(batch)))
+                    self._pending.append(_PendingLoss(step + 1, task.name, epoch.index, b,
+                                                      task.step_fn(batch)))
                     step += 1
                     self.state.set_position(step, epoch.index, pos + 1)
                     bar.update(1)
-                    evaluate_now = c.eval is not None and c.eval.every_steps and step % c.eval.every_steps == 0
-                    if (step % c.log_every == 0 or step == self.total_steps or evaluate_now
-                            or step % c.checkpoint.every_steps == 0 or stop.received
-                            or len(pending) >= MAX_PENDING_LOSSES):
-                        self._read_losses(pending, window)
+                    # Evaluations and saves read the pending losses themselves (_evaluate,
+                    # _save_checkpoint), so that no NaN step is ever saved past.
                     if step % c.log_every == 0 or step == self.total_steps:
+                        self._read_losses()
                         lr = float(self.schedule(step - 1))  # the rate this step used
-                        for name, losses in window.items():
+                        for name, losses in self._window.items():
                             self.log.record("train", step, task=name, loss=float(np.mean(losses)),
                                             learning_rate=lr, epoch=epoch.index)
-                        bar.set_postfix(loss=f"{np.mean(sum(window.values(), [])):.4f}", lr=f"{lr:.2e}")
-                        window = {}
-                    if evaluate_now:
+                        bar.set_postfix(loss=f"{np.mean(sum(self._window.values(), [])):.4f}",
+                                        lr=f"{lr:.2e}")
+                        self._window = {}
+                    elif len(self._pending) >= MAX_PENDING_LOSSES:
+                        self._read_losses()
+                    if c.eval is not None and c.eval.every_steps and step % c.eval.every_steps == 0:
                         self._evaluate(step)
                     if step % c.checkpoint.every_steps == 0:
                         self._save_checkpoint()
@@ -860,22 +866,22 @@ class Trainer:
                             f"stopped by {stop.name} at step {step}/{self.total_steps}; checkpoint "
                             f"{path} saved; continue with --resume", stop.received, step, path)
                 else:
-                    self._read_losses(pending, window)
                     self.state.set_position(step, epoch.index + 1, 0)
                     if c.eval is not None and not c.eval.every_steps and self._last_eval[0] != step:
                         self._evaluate(step)
                     continue
                 break
-            self._read_losses(pending, window)
             if c.eval is not None and self._last_eval[0] != step:
                 self._evaluate(step)
             self._save_checkpoint()
         return self._finish(step)
 
-    def _read_losses(self, pending: List["_PendingLoss"], window: Dict[str, List[float]]) -> None:
+    def _read_losses(self) -> None:
         """Reads the pending steps' losses from the device (one transfer), oldest first, into
-        `window` (task -> losses since the last log line). NonFiniteLossError names the first
-        step whose loss is NaN/inf; nothing is saved after it (every save reads these first)."""
+        the log window (task -> losses since the last log line). NonFiniteLossError names the
+        first step whose loss is NaN/inf; nothing is saved after it: `_evaluate` and
+        `_save_checkpoint` call this first."""
+        pending, window = self._pending, self._window
         if not pending:
             return
         values = tf.stack([p.loss for p in pending]).numpy() if len(pending) > 1 else [float(pending[0].loss)]
