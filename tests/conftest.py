@@ -45,3 +45,11 @@ def tiny_roberta_model_dir(tmp_path_factory):
 def tiny_export_dir(tiny_model_dir, tmp_path_factory):
     from tfkosent.export import export_model
     return export_model(tiny_model_dir, str(tmp_path_factory.mktemp("exports") / "tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_budget_export_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model (64 positions) exported with max_batch_tokens=128: two full rows a request."""
+    from tfkosent.export import export_model
+    return export_model(tiny_model_dir, str(tmp_path_factory.mktemp("exports") / "tiny_budget"),
+                        max_batch_tokens=128)

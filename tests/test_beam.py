@@ -411,16 +411,15 @@ def test_truncated_lines_are_counted_and_printed(apache_beam, tiny_export_dir, t
 
 
 @pytest.mark.beam
-def test_handler_cuts_calls_to_the_exports_token_budget(apache_beam, tiny_model_dir, tiny_export_dir,
-                                                       tmp_path):
+def test_handler_cuts_calls_to_the_exports_token_budget(apache_beam, tiny_export_dir,
+                                                       tiny_budget_export_dir):
     """An export made with --max-batch-tokens refuses a call over it; the handler measures the
     sentences with preprocess/ and cuts its calls to fit, so embed-corpus's batches of long
     lines are embedded, the same as without a budget."""
     import tensorflow as tf
     from tfkosent.beam.model_handler import SentenceEncoderModelHandler, resolve_serving_dir
-    from tfkosent.export import export_model
 
-    budgeted = export_model(tiny_model_dir, str(tmp_path / "budget"), max_batch_tokens=128, warmup=False)
+    budgeted = tiny_budget_export_dir
     sentences = ["가나다라 마바사 " * 100, "짧은 문장", "라마바 " * 60, "가"] * 3
     serving = tf.saved_model.load(resolve_serving_dir(budgeted)).signatures["serving_default"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="request too large"):

@@ -676,12 +676,12 @@ def test_encoder_fine_tuning_paths_stay_free_of_asserts(tiny_model_dir):
         assert "Assert" in op_types(function.get_concrete_function())
 
 
-def test_max_batch_tokens_refuses_a_request_over_budget(tiny_model_dir, tmp_path):
+def test_max_batch_tokens_refuses_a_request_over_budget(tiny_budget_export_dir):
     """`export_model(..., max_batch_tokens=N)`: sentence_encoder/1 and encoder/'s signatures refuse
     a request of more than N padded tokens (rows x the longest row) with InvalidArgumentError
     saying how big it was and to split it; `__call__` (fine-tuning) and requests within N are as
     before. Without it one request of thousands of long sentences could OOM a CPU server."""
-    out = export_model(tiny_model_dir, str(tmp_path / "budget"), max_batch_tokens=128)
+    out = tiny_budget_export_dir
     info = json.load(open(os.path.join(out, "tfkosent_export.json")))
     assert info["serving"]["max_batch_tokens"] == 128 and info["seq_length"] == 64
     long_sentence = "우리는 공원에서 축구를 한다 " * 20   # truncated at 64 tokens
