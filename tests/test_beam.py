@@ -439,7 +439,7 @@ def test_handler_cuts_calls_to_the_exports_token_budget(apache_beam, tiny_export
     assert list(handler._calls([5, 2, 3, 0, 1, 4], packed, 128)) == [[5, 2, 3], [0, 1], [4]]
     assert list(handler._calls([5, 2, 3, 0, 1, 4], packed, None)) == [[5, 2, 3], [0, 1, 4]]
     # without preprocess/ (no lengths), every sentence counts as the export's maximum length
-    assert list(handler._calls([5, 2, 3, 0, 1, 4], None, 128, 64)) == [[5, 2], [3, 0], [1, 4]]
+    assert list(handler._calls([5, 2, 3, 0, 1, 4], np.full(6, 64), 128)) == [[5, 2], [3, 0], [1, 4]]
 
 
 def test_beam_package_is_import_light():

@@ -21,7 +21,6 @@ Heavy imports happen inside the commands, so `tfkosent --help` is instant.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from typing import List, Optional
@@ -523,37 +522,35 @@ def needs_tensorflow(args) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _missing_extra_is_one_line(command: str):
+def _missing_extra(command: str, error: ImportError) -> int:
     """An optional extra that is not installed (its ImportError says `pip install
-    'tfkosent[...]'`) is one error line, not a traceback; the statement after the `with`
-    runs only then (`return 2`). Other ImportErrors are bugs and keep their traceback."""
-    try:
-        yield
-    except ImportError as e:
-        if "pip install" not in str(e) or os.environ.get("TFKOSENT_DEBUG"):
-            raise
-        print(f"tfkosent {command}: error: {e}", file=sys.stderr)
+    'tfkosent[...]'`): one error line, not a traceback; exit status 2. Other ImportErrors are
+    bugs and are raised again, with their traceback."""
+    if "pip install" not in str(error) or os.environ.get("TFKOSENT_DEBUG"):
+        raise error
+    print(f"tfkosent {command}: error: {error}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from tfkosent.quiet_import import import_quietly
+
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["embed-corpus"]:
-        from tfkosent.quiet_import import import_quietly
         import_quietly()
         try:
             argv = _embed_corpus_argv(parser, argv)
         except ValueError as e:  # a bare token apart from the paths
             return _import_embed_corpus()._usage_error(str(e))
     args, extra = parser.parse_known_args(argv)
-    from tfkosent.quiet_import import import_quietly
 
     if getattr(args, "beam", False):
         import_quietly()
-        with _missing_extra_is_one_line(args.command):
+        try:
             return cmd_embed_corpus(args, extra)
-        return 2
+        except ImportError as e:
+            return _missing_extra(args.command, e)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if needs_tensorflow(args):
@@ -569,9 +566,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not os.environ.get("TFKOSENT_DEBUG"):
         warnings.showwarning = show_warning
     try:
-        with _missing_extra_is_one_line(args.command):
-            return args.func(args)
-        return 2
+        return args.func(args)
+    except ImportError as e:
+        return _missing_extra(args.command, e)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as e:
         if os.environ.get("TFKOSENT_DEBUG"):  # the full traceback, for bug reports
             raise

@@ -680,7 +680,7 @@ def paths_first(tokens: Sequence[str], takes_value: Dict[str, bool]) -> List[str
             options.append(token)
             has_value = _arity(token.split("=", 1)[0], takes_value)
             if has_value is None:
-                has_value = i + 1 < len(tokens) and not _is_option(tokens[i + 1]) and tokens[i + 1] != "--"
+                has_value = i + 1 < len(tokens) and not _is_option(tokens[i + 1])  # "--" is one too
             if "=" not in token and has_value and i + 1 < len(tokens):
                 options.append(tokens[i + 1])
                 i += 1
@@ -696,9 +696,7 @@ def paths_first(tokens: Sequence[str], takes_value: Dict[str, bool]) -> List[str
         if stray:
             raise ValueError(STRAY_MESSAGE.format(" ".join(stray)))
         return options + ["--"] + after_dashes
-    if not groups:
-        return list(tokens)
-    paths = max(groups, key=len)
+    paths = max(groups, key=len, default=[])
     stray = [t for g in groups if g is not paths for t in g]
     if stray:
         raise ValueError(STRAY_MESSAGE.format(" ".join(stray)))

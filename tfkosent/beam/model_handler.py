@@ -24,8 +24,8 @@ by token count and sends it to the signature `inference_batch_size` sentences
 at a time, so each call is padded only to its own longest sentence (the
 signature pads to the longest in the call, capped at seq_length). An export
 made with `--max-batch-tokens N` refuses a call of more than N padded tokens:
-the calls are cut to fit it too. Without `preprocess/`, UTF-8 length stands in
-for the token count.
+the calls are cut to fit it too. Without `preprocess/`, UTF-8 length orders
+the sentences, and under a budget each counts at the export's seq_length.
 
 Truncation: the signature keeps the first `seq_length - specials` tokens of a
 longer sentence (as `SentenceEncoder.encode` does, which warns). A worker
@@ -198,10 +198,8 @@ class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEnc
         preprocess, limit = self._load_preprocess(info)
         budget = max_batch_tokens(info)
         if budget is not None and preprocess is None:
-            # Unmeasured sentences may each pad to the export's maximum length.
-            rows = max(1, budget // int(info.get("seq_length") or budget))
-            _LOGGER.info("%s: exported with max_batch_tokens=%d, without its preprocess/ module: "
-                         "at most %d sentences a call", self._saved_model_dir, budget, rows)
+            _LOGGER.info("%s: exported with max_batch_tokens=%d, without its preprocess/ module: each "
+                         "sentence counts at the export's seq_length", self._saved_model_dir, budget)
         specials = 0
         if limit is not None:
             from tfkosent.layers.packing import num_special_tokens
@@ -237,18 +235,15 @@ class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEnc
             self._truncated.inc(over)
         return counts
 
-    def _calls(self, order: Sequence[int], packed: Optional[np.ndarray], budget: Optional[int],
-               max_length: Optional[int] = None):
+    def _calls(self, order: Sequence[int], lengths: np.ndarray, budget: Optional[int]):
         """`order` (sentence indices, shortest first) cut into signature calls: at most
         `inference_batch_size` sentences, and with a budget, at most `budget` padded tokens
-        (rows x the call's longest packed length), which is what the export refuses beyond.
-        Without the packed lengths, every sentence counts as `max_length` tokens."""
+        (rows x the call's longest length; `lengths`: int [n], each sentence's packed length),
+        which is what the export refuses beyond."""
         call: List[int] = []
         for i in order:
-            length = packed[i] if packed is not None else max_length
             if call and (len(call) >= self._inference_batch_size or
-                         (budget is not None and length is not None
-                          and (len(call) + 1) * length > budget)):
+                         (budget is not None and (len(call) + 1) * lengths[i] > budget)):
                 yield call
                 call = []
             call.append(i)
@@ -263,14 +258,15 @@ class SentenceEncoderModelHandler(ModelHandler[str, PredictionResult, _LoadedEnc
         if not sentences:
             return []
         counts = self._token_counts(sentences, model)
-        packed = None if counts is None else np.minimum(counts, model.limit) + model.specials
-        # Similar lengths share a call: less padding (without preprocess/, UTF-8 length stands
-        # in for the token count).
-        order = sorted(range(len(sentences)),
-                       key=(lambda i: packed[i]) if packed is not None
-                       else (lambda i: len(sentences[i].encode("utf-8"))))
+        # Similar lengths share a call: less padding.
+        if counts is not None:
+            lengths = np.minimum(counts, model.limit) + model.specials
+            order = sorted(range(len(sentences)), key=lambda i: lengths[i])
+        else:  # unmeasured: each may pad to the export's maximum; UTF-8 length orders them
+            lengths = np.full(len(sentences), model.max_length or 0)
+            order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].encode("utf-8")))
         out: Optional[np.ndarray] = None
-        for idx in self._calls(order, packed, model.budget, model.max_length):
+        for idx in self._calls(order, lengths, model.budget):
             inputs = tf.constant([sentences[i] for i in idx], dtype=tf.string)
             emb = model.signature(**{self._input_key: inputs})[self._output_key].numpy()
             if out is None:

@@ -806,8 +806,7 @@ class Trainer:
         self._last_eval = (-1, None)
         step, epoch_index, position = self.state.position
         self.log.note(step, f"resume from step {step}" if self.resumed_from is not None else "start")
-        self._window: Dict[str, List[float]] = {}   # task -> losses since the last log line
-        self._pending: List[_PendingLoss] = []     # steps taken whose loss is not read yet
+        self._window, self._pending = {}, []   # a run (or a resumed one) starts with none
         last_loss = float(self.state.last_loss.numpy())  # NaN: no step taken (or an old checkpoint)
         self._last_loss = last_loss if math.isfinite(last_loss) else None
         from tqdm.auto import tqdm
@@ -884,8 +883,7 @@ class Trainer:
         pending, window = self._pending, self._window
         if not pending:
             return
-        values = tf.stack([p.loss for p in pending]).numpy() if len(pending) > 1 else [float(pending[0].loss)]
-        for p, value in zip(pending, values):
+        for p, value in zip(pending, tf.stack([p.loss for p in pending]).numpy()):
             loss = float(value)
             if not math.isfinite(loss):
                 pending.clear()
