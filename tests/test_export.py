@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -727,10 +728,11 @@ def test_cli_export_max_batch_tokens(tiny_model_dir, tmp_path, capsys):
     assert not (tmp_path / "never").exists()
 
 
-def test_warmup_requests_one_record_per_batch_size(tiny_export_dir, tmp_path):
+def test_warmup_requests_one_record_per_batch_size(tiny_budget_export_dir, tmp_path):
     """Several batch sizes, one record each, replayed against the signature; more than 1,000
     records are refused (TF Serving fails the model's load: "Number of warmup records exceeds the
-    maximum (1000)")."""
+    maximum (1000)"), and so is a record the signature refuses (over the export's budget of 128
+    tokens: 64 positions, two full rows), which would fail the load too."""
     from tensorflow_serving.apis import prediction_log_pb2
 
     from tfkosent.export import write_warmup_requests
@@ -739,9 +741,10 @@ def test_warmup_requests_one_record_per_batch_size(tiny_export_dir, tmp_path):
         return [prediction_log_pb2.PredictionLog.FromString(raw.numpy()).predict_log.request
                 for raw in tf.data.TFRecordDataset(path)]
 
-    path = write_warmup_requests(str(tmp_path), ["가나다", "한국어 문장입니다."], batch_sizes=[1, 4, 3])
-    signature = tf.saved_model.load(os.path.join(tiny_export_dir, "sentence_encoder", "1")).signatures[
-        "serving_default"]
+    version = str(tmp_path / "1")
+    shutil.copytree(os.path.join(tiny_budget_export_dir, "sentence_encoder", "1"), version)
+    path = write_warmup_requests(version, ["가나다", "한국어 문장입니다."], batch_sizes=[1, 4, 3])
+    signature = tf.saved_model.load(version).signatures["serving_default"]
     batches = []
     for request in requests(path):
         assert request.model_spec.signature_name == "serving_default"
@@ -749,9 +752,17 @@ def test_warmup_requests_one_record_per_batch_size(tiny_export_dir, tmp_path):
         assert signature(**{SERVING_INPUT: tf.constant(sentences)})[SERVING_OUTPUT].shape == (len(sentences), 32)
         batches.append([s.decode() for s in sentences])
     assert batches == [["가나다"], ["가나다", "한국어 문장입니다."] * 2, ["가나다", "한국어 문장입니다.", "가나다"]]
-    assert len(requests(write_warmup_requests(str(tmp_path), batch_sizes=[1] * 1000))) == 1000
+    assert len(requests(write_warmup_requests(version, batch_sizes=[1] * 1000))) == 1000
     for bad, match in (([1] * 1001, "1 to 1000 sizes .*TF Serving fails the model's load with more"),
                        ([], "1 to 1000 sizes"), ([2, 0], "each of batch_sizes must be a positive int")):
         with pytest.raises(ValueError, match=match):
-            write_warmup_requests(str(tmp_path), batch_sizes=bad)
+            write_warmup_requests(version, batch_sizes=bad)
+    long_sentence = ["가나다 " * 100]   # cut to the 64 positions: 2 rows fit 128 tokens, 3 do not
+    with pytest.raises(ValueError, match=r"warm-up record 2 \(3 sentences\) is refused by .*"
+                                         r"TF Serving would fail the version's load: .*max_batch_tokens"):
+        write_warmup_requests(version, long_sentence, batch_sizes=[1, 2, 3])
     assert len(requests(path)) == 1000   # a refused call leaves the file as it was
+    with pytest.raises(ValueError, match="not a SavedModel directory .*check=False"):
+        write_warmup_requests(str(tmp_path / "elsewhere"))
+    other = write_warmup_requests(str(tmp_path / "elsewhere"), long_sentence, batch_sizes=[3], check=False)
+    assert len(requests(other)) == 1

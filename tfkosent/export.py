@@ -370,12 +370,17 @@ def build_sentence_encoder_module(preprocessor: Preprocessor, encoder: Transform
 
 
 def write_warmup_requests(saved_model_dir: str, sentences: Sequence[str] = WARMUP_SENTENCES,
-                          batch_sizes: Optional[Sequence[int]] = None) -> str:
+                          batch_sizes: Optional[Sequence[int]] = None, check: bool = True) -> str:
     """Writes `assets.extra/tf_serving_warmup_requests`, which TF Serving replays at load: one
     `serving_default` request of all `sentences`, or with `batch_sizes` one request (record) per
     size, of that many sentences taken from `sentences` in turn (cycling).
 
-    At most 1,000 records: TF Serving fails the load of a version with more."""
+    At most 1,000 records: TF Serving fails the load of a version with more. With `check`
+    (the default), each request is first run through the SavedModel's `serving_default`, and
+    one it refuses (e.g. over the export's `max_batch_tokens`) is a ValueError naming the
+    record and its batch size, with the file left as it was: TF Serving would fail the
+    version's load on it. The ModelSpec's name is not read at warm-up: TF Serving runs each
+    record on the version being loaded (saved_model_warmup.cc: RunPredict on the bundle)."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     sentences = list(sentences)
@@ -389,9 +394,11 @@ def write_warmup_requests(saved_model_dir: str, sentences: Sequence[str] = WARMU
                              f"{len(batch_sizes)}")
         if not sentences:
             raise ValueError("sentences: at least one sentence to fill the batches")
+    batches = [[sentences[i % len(sentences)] for i in range(size)] for size in batch_sizes]
+    if check:
+        _check_warmup_batches(saved_model_dir, batches)
     records = []
-    for size in batch_sizes:
-        batch = [sentences[i % len(sentences)] for i in range(size)]
+    for batch in batches:
         request = predict_pb2.PredictRequest(
             model_spec=model_pb2.ModelSpec(name="sentence_encoder",
                                            signature_name="serving_default"),
@@ -405,6 +412,38 @@ def write_warmup_requests(saved_model_dir: str, sentences: Sequence[str] = WARMU
         for record in records:
             writer.write(record)
     return path
+
+
+def _error_text(message: str) -> str:
+    """The line of a graph execution error that says what failed (an Assert's "assertion
+    failed: [...]"), without TF's "Graph execution error:" header and node names."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("assertion failed:"):
+            return line
+    return lines[-1] if lines else message
+
+
+def _check_warmup_batches(saved_model_dir: str, batches: Sequence[Sequence[str]]) -> None:
+    """Runs each warm-up batch (each distinct size once: a batch is a function of its size)
+    through `saved_model_dir`'s serving_default, as TF Serving will at load."""
+    if not tf.saved_model.contains_saved_model(saved_model_dir):
+        raise ValueError(f"{saved_model_dir}: not a SavedModel directory (the warm-up requests "
+                         f"are checked against its serving_default; check=False skips that)")
+    signature = tf.saved_model.load(saved_model_dir).signatures.get("serving_default")
+    if signature is None:
+        raise ValueError(f"{saved_model_dir}: has no serving_default signature to warm up")
+    checked = set()
+    for index, batch in enumerate(batches):
+        if len(batch) in checked:
+            continue
+        try:
+            signature(**{SERVING_INPUT: tf.constant(batch, tf.string)})
+        except tf.errors.InvalidArgumentError as e:
+            raise ValueError(f"warm-up record {index} ({len(batch)} sentences) is refused by "
+                             f"{saved_model_dir}'s serving_default, so TF Serving would fail "
+                             f"the version's load: {_error_text(e.message)}") from None
+        checked.add(len(batch))
 
 
 def _max_diff(a: Dict[str, tf.Tensor], b: Dict[str, tf.Tensor], keys) -> float:
@@ -508,7 +547,9 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
                                                                      max_batch_tokens)
         tf.saved_model.save(sent_module, serving_dir, signatures=sent_signatures)
         if warmup:
-            write_warmup_requests(serving_dir)
+            # Only a token budget makes the signature refuse strings; without one, the check
+            # (a reload) would repeat what _verify_export does below.
+            write_warmup_requests(serving_dir, check=max_batch_tokens is not None)
         info = {"format": "tfkosent-export", "format_version": 1,
                 "hidden_size": config.encoder.hidden_size, "num_layers": config.encoder.num_layers,
                 "pooling": config.encoder.pooling, "packing": config.preprocess.packing,
