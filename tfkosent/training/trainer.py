@@ -16,7 +16,9 @@ One run, in order:
   3. loop: per step, one batch of one task (multitask schedules in
      `multitask.py`), packed to its longest example (length-bucketed batches,
      `data.py`), encoded with dropout, loss, AdamW update (warmup + linear
-     decay, global-norm clipping over the replica-summed gradient);
+     decay, global-norm clipping over the replica-summed gradient); with
+     `steps_per_loop` > 1, consecutive steps of one task run in one call (a
+     loop on the device), cut wherever a log line, evaluation or checkpoint is due;
   4. every `eval.every_steps`: STS dev evaluation; a better cosine Spearman
      writes OUTPUT_DIR/best_model (a tfkosent model directory);
   5. every `checkpoint.every_steps`, on SIGTERM / SIGINT, and at the end: a
