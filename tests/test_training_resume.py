@@ -282,31 +282,33 @@ def test_steps_per_loop_runs_the_same_steps_and_resumes_exactly(setup, monkeypat
     from tfkosent.training.trainer import Trainer, TrainingInterrupted
 
     root, data, model = setup
-    ref_trainer, ref_out, ref_saves = loop_run(root, data, model, "loop1", 1, monkeypatch)
-    assert all(t.loop_fn is None for t in ref_trainer.tasks)
-
-    chunks, taken = [], []
+    chunks, taken = [], []       # (first step, steps) of each loop; (step, epoch, batch) positions
     chunk_length, set_position = Trainer._chunk_length, checkpointing.TrainState.set_position
 
     def recording_chunks(self, order, pos, step):
         chunks.append((step + 1, chunk_length(self, order, pos, step)))
         return chunks[-1][1]
 
-    def recording_steps(self, step, epoch, batch):
-        taken.append(step)
+    def recording_positions(self, step, epoch, batch):
+        taken.append((step, epoch, batch))
         return set_position(self, step, epoch, batch)
+
+    monkeypatch.setattr(checkpointing.TrainState, "set_position", recording_positions)
+    ref_trainer, ref_out, ref_saves = loop_run(root, data, model, "loop1", 1, monkeypatch)
+    assert all(t.loop_fn is None for t in ref_trainer.tasks)
+    ref_positions = taken[:]
+    taken.clear()
 
     class StopAfterStep16(checkpointing.StopSignals):   # a log line's step, not a checkpoint's
         @property
         def received(self):
-            return signals.SIGTERM if taken and taken[-1] >= 16 else None
+            return signals.SIGTERM if taken and taken[-1][0] >= 16 else None
 
         @received.setter
         def received(self, value):
             pass
 
     monkeypatch.setattr(Trainer, "_chunk_length", recording_chunks)
-    monkeypatch.setattr(checkpointing.TrainState, "set_position", recording_steps)
     monkeypatch.setattr(trainer_module, "StopSignals", StopAfterStep16)
     with pytest.raises(TrainingInterrupted) as info:
         loop_run(root, data, model, "loop3", 3, monkeypatch)
@@ -322,6 +324,7 @@ def test_steps_per_loop_runs_the_same_steps_and_resumes_exactly(setup, monkeypat
     assert [(s, n) for s, n in chunks if n > 1] == [(9, 3), (13, 2), (22, 3), (25, 3), (29, 2)]
     assert [t.loop_fn.experimental_get_tracing_count() for t in trainer.tasks] == [1, 1]
     assert all(t.step_fn is None for t in trainer.tasks)
+    assert set(taken) <= set(ref_positions)            # each loop's end: where one step a call was
     assert trainer.state.position == ref_trainer.state.position
     assert sorted(ref_saves + stop_saves) == [s for s in ref_saves if s <= 16] + stop_saves + saves
     assert 6 in saves + ref_saves and saves[-1] == 30
