@@ -348,3 +348,23 @@ def assert_same_run(out, ref_out):
         assert sorted(a.files) == sorted(b.files)
         for name in a.files:
             np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6, err_msg=name)
+
+
+def test_resuming_a_run_written_before_steps_per_loop_existed_changes_nothing(tmp_path, caplog):
+    """A recipe.json saved without `steps_per_loop` had the default (1): resuming it under a
+    recipe that says 1 is no change (no warning, no recipe.until-step-N.json); 4 is one."""
+    from tfkosent.training import parse_config
+    from tfkosent.training.trainer import Trainer
+
+    values = {"model": str(tmp_path / "m"), "output_dir": str(tmp_path / "run"),
+              "tasks": [{"loss": "cosent", "data": ["korsts-train"]}]}
+    for steps_per_loop, kept in ((1, False), (4, True)):
+        trainer = Trainer(parse_config(dict(values, steps_per_loop=steps_per_loop)), resume=True)
+        os.makedirs(trainer.output_dir, exist_ok=True)
+        old = parse_config(values).to_dict()
+        del old["steps_per_loop"]
+        trainer._previous_recipe, trainer.resumed_from = old, 10
+        with caplog.at_level("WARNING", logger="tfkosent.training"):
+            trainer._write_recipe()
+        assert (tmp_path / "run" / "recipe.until-step-10.json").exists() == kept
+        assert ("steps_per_loop (1 -> 4)" in caplog.text) == kept

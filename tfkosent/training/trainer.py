@@ -86,7 +86,7 @@ EXPORT_DIR = "export"
 RESUME_KEYS = ("model", "student", "model_type", "tasks", "schedule", "epochs", "seed",
                "max_seq_length", "pad_to_multiple_of", "bucket_batches", "swap_pairs")
 # Keys added after runs were written: a saved recipe without them had the default.
-_KEY_DEFAULTS = {"model_type": "bi_encoder", "swap_pairs": False}
+_KEY_DEFAULTS = {"model_type": "bi_encoder", "swap_pairs": False, "steps_per_loop": 1}
 _POLICIES = {"none": None, "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
 
@@ -289,10 +289,13 @@ class Trainer:
     def _write_recipe(self) -> None:
         current = self.config.to_dict()
         previous = self._previous_recipe
-        if self.resumed_from is not None and previous is not None and previous != current:
+        # A key added since the saved recipe was written had its default there: no change.
+        then = None if previous is None else {**{k: v for k, v in _KEY_DEFAULTS.items()
+                                                 if k not in previous}, **previous}
+        if self.resumed_from is not None and then is not None and then != current:
             # Allowed on resume (e.g. the learning rate), but not silently: the recipe the steps
             # so far ran under is kept beside the new one.
-            old, new = _flatten(previous), _flatten(current)
+            old, new = _flatten(then), _flatten(current)
             changed = [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new))
                        if old.get(k) != new.get(k)]
             kept = os.path.join(self.output_dir, f"recipe.until-step-{self.resumed_from}.json")
