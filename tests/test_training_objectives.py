@@ -376,7 +376,8 @@ def test_a_nan_inside_a_device_loop_names_its_step(model_dir, data_dir, tmp_path
     monkeypatch.setattr(CoSENTLoss, "__call__", nan_at_step_13)
     out = tmp_path / "nan_loop"
     tasks = [{"loss": "cosent", "data": ["korsts-train"], "batch_size": 16}]
-    with pytest.raises(NonFiniteLossError, match="loss is nan at step 13 .task cosent, epoch 0, batch 12") as info:
+    with pytest.raises(NonFiniteLossError,
+                       match=r"loss is nan at step 13 \(task cosent, epoch 0, batch 12\)") as info:
         train(recipe(out, model_dir, tasks, checkpoint={"every_steps": 10}, eval=None, log_every=100,
                      max_steps=20, steps_per_loop=4), data_dir=data_dir)
     assert "last good checkpoint is " + str(out / "checkpoints" / "ckpt-10") in str(info.value)

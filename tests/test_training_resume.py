@@ -342,7 +342,8 @@ def assert_same_run(out, ref_out):
     train = lambda d: [(r["step"], r["task"], r["loss"], r["learning_rate"])
                        for r in read_metrics(str(d / "metrics.jsonl"), "train")]
     assert train(out) == train(ref_out)
-    evals = lambda d: [(r["step"], r["cosine_spearman"]) for r in read_metrics(str(d / "metrics.jsonl"), "eval")]
+    evals = lambda d: [(r["step"], r["cosine_spearman"])
+                       for r in read_metrics(str(d / "metrics.jsonl"), "eval")]
     assert evals(out) == evals(ref_out) and [e[0] for e in evals(out)] == [7, 14, 21, 28, 30]
     with np.load(out / "model" / "weights.npz") as a, np.load(ref_out / "model" / "weights.npz") as b:
         assert sorted(a.files) == sorted(b.files)
