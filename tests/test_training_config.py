@@ -159,6 +159,17 @@ def test_semantic_errors(tmp_path):
         assert expected in message, (expected, message)
 
 
+def test_steps_per_loop_is_a_positive_int(tmp_path):
+    assert load_config(write(tmp_path, MINIMAL)).steps_per_loop == 1
+    assert load_config(write(tmp_path, MINIMAL + "steps_per_loop: 8\n")).steps_per_loop == 8
+    for value, expected in (("0", "steps_per_loop: must be positive, got 0"),
+                            ("-1", "steps_per_loop: must be positive, got -1"),
+                            ("x", "steps_per_loop: expected int, got str ('x')"),
+                            ("2.5", "steps_per_loop: expected int, got float (2.5)")):
+        message, _ = error_of(tmp_path, MINIMAL + f"steps_per_loop: {value}\n")
+        assert f"recipe.yaml:6: {expected}" in message, message
+
+
 def test_missing_required_and_bad_yaml(tmp_path):
     message, _ = error_of(tmp_path, "model: /m\ntasks: []\n")
     assert "missing required key 'output_dir'" in message

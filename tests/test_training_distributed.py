@@ -6,7 +6,8 @@ runs in a fresh subprocess (the rest of the test session has TF running).  It ch
   * equivalence: with dropout off, a mirrored run (each replica half of every
     batch, loss / 2 per replica, gradients summed, clipped by their global norm)
     ends with the same weights as a single-device run of cosine-MSE (a
-    per-example mean, so the halves average to the whole); clipping is active;
+    per-example mean, so the halves average to the whole); clipping is active; the same
+    with `steps_per_loop: 3` (several steps in one call) as with one step a call;
   * the replicas' gradients are summed once per step, clipping included;
   * the same with an update proportional to the gradient (Adam's is scale-invariant): the
     loss is divided by the number of replicas, not summed twice;
@@ -67,6 +68,17 @@ SCRIPT = textwrap.dedent("""
                                        for k in weights["default"])
     out["max_weight_change"] = max(float(np.abs(weights["default"][k] - np.load(still + "/weights.npz")[k]).max())
                                    for k in weights["default"])
+
+    # 1c. steps_per_loop 3 (a device loop of steps 1-3, then one of step 4): the same run
+    config = parse_config({
+        "model": still, "output_dir": f"{root}/eq_loop", "strategy": "mirrored", "steps_per_loop": 3,
+        "tasks": [{"loss": "cosine_mse", "data": ["korsts-train"], "batch_size": 16}],
+        "max_steps": 4, "optimizer": {"learning_rate": 1e-3, "warmup_ratio": 0.0, "clip_norm": 0.05},
+        "eval": None, "progress_bar": False})
+    result = train(config, data_dir=data)
+    with np.load(result.model_dir + "/weights.npz") as w:
+        out["loop_max_weight_difference"] = max(float(np.abs(w[k] - weights["mirrored"][k]).max())
+                                                for k in w.files)
 
     # 1b. the same with an update proportional to the gradient (Adam with epsilon >> |g|, no
     # clipping, no decay): Adam's usual update is invariant to the loss's scale, so 1. alone
@@ -147,6 +159,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert out["strategy"] == "MirroredStrategy" and out["replicas"] == 2
     assert out["max_weight_change"] > 1e-3                     # the 4 steps did move the weights
     assert out["max_weight_difference"] < 1e-5, out            # ... identically on 1 and 2 replicas
+    assert out["loop_max_weight_difference"] < 1e-6, out       # ... and with steps_per_loop 3
     # MirroredStrategy traces the replica step once per replica; each trace must sum the gradients
     # once (clipping after the sum used to add a second sum of them all: [37] * 4)
     assert out["gradient_sums"] == [out["num_weights"]] * 2, out

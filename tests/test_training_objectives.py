@@ -358,6 +358,34 @@ def test_injected_nan_stops_and_keeps_the_last_good_checkpoint(model_dir, data_d
     assert not os.path.exists(out / "model")
 
 
+def test_a_nan_inside_a_device_loop_names_its_step(model_dir, data_dir, tmp_path, monkeypatch):
+    """steps_per_loop 4: the loss turns NaN at step 13, the third step of the loop of steps
+    11-14. The error names step 13 (each step of a loop keeps its own loss), and nothing is
+    saved past it: the checkpoint of step 10 stays the last."""
+    import tensorflow as tf
+    from tfkosent.training.losses.cosent import CoSENTLoss
+    from tfkosent.training.trainer import NonFiniteLossError
+
+    calls = tf.Variable(0)
+    original = CoSENTLoss.__call__
+
+    def nan_at_step_13(self, embeddings, labels):
+        n = calls.assign_add(1)
+        return tf.where(n == 13, tf.constant(float("nan")), original(self, embeddings, labels))
+
+    monkeypatch.setattr(CoSENTLoss, "__call__", nan_at_step_13)
+    out = tmp_path / "nan_loop"
+    tasks = [{"loss": "cosent", "data": ["korsts-train"], "batch_size": 16}]
+    with pytest.raises(NonFiniteLossError,
+                       match=r"loss is nan at step 13 \(task cosent, epoch 0, batch 12\)") as info:
+        train(recipe(out, model_dir, tasks, checkpoint={"every_steps": 10}, eval=None, log_every=100,
+                     max_steps=20, steps_per_loop=4), data_dir=data_dir)
+    assert "last good checkpoint is " + str(out / "checkpoints" / "ckpt-10") in str(info.value)
+    assert int(calls.numpy()) == 20                  # the loops of steps 15-18 and 19-20 ran too
+    assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("ckpt-10")
+    assert not os.path.exists(out / "model")
+
+
 def test_a_stop_signal_never_saves_past_an_unread_nan_loss(model_dir, data_dir, tmp_path, monkeypatch):
     """SIGTERM arriving while a NaN step's loss is still unread on the device: the save that the
     signal asks for reads it first, so the run stops with NonFiniteLossError and no checkpoint

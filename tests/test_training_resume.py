@@ -230,3 +230,142 @@ def test_a_stop_outside_the_training_loop_prints_the_resume_hint(monkeypatch, ca
     assert "stopped by SIGINT" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is not_handled          # the handler is put back
     signal.signal(signal.SIGTERM, before)
+
+
+# --------------------------------------------------------------------------- steps_per_loop
+
+# Two tasks interleaved (round robin: long, short, long, short, ... then long alone) for 2 epochs
+# of 15 steps; log lines every 4, checkpoints every 6, evaluations every 7 steps: none a
+# multiple of 3, and an epoch ends at step 15, between them.
+LOOP_TASKS = [{"name": "long", "loss": "cosent", "data": [{"name": "korsts-train", "limit": 96}],
+               "batch_size": 8},
+              {"name": "short", "loss": "cosine_mse", "data": [{"name": "korsts-train", "limit": 24}],
+               "batch_size": 8}]
+
+
+def loop_run(root, data, model, name, steps_per_loop, monkeypatch, resume=False):
+    """Trains the recipe above in process; returns (trainer, output dir, steps checkpointed)."""
+    from tfkosent.training import parse_config
+    from tfkosent.training.trainer import Trainer
+
+    values = {"model": model, "output_dir": str(root / name), "seed": 5, "epochs": 2,
+              "schedule": "round_robin", "tasks": LOOP_TASKS, "optimizer": {"learning_rate": 1e-3},
+              "eval": {"every_steps": 7, "at_start": False, "limit": 16},
+              "checkpoint": {"every_steps": 6, "keep": 1}, "log_every": 4, "log_batches": True,
+              "progress_bar": False, "steps_per_loop": steps_per_loop}
+    saves = []
+    original = Trainer._save_checkpoint
+
+    def recording(self):
+        path = original(self)
+        saves.append(self.state.position[0])
+        return path
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", recording)
+    trainer = Trainer(parse_config(values), data_dir=data, resume=resume)
+    try:
+        trainer.fit()
+    finally:
+        monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    return trainer, root / name, saves
+
+
+def test_steps_per_loop_runs_the_same_steps_and_resumes_exactly(setup, monkeypatch):
+    """steps_per_loop 3 runs several steps of one task a call, cut at every log line,
+    evaluation, checkpoint and epoch end, each task's loop traced once for chunks of 1 to 3.
+    Stopped by a signal (seen at the end of a chunk) and resumed, it is the one-step-a-call
+    run: the same batches at the same steps, logged losses, dev scores, checkpoint steps (and
+    the stop's) and final weights."""
+    import signal as signals
+
+    from tfkosent.training import checkpointing, trainer as trainer_module
+    from tfkosent.training.trainer import Trainer, TrainingInterrupted
+
+    root, data, model = setup
+    chunks, taken = [], []       # (first step, steps) of each loop; (step, epoch, batch) positions
+    chunk_length, set_position = Trainer._chunk_length, checkpointing.TrainState.set_position
+
+    def recording_chunks(self, order, pos, step):
+        chunks.append((step + 1, chunk_length(self, order, pos, step)))
+        return chunks[-1][1]
+
+    def recording_positions(self, step, epoch, batch):
+        taken.append((step, epoch, batch))
+        return set_position(self, step, epoch, batch)
+
+    monkeypatch.setattr(checkpointing.TrainState, "set_position", recording_positions)
+    ref_trainer, ref_out, ref_saves = loop_run(root, data, model, "loop1", 1, monkeypatch)
+    assert all(t.loop_fn is None for t in ref_trainer.tasks)
+    ref_positions = taken[:]
+    taken.clear()
+
+    class StopAfterStep16(checkpointing.StopSignals):   # a log line's step, not a checkpoint's
+        @property
+        def received(self):
+            return signals.SIGTERM if taken and taken[-1][0] >= 16 else None
+
+        @received.setter
+        def received(self, value):
+            pass
+
+    monkeypatch.setattr(Trainer, "_chunk_length", recording_chunks)
+    monkeypatch.setattr(trainer_module, "StopSignals", StopAfterStep16)
+    with pytest.raises(TrainingInterrupted) as info:
+        loop_run(root, data, model, "loop3", 3, monkeypatch)
+    assert info.value.step == 16
+    stop_saves = [16]
+    monkeypatch.setattr(trainer_module, "StopSignals", checkpointing.StopSignals)
+    trainer, out, saves = loop_run(root, data, model, "loop3", 3, monkeypatch, resume=True)
+    assert trainer.resumed_from == 16
+    # chunks: steps 1-6 and 16-21 alternate between the tasks; "long" alone runs 3 steps a call
+    # where no log line (every 4), checkpoint (6), evaluation (7), epoch end (15) or the end
+    # (30) comes first
+    assert sum(n for _, n in chunks) == 30
+    assert [(s, n) for s, n in chunks if n > 1] == [(9, 3), (13, 2), (22, 3), (25, 3), (29, 2)]
+    assert [t.loop_fn.experimental_get_tracing_count() for t in trainer.tasks] == [1, 1]
+    assert all(t.step_fn is None for t in trainer.tasks)
+    assert set(taken) <= set(ref_positions)            # each loop's end: where one step a call was
+    assert trainer.state.position == ref_trainer.state.position
+    assert sorted(ref_saves + stop_saves) == [s for s in ref_saves if s <= 16] + stop_saves + saves
+    assert 6 in saves + ref_saves and saves[-1] == 30
+    logged = [r["step"] for r in raw_batch_log(out) if "event" not in r]
+    assert logged == list(range(1, 31))                  # every step logged once, none lost
+    assert_same_run(out, ref_out)
+
+
+def assert_same_run(out, ref_out):
+    """Same batches at the same steps, same logged losses and dev scores, same final weights."""
+    batches = lambda d: [(r["step"], r["epoch"], r["position"], r["task"], r["batch"], r["examples"])
+                         for r in read_batch_log(d / "batches.jsonl")]
+    assert batches(out) == batches(ref_out)
+    assert [b[0] for b in batches(out)] == list(range(1, 31))
+    train = lambda d: [(r["step"], r["task"], r["loss"], r["learning_rate"])
+                       for r in read_metrics(str(d / "metrics.jsonl"), "train")]
+    assert train(out) == train(ref_out)
+    evals = lambda d: [(r["step"], r["cosine_spearman"])
+                       for r in read_metrics(str(d / "metrics.jsonl"), "eval")]
+    assert evals(out) == evals(ref_out) and [e[0] for e in evals(out)] == [7, 14, 21, 28, 30]
+    with np.load(out / "model" / "weights.npz") as a, np.load(ref_out / "model" / "weights.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for name in a.files:
+            np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6, err_msg=name)
+
+
+def test_resuming_a_run_written_before_steps_per_loop_existed_changes_nothing(tmp_path, caplog):
+    """A recipe.json saved without `steps_per_loop` had the default (1): resuming it under a
+    recipe that says 1 is no change (no warning, no recipe.until-step-N.json); 4 is one."""
+    from tfkosent.training import parse_config
+    from tfkosent.training.trainer import Trainer
+
+    values = {"model": str(tmp_path / "m"), "output_dir": str(tmp_path / "run"),
+              "tasks": [{"loss": "cosent", "data": ["korsts-train"]}]}
+    for steps_per_loop, kept in ((1, False), (4, True)):
+        trainer = Trainer(parse_config(dict(values, steps_per_loop=steps_per_loop)), resume=True)
+        os.makedirs(trainer.output_dir, exist_ok=True)
+        old = parse_config(values).to_dict()
+        del old["steps_per_loop"]
+        trainer._previous_recipe, trainer.resumed_from = old, 10
+        with caplog.at_level("WARNING", logger="tfkosent.training"):
+            trainer._write_recipe()
+        assert (tmp_path / "run" / "recipe.until-step-10.json").exists() == kept
+        assert ("steps_per_loop (1 -> 4)" in caplog.text) == kept

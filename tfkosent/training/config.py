@@ -316,6 +316,7 @@ class TrainConfig:
     save_best: bool = True
     export: bool = False
     log_every: int = 10
+    steps_per_loop: int = 1
     log_batches: bool = False
     progress_bar: bool = True
 
@@ -337,7 +338,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 yield name, f"must be positive, got {value}"
-        for name in ("pad_to_multiple_of", "bucket_batches", "length_chunks", "log_every"):
+        for name in ("pad_to_multiple_of", "bucket_batches", "length_chunks", "log_every",
+                     "steps_per_loop"):
             if getattr(self, name) <= 0:
                 yield name, f"must be positive, got {getattr(self, name)}"
         if self.schedule == "round_robin":

@@ -16,7 +16,9 @@ One run, in order:
   3. loop: per step, one batch of one task (multitask schedules in
      `multitask.py`), packed to its longest example (length-bucketed batches,
      `data.py`), encoded with dropout, loss, AdamW update (warmup + linear
-     decay, global-norm clipping over the replica-summed gradient);
+     decay, global-norm clipping over the replica-summed gradient); with
+     `steps_per_loop` > 1, consecutive steps of one task run in one call (a
+     loop on the device), cut wherever a log line, evaluation or checkpoint is due;
   4. every `eval.every_steps`: STS dev evaluation; a better cosine Spearman
      writes OUTPUT_DIR/best_model (a tfkosent model directory);
   5. every `checkpoint.every_steps`, on SIGTERM / SIGINT, and at the end: a
@@ -84,7 +86,7 @@ EXPORT_DIR = "export"
 RESUME_KEYS = ("model", "student", "model_type", "tasks", "schedule", "epochs", "seed",
                "max_seq_length", "pad_to_multiple_of", "bucket_batches", "swap_pairs")
 # Keys added after runs were written: a saved recipe without them had the default.
-_KEY_DEFAULTS = {"model_type": "bi_encoder", "swap_pairs": False}
+_KEY_DEFAULTS = {"model_type": "bi_encoder", "swap_pairs": False, "steps_per_loop": 1}
 _POLICIES = {"none": None, "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
 
@@ -140,6 +142,13 @@ class _Stream:
         self.cursor += 1
         return examples, next(self.iterator)
 
+    def take(self, n: int) -> np.ndarray:
+        """The example ids of the next `n` batches, which a loop on the device then fetches
+        from `iterator` itself (`Trainer._make_loop_fn`)."""
+        examples = self.batches[self.cursor:self.cursor + n]
+        self.cursor += n
+        return examples
+
 
 # Steps whose loss may wait on the device before the host reads them (and checks them for NaN).
 MAX_PENDING_LOSSES = 100
@@ -147,13 +156,15 @@ MAX_PENDING_LOSSES = 100
 
 @dataclasses.dataclass
 class _PendingLoss:
-    """A step taken whose loss (a float32 scalar tensor) is not read yet."""
+    """A step taken whose loss is not read yet: a float32 scalar tensor, or (`index` set) item
+    `index` of the float32 [n] tensor of the n steps of one device loop (`steps_per_loop`)."""
 
     step: int
     task: str
     epoch: int
     batch: int
     loss: object
+    index: Optional[int] = None
 
 
 @dataclasses.dataclass
@@ -164,7 +175,8 @@ class _Task:
     loss: object
     tokens: train_data.TokenizedTask
     element_fn: object
-    step_fn: object = None
+    step_fn: object = None          # one step a call (steps_per_loop 1) ...
+    loop_fn: object = None          # ... or n steps a call (steps_per_loop > 1)
     teacher_files: object = None    # online-teacher losses: the teacher's ModelFiles ...
     teacher: object = None          # ... its frozen TransformerEncoder (built in the strategy scope)
     layer_map: tuple = ()           # ... and the teacher layer of each student layer
@@ -277,10 +289,13 @@ class Trainer:
     def _write_recipe(self) -> None:
         current = self.config.to_dict()
         previous = self._previous_recipe
-        if self.resumed_from is not None and previous is not None and previous != current:
+        # A key added since the saved recipe was written had its default there: no change.
+        then = None if previous is None else {**{k: v for k, v in _KEY_DEFAULTS.items()
+                                                 if k not in previous}, **previous}
+        if self.resumed_from is not None and then is not None and then != current:
             # Allowed on resume (e.g. the learning rate), but not silently: the recipe the steps
             # so far ran under is kept beside the new one.
-            old, new = _flatten(previous), _flatten(current)
+            old, new = _flatten(then), _flatten(current)
             changed = [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new))
                        if old.get(k) != new.get(k)]
             kept = os.path.join(self.output_dir, f"recipe.until-step-{self.resumed_from}.json")
@@ -569,7 +584,9 @@ class Trainer:
         student = self.encoder(flat, training=True)
         return task.loss.distill(student, teacher, flat["input_mask"], task.layer_map)
 
-    def _make_step_fn(self, task: _Task, element_spec):
+    def _make_replica_step(self, task: _Task):
+        """One training step of one replica on its share of a batch; returns its loss. Shared
+        by the single step (`_make_step_fn`) and the device loop (`_make_loop_fn`)."""
         strategy, optimizer = self.strategy, self.optimizer
         replicas = strategy.num_replicas_in_sync
         variables = self._trainable_variables()
@@ -597,12 +614,54 @@ class Trainer:
             optimizer.apply_gradients(zip(grads, variables))
             return loss
 
+        return replica_step
+
+    def _make_step_fn(self, task: _Task, element_spec):
+        """batch -> the step's loss (float32 scalar, the mean over replicas)."""
+        strategy, replica_step = self.strategy, self._make_replica_step(task)
+
         @tf.function(input_signature=[element_spec])
         def step(batch):
             per_replica = strategy.run(replica_step, args=(batch,))
             return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
 
         return step
+
+    def _make_loop_fn(self, task: _Task):
+        """(distributed iterator, n: int32 scalar tensor) -> float32 [n], the n steps' losses:
+        n steps in one call, each fetching its batch from the iterator on the device side
+        (`steps_per_loop`; Keras' steps_per_execution, Orbit's steps_per_loop). n is a tensor,
+        so chunks of any length share one trace; the batch is fetched inside the loop body, not
+        carried by it, so the batches of a task may differ in length (bucketing)."""
+        strategy, replica_step = self.strategy, self._make_replica_step(task)
+
+        @tf.function
+        def loop(iterator, steps):
+            losses = tf.TensorArray(tf.float32, size=steps)
+            for i in tf.range(steps):
+                per_replica = strategy.run(replica_step, args=(next(iterator),))
+                losses = losses.write(i, strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica,
+                                                         axis=None))
+            return losses.stack()
+
+        return loop
+
+    def _chunk_length(self, order, pos: int, step: int) -> int:
+        """How many steps, from position `pos` of an epoch's order with `step` steps taken, run
+        in one device loop: at most `steps_per_loop` consecutive batches of one task, never
+        past a log line, an evaluation, a checkpoint, the epoch's end or `total_steps`, so that
+        these happen at the same steps as with one step a call."""
+        c = self.config
+        limit = min(c.steps_per_loop, len(order) - pos, self.total_steps - step)
+        every = [c.log_every, c.checkpoint.every_steps]
+        if c.eval is not None and c.eval.every_steps:
+            every.append(c.eval.every_steps)
+        for n in every:
+            limit = min(limit, n - step % n)
+        task, length = order[pos][0], 1
+        while length < limit and order[pos + length][0] == task:
+            length += 1
+        return length
 
     def _epoch_plan(self, task: _Task, task_epoch: int):
         """(example ids int64 [batches, batch_size], seq lengths int32 [batches]) of one epoch."""
@@ -822,25 +881,45 @@ class Trainer:
         with StopSignals() as stop, bar, quiet_bar:
             for epoch in self.epochs[epoch_index:]:
                 order = self.orders[epoch.index]
-                start = position if epoch.index == epoch_index else 0
-                for pos in range(start, len(order)):
+                pos = position if epoch.index == epoch_index else 0
+                while pos < len(order):
                     if step >= self.total_steps:
                         break
-                    t, b = order[pos]
+                    t = order[pos][0]
                     task = self.tasks[t]
-                    if task.step_fn is None:  # traced on first use, once per task and run
-                        task.step_fn = self._make_step_fn(task, streams[t].element_spec)
-                    examples, batch = streams[t].next_batch()
-                    self.log.batch(step=step + 1, epoch=epoch.index, position=pos, task=task.name,
-                                   batch=b, examples=examples.tolist())
+                    # `steps_per_loop` > 1: up to that many consecutive steps of one task in one
+                    # call; a chunk ends where a log line, an evaluation or a checkpoint is due,
+                    # so these come at the same steps as with one step a call.
+                    if c.steps_per_loop > 1:
+                        n = self._chunk_length(order, pos, step)
+                        if task.loop_fn is None:  # traced on first use, once per task and run
+                            task.loop_fn = self._make_loop_fn(task)
+                        examples = streams[t].take(n)
+                    else:
+                        n = 1
+                        if task.step_fn is None:  # traced on first use, once per task and run
+                            task.step_fn = self._make_step_fn(task, streams[t].element_spec)
+                        one, batch = streams[t].next_batch()
+                        examples = one[None]
+                    for i in range(n):
+                        self.log.batch(step=step + 1 + i, epoch=epoch.index, position=pos + i,
+                                       task=task.name, batch=order[pos + i][1],
+                                       examples=examples[i].tolist())
                     # The loss stays on the device until the next log line, evaluation or
                     # checkpoint: reading it every step (float()) made the host wait for each
                     # step on a GPU/TPU before it could dispatch the next one.
-                    self._pending.append(_PendingLoss(step + 1, task.name, epoch.index, b,
-                                                      task.step_fn(batch)))
-                    step += 1
-                    self.state.set_position(step, epoch.index, pos + 1)
-                    bar.update(1)
+                    if c.steps_per_loop > 1:
+                        chunk = task.loop_fn(streams[t].iterator, tf.constant(n, tf.int32))
+                        self._pending += [_PendingLoss(step + 1 + i, task.name, epoch.index,
+                                                       order[pos + i][1], chunk, i)
+                                          for i in range(n)]
+                    else:
+                        self._pending.append(_PendingLoss(step + 1, task.name, epoch.index,
+                                                          order[pos][1], task.step_fn(batch)))
+                    step += n
+                    pos += n
+                    self.state.set_position(step, epoch.index, pos)
+                    bar.update(n)
                     # Evaluations and saves read the pending losses themselves (_evaluate,
                     # _save_checkpoint), so that no NaN step is ever saved past.
                     if step % c.log_every == 0 or step == self.total_steps:
@@ -858,6 +937,7 @@ class Trainer:
                         self._evaluate(step)
                     if step % c.checkpoint.every_steps == 0:
                         self._save_checkpoint()
+                    # With steps_per_loop > 1, stop signals are seen at the end of a chunk.
                     if stop.received:
                         path = self._save_checkpoint()
                         self.log.note(step, f"stopped by {stop.name}")
@@ -883,8 +963,19 @@ class Trainer:
         pending, window = self._pending, self._window
         if not pending:
             return
-        for p, value in zip(pending, tf.stack([p.loss for p in pending]).numpy()):
-            loss = float(value)
+        # One transfer of each distinct loss tensor: a step's scalar, or a device loop's [n].
+        tensors, offsets, size = [], {}, 0
+        for p in pending:
+            if id(p.loss) not in offsets:
+                offsets[id(p.loss)] = size
+                tensors.append(p.loss)
+                size += 1 if p.index is None else int(p.loss.shape[0])
+        if all(p.index is None for p in pending):
+            values = tf.stack(tensors).numpy()
+        else:
+            values = tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0).numpy()
+        for p in pending:
+            loss = float(values[offsets[id(p.loss)] + (p.index or 0)])
             if not math.isfinite(loss):
                 pending.clear()
                 raise NonFiniteLossError(
