@@ -361,7 +361,8 @@ def test_injected_nan_stops_and_keeps_the_last_good_checkpoint(model_dir, data_d
 def test_a_nan_inside_a_device_loop_names_its_step(model_dir, data_dir, tmp_path, monkeypatch):
     """steps_per_loop 4: the loss turns NaN at step 13, the third step of the loop of steps
     11-14. The error names step 13 (each step of a loop keeps its own loss), and nothing is
-    saved past it: the checkpoint of step 10 stays the last."""
+    saved past it: the checkpoint of step 10 stays the last. Every batch is padded to one length
+    (pad_to_multiple_of = max_seq_length, as on TPU), so the loop runs on static shapes."""
     import tensorflow as tf
     from tfkosent.training.losses.cosent import CoSENTLoss
     from tfkosent.training.trainer import NonFiniteLossError
@@ -379,7 +380,8 @@ def test_a_nan_inside_a_device_loop_names_its_step(model_dir, data_dir, tmp_path
     with pytest.raises(NonFiniteLossError,
                        match=r"loss is nan at step 13 \(task cosent, epoch 0, batch 12\)") as info:
         train(recipe(out, model_dir, tasks, checkpoint={"every_steps": 10}, eval=None, log_every=100,
-                     max_steps=20, steps_per_loop=4), data_dir=data_dir)
+                     max_steps=20, steps_per_loop=4, max_seq_length=32, pad_to_multiple_of=32),
+              data_dir=data_dir)
     assert "last good checkpoint is " + str(out / "checkpoints" / "ckpt-10") in str(info.value)
     assert int(calls.numpy()) == 20                  # the loops of steps 15-18 and 19-20 ran too
     assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("ckpt-10")

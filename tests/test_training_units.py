@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tfkosent.config import ConfigError
+from tfkosent.layers.transformer import ENCODER_INPUT_KEYS
 from tfkosent.training import data as train_data
 from tfkosent.training import multitask
 from tfkosent.training.config import DataSource, LossSpec, OptimizerConfig
@@ -417,14 +418,22 @@ def test_tokenized_task_and_dataset_pack_to_the_batch_length(tiny_model_dir):
     batches = np.array([[0, 1], [2, 3]])
     ds = train_data.make_dataset(element, batches, np.array([8, 16], np.int32))
     first, second = list(ds)
+    assert ds.element_spec["inputs"]["input_word_ids"].shape.as_list() == [None, 2, None]
     assert first["inputs"]["input_word_ids"].shape == (2, 2, 8)
     assert second["inputs"]["input_mask"].shape == (2, 2, 16)
     ids = first["inputs"]["input_word_ids"].numpy()
     assert np.array_equal(ids[:, 0], ids[:, 1]) and (ids[:, :, 0] == 2).all()  # [CLS], both views
     assert first["labels"]["group"].numpy().tolist() == [0, 1]
     # per-replica slices, replica by replica
-    sliced = list(train_data.make_dataset(element, batches, np.array([8, 8], np.int32), num_replicas=2))
+    one_length = train_data.make_dataset(element, batches, np.array([8, 8], np.int32), num_replicas=2)
+    sliced = list(one_length)
     assert [s["labels"]["group"].numpy().tolist() for s in sliced] == [[0], [1], [2], [3]]
+    # one length for every batch (e.g. pad_to_multiple_of = max_seq_length): a static shape, as
+    # TPUs need
+    assert {k: v.shape.as_list() for k, v in one_length.element_spec["inputs"].items()} == \
+        {k: [1, 2, 8] for k in ENCODER_INPUT_KEYS}
+    assert one_length.element_spec["labels"]["group"].shape.as_list() == [1]
+    assert sliced[0]["inputs"]["input_mask"].shape == (1, 2, 8)
 
 
 # --------------------------------------------------------------------------- student

@@ -598,4 +598,26 @@ def make_dataset(element_fn: Callable, batches: np.ndarray, seq_lengths: np.ndar
     options = tf.data.Options()
     options.deterministic = True
     ds = tf.data.Dataset.from_tensor_slices((ids, lengths)).with_options(options)
-    return ds.map(element_fn, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(element_fn, num_parallel_calls=tf.data.AUTOTUNE)
+    if len(lengths) and (lengths == lengths[0]).all():
+        # One length for every batch (pad_to_multiple_of >= max_seq_length): the element spec
+        # says so, [rows, ..., length] instead of [None, ..., None]. TPUs compile one program
+        # per input shape and need it static; the step function is traced for this one shape.
+        ds = ds.map(lambda element: _with_static_shape(element, per_replica, int(lengths[0])))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _with_static_shape(element, rows: int, seq_length: int):
+    """`element` ({"inputs", "labels"}) with its row count, and its inputs' last dimension (the
+    sequence), set in the static shape; a tensor that disagrees fails at run time."""
+    import tensorflow as tf
+
+    def fix(tensor, sequence: bool):
+        shape = tensor.shape.as_list()
+        shape[0] = rows
+        if sequence:
+            shape[-1] = seq_length
+        return tf.ensure_shape(tensor, shape)
+
+    return {"inputs": tf.nest.map_structure(lambda t: fix(t, True), element["inputs"]),
+            "labels": tf.nest.map_structure(lambda t: fix(t, False), element["labels"])}

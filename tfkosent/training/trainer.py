@@ -968,12 +968,9 @@ class Trainer:
         for p in pending:
             if id(p.loss) not in offsets:
                 offsets[id(p.loss)] = size
-                tensors.append(p.loss)
-                size += 1 if p.index is None else int(p.loss.shape[0])
-        if all(p.index is None for p in pending):
-            values = tf.stack(tensors).numpy()
-        else:
-            values = tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0).numpy()
+                tensors.append(tf.reshape(p.loss, [-1]))
+                size += int(tensors[-1].shape[0])
+        values = tf.concat(tensors, axis=0).numpy()
         for p in pending:
             loss = float(values[offsets[id(p.loss)] + (p.index or 0)])
             if not math.isfinite(loss):
