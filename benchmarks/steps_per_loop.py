@@ -18,7 +18,6 @@ real model, and on CPU, the gain is smaller.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -104,10 +103,11 @@ def main(argv=None) -> int:
               f"(rounds: {', '.join(f'{v:.1f}' for v in results[k])})")
     print(f"ratio (steps_per_loop {args.k} / 1): {median[args.k] / median[1]:.2f}x")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"args": vars(args), "steps_per_second": {str(k): v for k, v in results.items()},
-                       "median": {str(k): v for k, v in median.items()},
-                       "ratio": median[args.k] / median[1]}, f, indent=2)
+        from tfkosent.evaluation.sts import write_json  # atomic
+
+        write_json({"args": vars(args), "steps_per_second": {str(k): v for k, v in results.items()},
+                    "median": {str(k): v for k, v in median.items()},
+                    "ratio": median[args.k] / median[1]}, args.json)
     import shutil
     shutil.rmtree(root, ignore_errors=True)
     return 0
