@@ -37,7 +37,7 @@ import io
 import json
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 
