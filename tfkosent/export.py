@@ -75,27 +75,6 @@ def tf_variables(layer) -> List[tf.Variable]:
     return [tf_variable(v) for v in layer.variables]
 
 
-def _checked_sentences(sentences: tf.Tensor) -> tf.Tensor:
-    """`sentences` once it is a vector (tf.string [batch]) of valid UTF-8.
-
-    Why: a loaded signature does not enforce its input's shape, so a scalar or a
-    [1, n] matrix from a TF Serving client was silently read as a batch; and the
-    SentencePiece op tokenizes any bytes without complaint, so Latin-1, CP949 or
-    binary data got an embedding of garbage. Both now fail the call with
-    InvalidArgumentError ("Shape of tensor sentences [] is not compatible with expected
-    shape [?]", "sentences: not valid UTF-8 at rows [i ...]"): one bad request, never a
-    crashed server. Transcoding with replacement changes exactly the invalid elements.
-    """
-    # A runtime check: the traced shape is [None], so assert_rank would pass at trace time.
-    sentences = tf.ensure_shape(sentences, [None], name="sentences_must_be_a_vector")
-    repaired = tf.strings.unicode_transcode(sentences, "UTF-8", "UTF-8", errors="replace")
-    bad_rows = tf.where(tf.not_equal(repaired, sentences))[:, 0]
-    check = tf.debugging.Assert(tf.equal(tf.size(bad_rows), 0),
-                                ["sentences: not valid UTF-8 at rows", bad_rows], summarize=20)
-    with tf.control_dependencies([check]):
-        return tf.identity(sentences)
-
-
 def _encoder_input_spec():
     return {k: tf.TensorSpec([None, None], tf.int32, name=k) for k in ENCODER_INPUT_KEYS}
 
@@ -185,11 +164,12 @@ def build_preprocess_module(preprocessor: Preprocessor, max_seq_length: Optional
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
     def call(sentences):
-        return preprocessor(_checked_sentences(sentences))
+        # The preprocessor checks its strings (a vector of valid UTF-8: checked_sentences).
+        return preprocessor(sentences)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
     def tokenize(sentences):
-        return preprocessor.tokenize(_checked_sentences(sentences))
+        return preprocessor.tokenize(sentences)
 
     @tf.function
     def bert_pack_inputs(segments, seq_length=preprocessor.seq_length):
@@ -337,7 +317,7 @@ def build_sentence_encoder_module(preprocessor: Preprocessor, encoder: Transform
     sentences_spec = tf.TensorSpec([None], tf.string, name=SERVING_INPUT)
 
     def embed(sentences, training: bool, max_batch_tokens: Optional[int] = None):
-        token_ids = preprocessor.tokenize(_checked_sentences(sentences))
+        token_ids = preprocessor.tokenize(sentences)  # checked: a vector of valid UTF-8
         # Pad to the batch's longest sentence (capped at seq_length), not to
         # seq_length: short requests cost proportionally less.
         seq_length = longest_packed_length([token_ids], packing, preprocessor.seq_length)
