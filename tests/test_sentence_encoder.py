@@ -190,6 +190,22 @@ def test_sentence_transformers_names(model):
     assert model.max_seq_length == default
 
 
+def test_max_seq_length_leaves_room_for_a_text_token_after_the_prefix(tiny_prefixed_model_dir):
+    """With e5's "query: " the lowest max_seq_length counts the prefix's tokens: below it every
+    sentence packed to the special tokens and the prefix, and all embedded the same."""
+    model = SentenceEncoder.load(tiny_prefixed_model_dir)
+    prefix = len(model.tokenize("")[0])
+    assert prefix > 0
+    low = 2 + prefix + 1                                   # [CLS] [SEP], the prefix, one token
+    with pytest.raises(ValueError, match=rf"max_seq_length must be in \[{low}, 64\] \(the special "
+                                         rf"tokens, the {prefix} tokens of the model's prefix "
+                                         rf"'query: ' plus one text token; the model's maximum\), "
+                                         rf"got {low - 1}"):
+        model.max_seq_length = low - 1
+    model.max_seq_length = low
+    assert model.max_seq_length == low
+
+
 def test_one_sentence_as_a_0d_array_or_a_string_tensor(model):
     import tensorflow as tf
 

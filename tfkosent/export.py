@@ -37,7 +37,8 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (SentencePiece ops must be registered before saving)
 
 from tfkosent.layers.dropout import inputs_salt, salted
-from tfkosent.layers.packing import longest_packed_length, num_special_tokens, pack_segments
+from tfkosent.layers.packing import (longest_packed_length, min_text_seq_length,
+                                     num_special_tokens, pack_segments)
 from tfkosent.layers.preprocessor import Preprocessor
 from tfkosent.layers.transformer import ENCODER_INPUT_KEYS, TransformerEncoder
 from tfkosent.model_dir import atomic_directory, load_model_dir, refuse_to_replace_foreign
@@ -171,8 +172,22 @@ def build_preprocess_module(preprocessor: Preprocessor, max_seq_length: Optional
     def tokenize(sentences):
         return preprocessor.tokenize(sentences)
 
+    prefix_length = preprocessor.prefix_length()
+    text_prefix = preprocessor.tokenizer.text_prefix
+
     @tf.function
     def bert_pack_inputs(segments, seq_length=preprocessor.seq_length):
+        if prefix_length and len(segments) in (1, 2):  # else pack_segments says what is wrong
+            # Segments from `tokenize` open with the prefix's tokens: a shorter length packs
+            # every input to the same ids (min_text_seq_length). Without a prefix,
+            # pack_segments' own check (room for the special tokens) stays the rule.
+            minimum = min_text_seq_length(len(segments), packing, prefix_length)
+            tf.debugging.assert_greater_equal(
+                tf.cast(seq_length, tf.int32), tf.constant(minimum, tf.int32),
+                message=f"bert_pack_inputs: seq_length must be at least {minimum} for "
+                        f"{len(segments)} segment(s): the special tokens, the {prefix_length} "
+                        f"tokens of the text prefix before each ({text_prefix.strip()}), and one "
+                        f"text token")  # no quotes: an Assert's message has them escaped
         if max_seq_length is not None:
             tf.debugging.assert_less_equal(
                 tf.cast(seq_length, tf.int32), tf.constant(max_seq_length, tf.int32),
@@ -496,13 +511,23 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
                          f"({max_seq_length} tokens), so that one sentence always fits; got "
                          f"{max_batch_tokens}")
     # The preprocess module packs one or two segments at its default length: room for a
-    # sentence pair's special tokens (3 with BERT packing, 4 with RoBERTa's) and one token.
+    # sentence pair's special tokens (3 with BERT packing, 4 with RoBERTa's) and one token,
+    # and with a text prefix (e5's "query: ") for both prefixes and one text token too: with
+    # less, every input packed to the same ids (min_text_seq_length).
     packing = config.preprocess.packing
-    minimum = max(num_special_tokens(2, packing), num_special_tokens(1, packing) + 1)
+    prefix_length = serving_preprocessor.prefix_length()
+    minimum = max(num_special_tokens(2, packing), min_text_seq_length(1, packing))
+    why = f"a sentence pair's special tokens under {packing} packing"
+    if prefix_length:
+        minimum = max(minimum, min_text_seq_length(2, packing, prefix_length))
+        why += (f", the {prefix_length} tokens of the prefix {config.preprocess.text_prefix!r} "
+                f"before each sentence, and one text token")
     if seq_length is not None and (isinstance(seq_length, bool) or not isinstance(seq_length, int)
                                    or seq_length < minimum):
-        raise ValueError(f"seq_length must be an int >= {minimum} (a sentence pair's special "
-                         f"tokens under {packing} packing), got {seq_length!r}")
+        raise ValueError(f"seq_length must be an int >= {minimum} ({why}), got {seq_length!r}")
+    if seq_length is not None and seq_length > max_seq_length:
+        raise ValueError(f"seq_length must be at most {max_seq_length} (the model's maximum "
+                         f"length), got {seq_length}")
     preprocess_seq_length = min(DEFAULT_PREPROCESS_SEQ_LENGTH if seq_length is None else seq_length,
                                 max_seq_length)
     preprocessor = files.build_preprocessor(preprocess_seq_length, name="preprocessor")
