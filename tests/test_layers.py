@@ -245,9 +245,15 @@ def test_weight_names_cover_all_variables():
 def test_set_weight_dict_errors_name_the_field():
     enc = TransformerEncoder(_config())
     w = enc.get_weight_dict()
-    w["embeddings/word_embeddings"] = np.zeros((49, 32), np.float32)
-    with pytest.raises(ValueError, match="vocab_size"):
-        enc.set_weight_dict(w, source="x.npz")
+    word = w["embeddings/word_embeddings"].shape
+    # the config field that sets the wrong dimension (a wrong width named vocab_size before)
+    for shape, field in (((word[0] - 1, word[1]), r"encoder\.vocab_size"),
+                         ((word[0], word[1] + 1), r"encoder\.hidden_size\)"),
+                         ((word[0],), "the encoder config")):
+        w["embeddings/word_embeddings"] = np.zeros(shape, np.float32)
+        with pytest.raises(ValueError, match=rf"x\.npz: weight 'embeddings/word_embeddings' has "
+                                             rf"shape .*\(check {field}"):
+            enc.set_weight_dict(w, source="x.npz")
     w.pop("embeddings/word_embeddings")
     with pytest.raises(ValueError, match="missing"):
         enc.set_weight_dict(w)
