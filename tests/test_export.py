@@ -803,3 +803,21 @@ def test_warmup_requests_one_record_per_batch_size(tiny_budget_export_dir, tmp_p
         write_warmup_requests(str(tmp_path / "elsewhere"))
     other = write_warmup_requests(str(tmp_path / "elsewhere"), long_sentence, batch_sizes=[3], check=False)
     assert len(requests(other)) == 1
+
+
+def test_warmup_sentences_are_checked_as_encode_checks_them(tmp_path):
+    """One str is one sentence (it was split into characters); an item that is not valid text
+    names its index (it was "Can't convert Python sequence with mixed types")."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from tfkosent.export import write_warmup_requests
+
+    path = write_warmup_requests(str(tmp_path / "one"), "오늘 날씨", check=False)
+    (raw,) = list(tf.data.TFRecordDataset(path))
+    request = prediction_log_pb2.PredictionLog.FromString(raw.numpy()).predict_log.request
+    assert [s.decode() for s in tf.make_ndarray(request.inputs[SERVING_INPUT])] == ["오늘 날씨"]
+    for bad, error, message in ((["a", None], TypeError, r"sentences\[1\] must be a str, got NoneType"),
+                                (["a", "\ud800"], ValueError, r"sentences\[1\] is not valid UTF-8 text")):
+        with pytest.raises(error, match=message):
+            write_warmup_requests(str(tmp_path / "bad"), bad, check=False)
+    assert not (tmp_path / "bad").exists()

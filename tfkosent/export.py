@@ -378,7 +378,11 @@ def write_warmup_requests(saved_model_dir: str, sentences: Sequence[str] = WARMU
     record on the version being loaded (saved_model_warmup.cc: RunPredict on the bundle)."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    sentences = list(sentences)
+    from tfkosent.sentence_encoder import validate_sentences
+
+    # encode's rule: one str is one sentence (list("...") split it into characters), and an
+    # item that is not text names its index ("sentences[1] must be a str, got NoneType").
+    sentences = validate_sentences(sentences, "sentences")
     if batch_sizes is None:
         batch_sizes = [len(sentences)]
     else:
