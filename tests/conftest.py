@@ -42,6 +42,19 @@ def tiny_roberta_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_prefixed_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model with e5's text prefix "query: " (a copy; its config.json edited)."""
+    import json
+    import shutil
+    path = tmp_path_factory.mktemp("models") / "tiny_prefixed"
+    shutil.copytree(tiny_model_dir, path)
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    config["preprocess"]["text_prefix"] = "query: "
+    (path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
 def tiny_export_dir(tiny_model_dir, tmp_path_factory):
     from tfkosent.export import export_model
     return export_model(tiny_model_dir, str(tmp_path_factory.mktemp("exports") / "tiny"))

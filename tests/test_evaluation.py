@@ -427,3 +427,32 @@ def test_evaluate_cli_writes_json_and_plots(tiny_model_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):                       # argparse: usage error, exit 2
         main(["evaluate", tiny_model_dir, "--limit", "-5"])
     assert "--limit: expected a positive integer, got -5" in capsys.readouterr().err
+
+
+def test_bad_gold_scores_thresholds_and_pairs_files_are_named(tmp_path):
+    """A NaN or non-numeric gold score names its index, f1_cosine_threshold must be a cosine,
+    a pairs file with too few pairs is named, and a header naming a column twice is refused
+    (the last one won silently)."""
+    from tfkosent.data import DatasetFormatError
+    from tfkosent.evaluation import evaluate_pairs, run_tasks
+
+    s1, s2 = ["가", "나", "다"], ["라", "마", "바"]
+    cases = [(dict(scores=[1.0, float("nan"), 2.0]), r"scores\[1\] is nan: gold scores must be finite"),
+             (dict(scores=[1.0, 2.0, "x"]), r"scores\[2\] must be a number, got 'x'"),
+             (dict(scores=[1.0, 2.0, None]), r"scores\[2\] must be a number, got None"),
+             (dict(scores=[1, 2, 3], f1_cosine_threshold="x"),
+              r"f1_cosine_threshold must be a number in \[-1, 1\] \(a cosine\), got 'x'"),
+             (dict(scores=[1, 2, 3], f1_cosine_threshold=5), r"in \[-1, 1\].*got 5")]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            evaluate_pairs(hashed_encoder(), s1, s2, **kwargs)
+    header = "sentence1\tsentence2\tscore"
+    files = [("one.tsv", f"{header}\n가\t나\t1\n", ":? need at least 2 pairs for a correlation, got 1"),
+             ("dup.tsv", f"{header}\tscore\n가\t나\t1\t9\n다\t라\t2\t8\n", ":1: column 'score' appears twice"),
+             ("dup.jsonl", '{"sentence1": "가", "sentence2": "나", "score": 1, "score": 9}\n',
+              ":1: key 'score' appears twice")]
+    for name, text, message in files:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(DatasetFormatError, match=re.escape(str(path)) + message):
+            run_tasks(hashed_encoder(), [], pairs_files=[path])

@@ -555,6 +555,43 @@ def test_bad_seq_length_is_refused_before_writing(tiny_model_dir, tmp_path, bad)
     assert not (tmp_path / "never").exists()
 
 
+def test_seq_length_bounds_count_the_prefix_and_the_model_maximum(tiny_model_dir,
+                                                                 tiny_prefixed_model_dir, tmp_path):
+    """seq_length over the model's maximum (64) was clamped silently; with a text prefix
+    ("query: "), lengths that left no text token after the prefixes and special tokens made
+    every input pack to the same ids. All are refused, naming the bound."""
+    from tfkosent.export import build_preprocess_module
+    from tfkosent.model_dir import load_model_dir
+
+    pre = load_model_dir(tiny_prefixed_model_dir).build_preprocessor(16)
+    p = pre.prefix_length()
+    assert p > 0
+    pair_minimum = 3 + 2 * p + 1   # [CLS] a [SEP] b [SEP], both prefixes, one text token
+    cases = [(tiny_model_dir, 65, r"seq_length must be at most 64 \(the model's maximum length\), "
+                                  r"got 65"),
+             (tiny_model_dir, 100000, "at most 64"),
+             (tiny_prefixed_model_dir, pair_minimum - 1,
+              rf"seq_length must be an int >= {pair_minimum} \(a sentence pair's special tokens "
+              rf"under bert packing, the {p} tokens of the prefix 'query: ' before each sentence, "
+              rf"and one text token\), got {pair_minimum - 1}")]
+    for model_dir, bad, message in cases:
+        with pytest.raises(ValueError, match=message):
+            export_model(model_dir, str(tmp_path / "never"), seq_length=bad)
+    assert not (tmp_path / "never").exists()
+    # preprocess/'s bert_pack_inputs (the module as export_model saves it, called unsaved)
+    module, _ = build_preprocess_module(pre, 64)
+    segment = pre.tokenize(tf.constant(["나는 밥을 먹는다", "고양이가"]))
+    for segments, minimum in (([segment], 2 + p + 1), ([segment, segment], pair_minimum)):
+        packed = module.bert_pack_inputs(segments, seq_length=tf.constant(minimum))
+        # every row holds its prefix and one text token (the tiny vocabulary's text starts "▁")
+        assert packed["input_mask"].numpy().sum(axis=1).tolist() == [minimum] * 2
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=rf"seq_length must be at least {minimum} for {len(segments)} "
+                                 rf"segment\(s\): the special tokens, the {p} tokens of the "
+                                 rf"text prefix before each \(query:\), and one text token"):
+            module.bert_pack_inputs(segments, seq_length=tf.constant(minimum - 1))
+
+
 # TF Serving's Predict path, simulated: the SavedModel loaded into a TF1 session and the signature's
 # tensors fed and fetched by name, with no Python-side check of shapes or dtypes (as in the C++
 # server). In a fresh process, so that an abort would show as a return code. Cases come on stdin
@@ -766,3 +803,21 @@ def test_warmup_requests_one_record_per_batch_size(tiny_budget_export_dir, tmp_p
         write_warmup_requests(str(tmp_path / "elsewhere"))
     other = write_warmup_requests(str(tmp_path / "elsewhere"), long_sentence, batch_sizes=[3], check=False)
     assert len(requests(other)) == 1
+
+
+def test_warmup_sentences_are_checked_as_encode_checks_them(tmp_path):
+    """One str is one sentence (it was split into characters); an item that is not valid text
+    names its index (it was "Can't convert Python sequence with mixed types")."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from tfkosent.export import write_warmup_requests
+
+    path = write_warmup_requests(str(tmp_path / "one"), "오늘 날씨", check=False)
+    (raw,) = list(tf.data.TFRecordDataset(path))
+    request = prediction_log_pb2.PredictionLog.FromString(raw.numpy()).predict_log.request
+    assert [s.decode() for s in tf.make_ndarray(request.inputs[SERVING_INPUT])] == ["오늘 날씨"]
+    for bad, error, message in ((["a", None], TypeError, r"sentences\[1\] must be a str, got NoneType"),
+                                (["a", "\ud800"], ValueError, r"sentences\[1\] is not valid UTF-8 text")):
+        with pytest.raises(error, match=message):
+            write_warmup_requests(str(tmp_path / "bad"), bad, check=False)
+    assert not (tmp_path / "bad").exists()

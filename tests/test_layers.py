@@ -245,9 +245,15 @@ def test_weight_names_cover_all_variables():
 def test_set_weight_dict_errors_name_the_field():
     enc = TransformerEncoder(_config())
     w = enc.get_weight_dict()
-    w["embeddings/word_embeddings"] = np.zeros((49, 32), np.float32)
-    with pytest.raises(ValueError, match="vocab_size"):
-        enc.set_weight_dict(w, source="x.npz")
+    word = w["embeddings/word_embeddings"].shape
+    # the config field that sets the wrong dimension (a wrong width named vocab_size before)
+    for shape, field in (((word[0] - 1, word[1]), r"encoder\.vocab_size"),
+                         ((word[0], word[1] + 1), r"encoder\.hidden_size\)"),
+                         ((word[0],), "the encoder config")):
+        w["embeddings/word_embeddings"] = np.zeros(shape, np.float32)
+        with pytest.raises(ValueError, match=rf"x\.npz: weight 'embeddings/word_embeddings' has "
+                                             rf"shape .*\(check {field}"):
+            enc.set_weight_dict(w, source="x.npz")
     w.pop("embeddings/word_embeddings")
     with pytest.raises(ValueError, match="missing"):
         enc.set_weight_dict(w)
@@ -301,3 +307,25 @@ def test_keras3_model_of_native_layers_saves_and_reloads(tiny_model_dir, tmp_pat
         warnings.simplefilter("error")
         reloaded = keras.models.load_model(str(tmp_path / "native.keras"))
     np.testing.assert_array_equal(reloaded.predict(sentences, verbose=0), expected)
+
+
+def test_preprocessor_refuses_bad_strings_as_the_export_does(sp_proto):
+    """Invalid UTF-8 and inputs that are not a vector fail where strings enter the layer, as in
+    the exported preprocess/ (checked_sentences): before, 0xff bytes were dropped silently (only
+    bad bytes embedded as "") and a [1, 2] matrix was packed as one row of both sentences."""
+    pre = Preprocessor(SentencepieceTokenizer(sp_proto), seq_length=16)
+    not_utf8 = tf.constant(["정상".encode(), b"\xff\xfe", "가".encode() + b"\xff"])
+    cases = [(not_utf8, r"not valid UTF-8 at rows.*\[1 2\]"),
+             (tf.constant([["가", "나"]]), r"expected a vector of strings \(tf.string \[batch\]\), "
+                                          r"got shape \[1, 2\] \(squeeze"),
+             (tf.constant([["가"]]), r"got shape \[1, 1\]"),
+             (tf.constant("가"), r"got shape \[\]")]
+    for strings, message in cases:
+        for fn in (pre, pre.tokenize):
+            with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+                fn(strings)
+    # the runtime check, for a traced input of unknown shape
+    traced = tf.function(pre.tokenize, input_signature=[tf.TensorSpec(None, tf.string)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not compatible with expected shape"):
+        traced(tf.constant([["가", "나"]]))
+    assert pre(tf.constant(["정상", ""]))["input_word_ids"].shape == (2, 16)

@@ -86,6 +86,31 @@ def test_bad_arguments_are_named(vectors, call, message):
         call(*vectors)
 
 
+def test_embeddings_that_are_not_numbers_or_overflow_float32_are_named(vectors):
+    """Strings, dicts and ragged lists were NumPy's errors ("could not convert string to float",
+    "inhomogeneous shape") naming no argument; a float64 beyond float32 was "NaN or infinite";
+    paraphrase_mining's chunk_size=0 was "query_chunk_size ...", and under 2 rows bad
+    arguments were accepted."""
+    q, c = vectors
+    big = np.ones((3, 8))
+    big[1, 2] = 1e300
+    cases = [(lambda: semantic_search([["a", "b"]], c), TypeError,
+              r"^query embeddings must be a float \[n, dim\] array .* of numbers, got str"),
+             (lambda: semantic_search(q, {"a": 1}), TypeError, "^corpus embeddings must be .* got dict"),
+             (lambda: semantic_search(q, [[1.0, 2.0], [3.0]]), ValueError,
+              "^corpus embeddings must be .*; its rows differ in length"),
+             (lambda: semantic_search(q, big), ValueError,
+              r"^corpus embeddings\[1\] has a value that overflows float32"),
+             (lambda: paraphrase_mining(c, chunk_size=0), ValueError,
+              "^chunk_size must be a positive int, got 0"),
+             (lambda: paraphrase_mining(c[:1], chunk_size=0), ValueError, "^chunk_size"),
+             (lambda: paraphrase_mining(c[:1], score_function="l2"), ValueError,
+              "^score_function must be one of")]
+    for call, error, message in cases:
+        with pytest.raises(error, match=message):
+            call()
+
+
 def test_sentence_encoder_search(tiny_model_dir):
     from tfkosent import SentenceEncoder
     from tfkosent.testing import korean_sentences

@@ -190,6 +190,32 @@ def test_sentence_transformers_names(model):
     assert model.max_seq_length == default
 
 
+def test_dequantize_int8_names_ranges_of_the_wrong_shape():
+    from tfkosent.quantization import dequantize_int8
+    codes = np.zeros((4, 10), np.int8)
+    for ranges, got in ((np.zeros((3, 10)), r"got shape \(3, 10\)"), (None, "got None"),
+                        (np.zeros((2, 9)), r"got shape \(2, 9\)")):
+        with pytest.raises(ValueError, match=r"ranges must be \[2, 10\] \(the min row and max row "
+                                             r"the codes were made with\), " + got):
+            dequantize_int8(codes, ranges)
+
+
+def test_max_seq_length_leaves_room_for_a_text_token_after_the_prefix(tiny_prefixed_model_dir):
+    """With e5's "query: " the lowest max_seq_length counts the prefix's tokens: below it every
+    sentence packed to the special tokens and the prefix, and all embedded the same."""
+    model = SentenceEncoder.load(tiny_prefixed_model_dir)
+    prefix = len(model.tokenize("")[0])
+    assert prefix > 0
+    low = 2 + prefix + 1                                   # [CLS] [SEP], the prefix, one token
+    with pytest.raises(ValueError, match=rf"max_seq_length must be in \[{low}, 64\] \(the special "
+                                         rf"tokens, the {prefix} tokens of the model's prefix "
+                                         rf"'query: ' plus one text token; the model's maximum\), "
+                                         rf"got {low - 1}"):
+        model.max_seq_length = low - 1
+    model.max_seq_length = low
+    assert model.max_seq_length == low
+
+
 def test_one_sentence_as_a_0d_array_or_a_string_tensor(model):
     import tensorflow as tf
 

@@ -37,7 +37,8 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (SentencePiece ops must be registered before saving)
 
 from tfkosent.layers.dropout import inputs_salt, salted
-from tfkosent.layers.packing import longest_packed_length, num_special_tokens, pack_segments
+from tfkosent.layers.packing import (longest_packed_length, min_text_seq_length,
+                                     num_special_tokens, pack_segments)
 from tfkosent.layers.preprocessor import Preprocessor
 from tfkosent.layers.transformer import ENCODER_INPUT_KEYS, TransformerEncoder
 from tfkosent.model_dir import atomic_directory, load_model_dir, refuse_to_replace_foreign
@@ -73,27 +74,6 @@ def tf_variable(variable):
 
 def tf_variables(layer) -> List[tf.Variable]:
     return [tf_variable(v) for v in layer.variables]
-
-
-def _checked_sentences(sentences: tf.Tensor) -> tf.Tensor:
-    """`sentences` once it is a vector (tf.string [batch]) of valid UTF-8.
-
-    Why: a loaded signature does not enforce its input's shape, so a scalar or a
-    [1, n] matrix from a TF Serving client was silently read as a batch; and the
-    SentencePiece op tokenizes any bytes without complaint, so Latin-1, CP949 or
-    binary data got an embedding of garbage. Both now fail the call with
-    InvalidArgumentError ("Shape of tensor sentences [] is not compatible with expected
-    shape [?]", "sentences: not valid UTF-8 at rows [i ...]"): one bad request, never a
-    crashed server. Transcoding with replacement changes exactly the invalid elements.
-    """
-    # A runtime check: the traced shape is [None], so assert_rank would pass at trace time.
-    sentences = tf.ensure_shape(sentences, [None], name="sentences_must_be_a_vector")
-    repaired = tf.strings.unicode_transcode(sentences, "UTF-8", "UTF-8", errors="replace")
-    bad_rows = tf.where(tf.not_equal(repaired, sentences))[:, 0]
-    check = tf.debugging.Assert(tf.equal(tf.size(bad_rows), 0),
-                                ["sentences: not valid UTF-8 at rows", bad_rows], summarize=20)
-    with tf.control_dependencies([check]):
-        return tf.identity(sentences)
 
 
 def _encoder_input_spec():
@@ -185,14 +165,29 @@ def build_preprocess_module(preprocessor: Preprocessor, max_seq_length: Optional
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
     def call(sentences):
-        return preprocessor(_checked_sentences(sentences))
+        # The preprocessor checks its strings (a vector of valid UTF-8: checked_sentences).
+        return preprocessor(sentences)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
     def tokenize(sentences):
-        return preprocessor.tokenize(_checked_sentences(sentences))
+        return preprocessor.tokenize(sentences)
+
+    prefix_length = preprocessor.prefix_length()
+    text_prefix = preprocessor.tokenizer.text_prefix
 
     @tf.function
     def bert_pack_inputs(segments, seq_length=preprocessor.seq_length):
+        if prefix_length and len(segments) in (1, 2):  # else pack_segments says what is wrong
+            # Segments from `tokenize` open with the prefix's tokens: a shorter length packs
+            # every input to the same ids (min_text_seq_length). Without a prefix,
+            # pack_segments' own check (room for the special tokens) stays the rule.
+            minimum = min_text_seq_length(len(segments), packing, prefix_length)
+            tf.debugging.assert_greater_equal(
+                tf.cast(seq_length, tf.int32), tf.constant(minimum, tf.int32),
+                message=f"bert_pack_inputs: seq_length must be at least {minimum} for "
+                        f"{len(segments)} segment(s): the special tokens, the {prefix_length} "
+                        f"tokens of the text prefix before each ({text_prefix.strip()}), and one "
+                        f"text token")  # no quotes: an Assert's message has them escaped
         if max_seq_length is not None:
             tf.debugging.assert_less_equal(
                 tf.cast(seq_length, tf.int32), tf.constant(max_seq_length, tf.int32),
@@ -337,7 +332,7 @@ def build_sentence_encoder_module(preprocessor: Preprocessor, encoder: Transform
     sentences_spec = tf.TensorSpec([None], tf.string, name=SERVING_INPUT)
 
     def embed(sentences, training: bool, max_batch_tokens: Optional[int] = None):
-        token_ids = preprocessor.tokenize(_checked_sentences(sentences))
+        token_ids = preprocessor.tokenize(sentences)  # checked: a vector of valid UTF-8
         # Pad to the batch's longest sentence (capped at seq_length), not to
         # seq_length: short requests cost proportionally less.
         seq_length = longest_packed_length([token_ids], packing, preprocessor.seq_length)
@@ -383,7 +378,11 @@ def write_warmup_requests(saved_model_dir: str, sentences: Sequence[str] = WARMU
     record on the version being loaded (saved_model_warmup.cc: RunPredict on the bundle)."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    sentences = list(sentences)
+    from tfkosent.sentence_encoder import validate_sentences
+
+    # encode's rule: one str is one sentence (list("...") split it into characters), and an
+    # item that is not text names its index ("sentences[1] must be a str, got NoneType").
+    sentences = validate_sentences(sentences, "sentences")
     if batch_sizes is None:
         batch_sizes = [len(sentences)]
     else:
@@ -516,13 +515,23 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
                          f"({max_seq_length} tokens), so that one sentence always fits; got "
                          f"{max_batch_tokens}")
     # The preprocess module packs one or two segments at its default length: room for a
-    # sentence pair's special tokens (3 with BERT packing, 4 with RoBERTa's) and one token.
+    # sentence pair's special tokens (3 with BERT packing, 4 with RoBERTa's) and one token,
+    # and with a text prefix (e5's "query: ") for both prefixes and one text token too: with
+    # less, every input packed to the same ids (min_text_seq_length).
     packing = config.preprocess.packing
-    minimum = max(num_special_tokens(2, packing), num_special_tokens(1, packing) + 1)
+    prefix_length = serving_preprocessor.prefix_length()
+    minimum = max(num_special_tokens(2, packing), min_text_seq_length(1, packing))
+    why = f"a sentence pair's special tokens under {packing} packing"
+    if prefix_length:
+        minimum = max(minimum, min_text_seq_length(2, packing, prefix_length))
+        why += (f", the {prefix_length} tokens of the prefix {config.preprocess.text_prefix!r} "
+                f"before each sentence, and one text token")
     if seq_length is not None and (isinstance(seq_length, bool) or not isinstance(seq_length, int)
                                    or seq_length < minimum):
-        raise ValueError(f"seq_length must be an int >= {minimum} (a sentence pair's special "
-                         f"tokens under {packing} packing), got {seq_length!r}")
+        raise ValueError(f"seq_length must be an int >= {minimum} ({why}), got {seq_length!r}")
+    if seq_length is not None and seq_length > max_seq_length:
+        raise ValueError(f"seq_length must be at most {max_seq_length} (the model's maximum "
+                         f"length), got {seq_length}")
     preprocess_seq_length = min(DEFAULT_PREPROCESS_SEQ_LENGTH if seq_length is None else seq_length,
                                 max_seq_length)
     preprocessor = files.build_preprocessor(preprocess_seq_length, name="preprocessor")

@@ -113,7 +113,15 @@ def dequantize_int8(codes, ranges, precision: str = "int8") -> np.ndarray:
     each value within half a step of the original (inside the range)."""
     if precision not in ("int8", "uint8"):
         raise ValueError(f"precision must be int8 or uint8, got {precision!r}")
+    codes = np.asarray(codes)
+    if codes.ndim not in (1, 2):
+        raise ValueError(f"codes must be [n, dim] (or one [dim] row), got shape {codes.shape}")
+    expected = f"[2, {codes.shape[-1]}] (the min row and max row the codes were made with)"
+    if ranges is None:
+        raise ValueError(f"ranges must be {expected}, got None")
     ranges = np.asarray(ranges, np.float32)
+    if ranges.shape != (2, codes.shape[-1]):
+        raise ValueError(f"ranges must be {expected}, got shape {ranges.shape}")
     low, high = ranges
     steps = np.where(_spread(ranges), (high - low) / 255.0, 0.0)  # a point dimension: its value
     levels = np.asarray(codes, np.float32) + (128.0 if precision == "int8" else 0.0)

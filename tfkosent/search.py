@@ -32,7 +32,24 @@ SCORE_FUNCTIONS = ("cosine", "dot")
 
 
 def _as_matrix(x, name: str) -> np.ndarray:
-    array = np.asarray(x, dtype=np.float32)
+    what = f"{name} must be a float [n, dim] array (or one [dim] vector)"
+    if x is None or isinstance(x, (dict, set, frozenset, str, bytes)):
+        raise TypeError(f"{what}, got {type(x).__name__}")
+    try:
+        raw = np.asarray(x)
+    except ValueError:  # NumPy: "setting an array element with a sequence ... inhomogeneous"
+        raise ValueError(f"{what}; its rows differ in length") from None
+    if raw.dtype.kind not in "biuf":
+        raise TypeError(f"{what} of numbers, got {raw.dtype.name} values "
+                        f"(e.g. {raw.reshape(-1)[0]!r})" if raw.size else f"{what} of numbers")
+    with np.errstate(over="ignore"):
+        array = raw.astype(np.float32)
+    if raw.dtype.kind == "f" and raw.ndim in (1, 2):
+        overflow = np.isfinite(raw) & ~np.isfinite(array)
+        if overflow.any():
+            row = int(np.flatnonzero(overflow.reshape(len(raw), -1).any(axis=1))[0]) if raw.ndim == 2 else 0
+            raise ValueError(f"{name}[{row}] has a value that overflows float32 (beyond "
+                             f"{np.finfo(np.float32).max:.3g} in magnitude)")
     if array.ndim == 1 and array.size == 0:
         raise ValueError(f"{name}: none given (an empty list); pass a [0, dim] array for none")
     if array.ndim == 1:
@@ -155,6 +172,11 @@ def paraphrase_mining(embeddings, top_k: int = 10, max_pairs: Optional[int] = No
     top_k = positive_int(top_k, "top_k")
     if max_pairs is not None:
         max_pairs = positive_int(max_pairs, "max_pairs")
+    # checked here, not only in top_k_similar: it is skipped below 2 rows, and names its
+    # own argument (query_chunk_size)
+    chunk_size = positive_int(chunk_size, "chunk_size")
+    if score_function not in SCORE_FUNCTIONS:
+        raise ValueError(f"score_function must be one of {SCORE_FUNCTIONS}, got {score_function!r}")
     if len(embeddings) < 2:
         return []
     indices, scores = top_k_similar(embeddings, embeddings, top_k, score_function,

@@ -241,13 +241,20 @@ class SentenceEncoder:
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        from tfkosent.layers.packing import num_special_tokens
+        import tensorflow as tf
+
+        from tfkosent.layers.packing import min_text_seq_length
 
         value = positive_int(value, "max_seq_length")
-        low, high = num_special_tokens(1, self._backend.packing) + 1, self._backend.seq_length
+        # The prefix's tokens (e5's "query: ": 3) are those of an empty text.
+        prefix_length = int(self._backend.tokenize(tf.constant([""], tf.string)).row_lengths()[0])
+        low = min_text_seq_length(1, self._backend.packing, prefix_length)
+        high = self._backend.seq_length
         if not low <= value <= high:
-            raise ValueError(f"max_seq_length must be in [{low}, {high}] (the special tokens plus one; "
-                             f"the model's maximum), got {value}")
+            prefix = (f", the {prefix_length} tokens of the model's prefix {self.text_prefix!r}"
+                      if prefix_length else "")
+            raise ValueError(f"max_seq_length must be in [{low}, {high}] (the special tokens{prefix} "
+                             f"plus one text token; the model's maximum), got {value}")
         self._max_seq_length = value
 
     @property

@@ -102,6 +102,50 @@ def _as_1d(x, name: str) -> np.ndarray:
     return a
 
 
+def _gold_scores(values, name: str = "scores") -> np.ndarray:
+    """`values` as float64 [n] of finite numbers; else an error naming the first bad one
+    (`name[i]`): before, a NaN surfaced as "x and y must be finite" and a string as numpy's
+    "could not convert string to float"."""
+    if not (isinstance(values, np.ndarray) and values.dtype.kind in "biuf"):
+        try:
+            values = list(values)
+        except TypeError:
+            raise ValueError(f"{name} must be a sequence of numbers, got "
+                             f"{type(values).__name__}") from None
+        for i, value in enumerate(values):
+            if not _is_number(value):
+                raise ValueError(f"{name}[{i}] must be a number, got {value!r}")
+    a = np.asarray(values, dtype=np.float64)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    bad = np.flatnonzero(~np.isfinite(a))
+    if len(bad):
+        raise ValueError(f"{name}[{int(bad[0])}] is {a[bad[0]]}: gold scores must be finite numbers "
+                         f"({len(bad)} of {a.size} are not)")
+    return a
+
+
+def _is_number(value) -> bool:
+    """A real number (a NumPy or 0-d one too), not a str that float() would parse."""
+    if isinstance(value, (str, bytes)):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def check_cosine_threshold(value) -> Optional[float]:
+    """`f1_cosine_threshold` as a float in [-1, 1] (a cosine), or None; else a ValueError
+    naming it (a string failed in numpy with a UFuncTypeError, 5 was accepted)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not _is_number(value) or not -1 <= float(value) <= 1:
+        raise ValueError(f"f1_cosine_threshold must be a number in [-1, 1] (a cosine), got {value!r}")
+    return float(value)
+
+
 def _paired(x, y):
     x, y = _as_1d(x, "x"), _as_1d(y, "y")
     if x.shape != y.shape:
@@ -278,6 +322,7 @@ def sts_metrics(similarities: Mapping[str, np.ndarray], examples: Sequence[STSEx
 
     f1_cosine_threshold: a cosine cut fitted on training pairs; adds "f1_fitted" for
     examples with binary labels (see the module docstring)."""
+    f1_cosine_threshold = check_cosine_threshold(f1_cosine_threshold)
     gold = _gold(examples)
     result: Dict[str, float] = {}
     for sim in SIMILARITIES:
@@ -455,7 +500,8 @@ def evaluate_pairs(model, sentences1: Sequence[str], sentences2: Sequence[str], 
     Returns the metric dict with "n"; each unique sentence is encoded once.
     """
     n = len(sentences1)
-    scores = _as_1d(scores, "scores")
+    scores = _gold_scores(scores, "scores")
+    f1_cosine_threshold = check_cosine_threshold(f1_cosine_threshold)
     if len(sentences2) != n or scores.size != n:
         raise ValueError(f"sentences1, sentences2 and scores differ in length: {n}, "
                          f"{len(sentences2)}, {scores.size}")
@@ -489,6 +535,7 @@ def run_tasks(encode_fn: EncodeFn, tasks: Sequence[str] = DEFAULT_TASKS,
     cosine.  With `limit`, only the first `limit` pairs of each task and file are used
     (smoke checks; published numbers always use whole sets, see `load_task`).
     """
+    f1_cosine_threshold = check_cosine_threshold(f1_cosine_threshold)
     results: Dict[str, Dict[str, float]] = {}
     for name, examples in task_examples(tasks, data_dir, limit, pairs_files):
         sims = compute_similarities(encode_fn, examples, batch_size, show_progress_bar)
@@ -514,7 +561,12 @@ def task_examples(tasks: Sequence[str], data_dir: Optional[PathLike] = None,
         yield task, load_task(task, data_dir, limit)
     for path in pairs_files:
         examples = load_sts_file(path)
-        yield str(path), examples if limit is None else examples[:limit]
+        if limit is not None:
+            examples = examples[:limit]
+        if len(examples) < 2:  # else sts_metrics' error, which named no file
+            raise DatasetFormatError(path, None, f"need at least 2 pairs for a correlation, got "
+                                     f"{len(examples)}" + (f" (limit {limit})" if limit else ""))
+        yield str(path), examples
 
 
 def plot_path(plot_dir: PathLike, name: str) -> Path:

@@ -25,6 +25,16 @@ def num_special_tokens(num_segments: int, packing: str) -> int:
     return num_segments + 1 if packing == "bert" else 2 * num_segments
 
 
+def min_text_seq_length(num_segments: int, packing: str, prefix_length: int = 0) -> int:
+    """The shortest seq_length that keeps a text token: the special tokens of `num_segments`
+    segments, the `prefix_length` tokens a model's text prefix (e5's "query: ", 3 pieces) puts
+    before every segment, and one token (round robin gives it to the first segment).
+
+    Why: with less, every input of a prefixed model packed to the same ids (its special tokens
+    and prefixes) and embedded the same, with only a "truncated" warning."""
+    return num_special_tokens(num_segments, packing) + num_segments * prefix_length + 1
+
+
 def _as_token_rows(segment) -> tf.RaggedTensor:
     """[batch, (words), (pieces)] or [batch, (tokens)] -> int32 [batch, (tokens)]."""
     if not isinstance(segment, tf.RaggedTensor):

@@ -18,6 +18,42 @@ from tfkosent.layers.packing import BertPackInputs
 from tfkosent.layers.tokenizer import SentencepieceTokenizer, WordpieceTokenizer
 
 
+def checked_sentences(sentences) -> tf.Tensor:
+    """`sentences` once it is a vector (tf.string [batch]) of valid UTF-8, for every path by
+    which strings enter a `Preprocessor` (its `call` and `tokenize`, and so the exported
+    `preprocess/` and `sentence_encoder/1` modules, which call them).
+
+    Why: a loaded signature does not enforce its input's shape, so a scalar or a
+    [1, n] matrix from a TF Serving client was silently read as a batch (the Keras layer merged
+    a [n, m] matrix into n rows of m sentences each); and the SentencePiece op tokenizes any
+    bytes without complaint (the tokenizer layers' `clean_text` replaces invalid bytes with
+    U+FFFD, which the SentencePiece model then drops), so Latin-1, CP949 or binary data got an
+    embedding of garbage. Both fail the call with InvalidArgumentError ("sentences: expected a
+    vector of strings ...", or at run time "Shape of tensor sentences [] is not compatible with
+    expected shape [?]"; "sentences: not valid UTF-8 at rows [i ...]"): one bad request, never
+    a crashed server. Transcoding with replacement changes exactly the invalid elements.
+
+    An Assert, so this belongs where strings enter, on the host: string and SentencePiece ops
+    never run under XLA (the fine-tuning paths' int32 inputs are kept Assert-free: export.py).
+    """
+    sentences = tf.convert_to_tensor(sentences, tf.string)
+    rank = sentences.shape.rank
+    if rank is not None and rank != 1:
+        hint = " (squeeze a [batch, 1] input to [batch])" if rank == 2 else ""
+        raise tf.errors.InvalidArgumentError(
+            None, None, f"sentences: expected a vector of strings (tf.string [batch]), got shape "
+                        f"{sentences.shape.as_list()}{hint}")
+    # A runtime check: the traced shape may be [None] or unknown, which passes at trace time.
+    sentences = tf.ensure_shape(sentences, [None], name="sentences_must_be_a_vector")
+    repaired = tf.strings.unicode_transcode(sentences, "UTF-8", "UTF-8", errors="replace")
+    bad_rows = tf.where(tf.not_equal(repaired, sentences))[:, 0]
+    # One formatted string, so that eager and graph calls say it alike ("... at rows [1 3]").
+    check = tf.debugging.Assert(tf.equal(tf.size(bad_rows), 0), [tf.strings.format(
+        "sentences: not valid UTF-8 at rows {}", bad_rows, summarize=20)])
+    with tf.control_dependencies([check]):
+        return tf.identity(sentences)
+
+
 def build_tokenizer(config: PreprocessConfig, sentencepiece_proto: Optional[bytes] = None,
                     wordpiece_vocab: Optional[List[str]] = None) -> keras.layers.Layer:
     """The tokenizer layer a PreprocessConfig describes."""
@@ -68,13 +104,19 @@ class Preprocessor(keras.layers.Layer):
         return self.tokenizer.get_special_tokens_dict()
 
     def tokenize(self, strings) -> tf.RaggedTensor:
-        return self.tokenizer(strings)
+        """tf.string [batch] (valid UTF-8: `checked_sentences`) -> int32 [batch, (tokens)]."""
+        return self.tokenizer(checked_sentences(strings))
+
+    def prefix_length(self) -> int:
+        """How many tokens the tokenizer's `text_prefix` (e5's "query: ") puts before every
+        text: the tokens of an empty string (0 without a prefix)."""
+        return int(self.tokenizer(tf.constant([""], tf.string)).row_lengths()[0])
 
     def bert_pack_inputs(self, segments, seq_length=None):
         return self.packer(list(segments), seq_length=seq_length)
 
     def call(self, strings, seq_length=None):
-        return self.packer([self.tokenizer(strings)], seq_length=seq_length)
+        return self.packer([self.tokenize(strings)], seq_length=seq_length)
 
     def get_config(self):
         config = super().get_config()

@@ -250,6 +250,19 @@ class TransformerEncoder(keras.layers.Layer):
         return {k: np.asarray(keras.ops.convert_to_numpy(v), dtype=np.float32)
                 for k, v in self._named_variables().items()}
 
+    def _fields_of(self, got, expected) -> str:
+        """The config fields that set the first dimension where `got` differs from `expected`
+        (e.g. "encoder.hidden_size" for word embeddings of the wrong width: the hint named
+        vocab_size, the rows, for any mismatch of that weight)."""
+        axes = [i for i, (g, e) in enumerate(zip(got, expected)) if g != e]
+        if len(got) != len(expected) or not axes:
+            return "the encoder config"
+        size = expected[axes[0]]
+        fields = [f for f in ("vocab_size", "hidden_size", "intermediate_size",
+                              "max_position_embeddings", "type_vocab_size")
+                  if getattr(self.config, f, None) == size]
+        return " or ".join(f"encoder.{f}" for f in fields) or "the encoder config"
+
     def set_weight_dict(self, weights, source: str = "weights") -> None:
         """Assigns every canonical weight from a mapping of name -> array.
 
@@ -267,10 +280,8 @@ class TransformerEncoder(keras.layers.Layer):
         for name, shape in expected.items():
             got = tuple(np.shape(weights[name]))
             if got != shape:
-                field = ("vocab_size" if name == "embeddings/word_embeddings" else
-                         "max_position_embeddings" if "position" in name else "shape")
                 raise ValueError(f"{source}: weight {name!r} has shape {got}, the encoder config "
-                                 f"expects {shape} (check encoder.{field})")
+                                 f"expects {shape} (check {self._fields_of(got, shape)})")
         variables = self._named_variables()
         for name in expected:
             variables[name].assign(np.asarray(weights[name], dtype=np.float32))

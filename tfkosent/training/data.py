@@ -112,6 +112,19 @@ class TaskData:
 # --------------------------------------------------------------------------- reading sources
 
 
+class _RepeatedKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _unique_keys(pairs):
+    """json.loads' object_pairs_hook: a dict, unless a key repeats (json keeps the last)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _RepeatedKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
+    return out
+
+
 def read_table(path: Path, fmt: Optional[str]) -> Tuple[str, List[Tuple[int, Dict[str, Any]]]]:
     """The file's format and its rows as (line number, dict) (header-TSV or JSONL).
 
@@ -128,7 +141,9 @@ def read_table(path: Path, fmt: Optional[str]) -> Tuple[str, List[Tuple[int, Dic
             if not line.strip():
                 raise DatasetFormatError(path, line_no, "blank line")
             try:
-                record = json.loads(line)
+                record = json.loads(line, object_pairs_hook=_unique_keys)
+            except _RepeatedKey as e:
+                raise DatasetFormatError(path, line_no, f"key {e.key!r} appears twice") from None
             except json.JSONDecodeError as e:
                 raise DatasetFormatError(path, line_no, f"invalid JSON: {e.msg}") from None
             if not isinstance(record, dict):
@@ -140,6 +155,9 @@ def read_table(path: Path, fmt: Optional[str]) -> Tuple[str, List[Tuple[int, Dic
         if not lines:
             return fmt or "sentences", []
         header = lines[0][1].split("\t")
+        repeated = next((c for i, c in enumerate(header) if c in header[:i]), None)
+        if repeated is not None:  # else the row dict kept its last column silently
+            raise DatasetFormatError(path, lines[0][0], f"column {repeated!r} appears twice")
         for line_no, line in lines[1:]:
             if not line.strip():
                 raise DatasetFormatError(path, line_no, "blank line")
