@@ -316,9 +316,9 @@ def test_preprocessor_refuses_bad_strings_as_the_export_does(sp_proto):
     pre = Preprocessor(SentencepieceTokenizer(sp_proto), seq_length=16)
     not_utf8 = tf.constant(["정상".encode(), b"\xff\xfe", "가".encode() + b"\xff"])
     cases = [(not_utf8, r"not valid UTF-8 at rows.*\[1 2\]"),
-             (tf.constant([["가", "나"]]), r"expected a vector of strings \(tf.string \[batch\]\), "
-                                          r"got shape \[1, 2\] \(squeeze"),
-             (tf.constant([["가"]]), r"got shape \[1, 1\]"),
+             (tf.constant([["가", "나"]]), r"expected a vector of strings \(tf.string \[batch\], or "
+                                          r"\[batch, 1\]\), got shape \[1, 2\]"),
+             (tf.constant([[["가"]]]), r"got shape \[1, 1, 1\]"),
              (tf.constant("가"), r"got shape \[\]")]
     for strings, message in cases:
         for fn in (pre, pre.tokenize):
@@ -329,3 +329,6 @@ def test_preprocessor_refuses_bad_strings_as_the_export_does(sp_proto):
     with pytest.raises(tf.errors.InvalidArgumentError, match="not compatible with expected shape"):
         traced(tf.constant([["가", "나"]]))
     assert pre(tf.constant(["정상", ""]))["input_word_ids"].shape == (2, 16)
+    # [batch, 1] (keras.Input(shape=(1,), dtype="string")) is one sentence a row
+    for key, value in pre(tf.constant([["정상"], [""]])).items():
+        np.testing.assert_array_equal(value, pre(tf.constant(["정상", ""]))[key])

@@ -19,7 +19,8 @@ from tfkosent.layers.tokenizer import SentencepieceTokenizer, WordpieceTokenizer
 
 
 def checked_sentences(sentences) -> tf.Tensor:
-    """`sentences` once it is a vector (tf.string [batch]) of valid UTF-8, for every path by
+    """`sentences` as a vector (tf.string [batch]; a [batch, 1] input is squeezed) of valid
+    UTF-8, for every path by
     which strings enter a `Preprocessor` (its `call` and `tokenize`, and so the exported
     `preprocess/` and `sentence_encoder/1` modules, which call them).
 
@@ -37,12 +38,14 @@ def checked_sentences(sentences) -> tf.Tensor:
     never run under XLA (the fine-tuning paths' int32 inputs are kept Assert-free: export.py).
     """
     sentences = tf.convert_to_tensor(sentences, tf.string)
+    if sentences.shape.rank == 2 and sentences.shape[1] == 1:
+        # [batch, 1], e.g. keras.Input(shape=(1,), dtype="string"): one sentence a row, unambiguous.
+        sentences = tf.squeeze(sentences, axis=1)
     rank = sentences.shape.rank
     if rank is not None and rank != 1:
-        hint = " (squeeze a [batch, 1] input to [batch])" if rank == 2 else ""
         raise tf.errors.InvalidArgumentError(
-            None, None, f"sentences: expected a vector of strings (tf.string [batch]), got shape "
-                        f"{sentences.shape.as_list()}{hint}")
+            None, None, f"sentences: expected a vector of strings (tf.string [batch], or "
+                        f"[batch, 1]), got shape {sentences.shape.as_list()}")
     # A runtime check: the traced shape may be [None] or unknown, which passes at trace time.
     sentences = tf.ensure_shape(sentences, [None], name="sentences_must_be_a_vector")
     repaired = tf.strings.unicode_transcode(sentences, "UTF-8", "UTF-8", errors="replace")
