@@ -509,7 +509,8 @@ def test_export_is_atomic_and_refuses_to_overwrite(tiny_model_dir, tmp_path):
     target = tmp_path / "exp"
     target.mkdir()
     (target / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError):
+    # not "pass --overwrite": that is refused too (below)
+    with pytest.raises(FileExistsError, match="is not a tfkosent export .*choose another output directory"):
         export_model(tiny_model_dir, str(target))
     assert (target / "keep.txt").read_text() == "mine"
     # --overwrite replaces an earlier export, never a directory of other files (e.g. a repository's
@@ -766,3 +767,22 @@ def test_warmup_requests_one_record_per_batch_size(tiny_budget_export_dir, tmp_p
         write_warmup_requests(str(tmp_path / "elsewhere"))
     other = write_warmup_requests(str(tmp_path / "elsewhere"), long_sentence, batch_sizes=[3], check=False)
     assert len(requests(other)) == 1
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "tfkosent_export.json").write_text("{}"), r"tfkosent_export.json: missing key 'packing'"),
+    (lambda d: (d / "tfkosent_export.json").write_text('{"format":\n'),
+     r"tfkosent_export.json: not valid JSON \(line 2"),
+    (lambda d: os.truncate(d / "encoder" / "saved_model.pb", 1000),
+     r"encoder/saved_model.pb: truncated or corrupt"),
+])
+def test_damaged_export_is_named(tiny_export_dir, tmp_path, capsys, damage, message):
+    from tfkosent.cli import main
+
+    export = tmp_path / "exp"
+    shutil.copytree(tiny_export_dir, export)
+    damage(export)
+    with pytest.raises(ValueError, match=re.escape(str(export)) + "/" + message):
+        SentenceEncoder.load(str(export))
+    assert main(["encode", "--model", str(export), "가"]) == 2
+    assert re.search(re.escape(str(export)) + "/" + message, capsys.readouterr().err)
