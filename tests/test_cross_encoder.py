@@ -695,3 +695,15 @@ def test_silver_takes_default_and_names_an_export_directory(tmp_path, capsys):
     # "default" is the shipped model: the error is now about the other argument
     assert main(base + ["--bi-encoder", "default", "--scorer", str(tmp_path / "nope")]) == 2
     assert f"--scorer {tmp_path / 'nope'}: not a model directory" in capsys.readouterr().err
+
+
+def test_silver_with_neither_neighbours_nor_random_pairs_is_refused_before_loading(tiny_model_dir,
+                                                                                 tmp_path, capsys):
+    """(--random -1, --neighbors -1 and --shard-size 0 are refused when parsing:
+    test_sentence_encoder.py::test_cli_refuses_bad_counts_when_parsing_naming_the_flag.)"""
+    from tfkosent.cli import main
+    # no data: a late check would first fail to find (or try to download) the sentence pool
+    assert main(["silver", "--bi-encoder", tiny_model_dir, "--scorer", tiny_model_dir, "--out",
+                 str(tmp_path / "out"), "--neighbors", "0", "--data-dir", str(tmp_path / "no-data")]) == 2
+    assert "no candidate pairs to label: neighbors is 0 (--neighbors 0) and random_pairs is 0 (--random 0)" \
+        in capsys.readouterr().err

@@ -509,7 +509,8 @@ def test_export_is_atomic_and_refuses_to_overwrite(tiny_model_dir, tmp_path):
     target = tmp_path / "exp"
     target.mkdir()
     (target / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError):
+    # not "pass --overwrite": that is refused too (below)
+    with pytest.raises(FileExistsError, match="is not a tfkosent export .*choose another output directory"):
         export_model(tiny_model_dir, str(target))
     assert (target / "keep.txt").read_text() == "mine"
     # --overwrite replaces an earlier export, never a directory of other files (e.g. a repository's
@@ -821,3 +822,22 @@ def test_warmup_sentences_are_checked_as_encode_checks_them(tmp_path):
         with pytest.raises(error, match=message):
             write_warmup_requests(str(tmp_path / "bad"), bad, check=False)
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "tfkosent_export.json").write_text("{}"), r"tfkosent_export.json: missing key 'packing'"),
+    (lambda d: (d / "tfkosent_export.json").write_text('{"format":\n'),
+     r"tfkosent_export.json: not valid JSON \(line 2"),
+    (lambda d: os.truncate(d / "encoder" / "saved_model.pb", 1000),
+     r"encoder/saved_model.pb: truncated or corrupt"),
+])
+def test_damaged_export_is_named(tiny_export_dir, tmp_path, capsys, damage, message):
+    from tfkosent.cli import main
+
+    export = tmp_path / "exp"
+    shutil.copytree(tiny_export_dir, export)
+    damage(export)
+    with pytest.raises(ValueError, match=re.escape(str(export)) + "/" + message):
+        SentenceEncoder.load(str(export))
+    assert main(["encode", "--model", str(export), "가"]) == 2
+    assert re.search(re.escape(str(export)) + "/" + message, capsys.readouterr().err)

@@ -878,3 +878,20 @@ def test_cli_sigterm_in_a_step_outside_a_training_loop_exits_with_the_resume_hin
     assert not (tmp_path / "w" / "a" / DONE_FILE).exists()
     attempts = (tmp_path / "w" / "a" / "attempts.jsonl").read_text().splitlines()
     assert json.loads(attempts[-1])["outcome"] == "interrupted"
+
+
+def test_cli_dry_run_refuses_what_the_run_refuses(tmp_path, capsys):
+    """A nonexistent --adopt path, a --work-dir that is a file: --dry-run gives the run's error."""
+    from tfkosent.cli import main
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = [(["--work-dir", str(tmp_path / "w"), "--adopt", f"student_gold={tmp_path / 'nonexist'}"],
+              f"--adopt student_gold={tmp_path / 'nonexist'}: no such file or directory"),
+             (["--work-dir", str(afile)], f"--work-dir) {afile} is a file, not a directory")]
+    for argv, message in cases:
+        errors = []
+        for dry_run in (["--dry-run"], []):
+            assert main(["pipeline", "default-model"] + argv + dry_run) == 2
+            errors.append(capsys.readouterr().err)
+        assert errors[0] == errors[1] and message in errors[0], errors
+    assert not (tmp_path / "w").exists()

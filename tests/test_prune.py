@@ -150,3 +150,16 @@ def test_the_pruning_corpus_refuses_evaluation_sets(tmp_path):
     assert not set(EVALUATION_FILES) & set(KOREAN_CORPUS_FILES)
     with pytest.raises(ValueError, match="are evaluation sets: a vocabulary chosen on their text"):
         prune_korean(None, {}, b"", ["korsts/sts-train.tsv", "korsts/sts-test.tsv"], data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("size", ["0", "64", "5000"])
+def test_cli_prune_ffn_checks_the_intermediate_size_before_loading_data(tiny_model_dir, tmp_path, capsys,
+                                                                        size):
+    from tfkosent.cli import main
+    width = load_model_dir(tiny_model_dir).config.encoder.intermediate_size
+    assert width == 64
+    # no data: a late check would first fail to find (or try to download) the sentences
+    assert main(["prune-ffn", tiny_model_dir, str(tmp_path / "x"), "--intermediate-size", size,
+                 "--data-dir", str(tmp_path / "no-data")]) == 2
+    assert f"error: --intermediate-size must be in 1..{width - 1}" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -490,3 +490,97 @@ def test_cli_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out == f"tfkosent {__version__}\n"
+
+
+def test_load_names_a_path_argument_that_is_not_one():
+    with pytest.raises(TypeError,
+                       match=r"SentenceEncoder.load: path must be a str or os.PathLike .*got int 123"):
+        SentenceEncoder.load(123)
+    with pytest.raises(ValueError, match=r"SentenceEncoder.load: path is empty"):  # not the current directory
+        SentenceEncoder.load("")
+
+
+@pytest.mark.parametrize("content, message", [(b"", r"not a SentencePiece model \(the file is empty\)"),
+                                              (bytes(range(256)) * 20, r"not a SentencePiece model")])
+def test_corrupt_tokenizer_model_is_named(tiny_model_dir, tmp_path, capsys, content, message):
+    import shutil
+    from tfkosent.cli import main
+
+    model_dir = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, model_dir)
+    (model_dir / "tokenizer.model").write_bytes(content)
+    with pytest.raises(ConfigError, match=re.escape(str(model_dir / "tokenizer.model")) + ": " + message):
+        SentenceEncoder.load(str(model_dir))
+    assert main(["encode", "--model", str(model_dir), "가"]) == 2
+    assert f"{model_dir / 'tokenizer.model'}: not a SentencePiece model" in capsys.readouterr().err
+
+
+def test_cli_bad_paths_are_one_error_line_naming_them(tiny_model_dir, tmp_path, capsys):
+    """Output paths are checked before the model loads (--model names none here), input paths
+    that are directories are named as such; an OSError is one error line, exit status 2."""
+    from tfkosent.cli import main
+
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "emb.npy.json").mkdir()
+    ok = tmp_path / "ok.txt"
+    ok.write_text("가나다\n", encoding="utf-8")
+    d, f, nomodel = str(tmp_path / "adir"), str(ok), str(tmp_path / "no-such-model")
+    cases = [
+        (["encode", "가", "--model", nomodel, "--output", d], f"--output {d} is a directory, not a file"),
+        (["encode", "가", "--model", nomodel, "--output", f + "/x.npy"],
+         f"--output {f}/x.npy: its parent {f} is a file, not a directory"),
+        (["search", "가", "--corpus", f, "--model", nomodel,
+          "--corpus-embeddings", str(tmp_path / "emb.npy")],
+         f"--corpus-embeddings {tmp_path / 'emb.npy.json'} is a directory, not a file"),
+        (["search", "가", "--corpus", f, "--model", nomodel, "--corpus-embeddings", f + "/x.npy"],
+         f"--corpus-embeddings {f}/x.npy: its parent {f} is a file"),
+        (["evaluate", nomodel, "--pairs", f, "--json", d], f"--json {d} is a directory, not a file"),
+        (["evaluate", nomodel, "--pairs", f, "--json", f + "/r.json"],
+         f"--json {f}/r.json: its parent {f} is a file"),
+        (["evaluate", nomodel, "--pairs", f, "--plot", f], f"--plot {f} is a file, not a directory"),
+        (["export", "--model", nomodel, "--out", f + "/exp"], f"--out {f}/exp: its parent {f} is a file"),
+        (["export", "--model", nomodel, "--out", f], f"--out {f} is a file, not a directory"),
+        (["search", "가", "--corpus", d, "--model", nomodel], f"{d}: a directory, not a corpus file"),
+        (["evaluate", tiny_model_dir, "--pairs", d], f"pairs file {d} is a directory, not a file"),
+        (["silver-stats", d], f"{d} is a directory, not a file"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err  # (evaluate warns first that the tiny model is untrained)
+        assert err.splitlines()[-1].startswith(f"tfkosent {argv[0]}: error: {message}"), (argv, err)
+        assert "Traceback" not in err, err
+
+
+def test_cli_turns_any_oserror_into_one_line_but_not_other_errors(monkeypatch, capsys):
+    import tfkosent.cli as cli
+
+    def fail(error):
+        def command(args):
+            raise error
+        return command
+
+    monkeypatch.setattr(cli, "cmd_similarity", fail(PermissionError(13, "Permission denied", "/x/y")))
+    assert cli.main(["similarity", "가"]) == 2
+    assert capsys.readouterr().err == "tfkosent similarity: error: [Errno 13] Permission denied: '/x/y'\n"
+    monkeypatch.setattr(cli, "cmd_similarity", fail(KeyError("a bug")))
+    with pytest.raises(KeyError):  # a bug keeps its traceback
+        cli.main(["similarity", "가"])
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["encode", "가", "--batch-size", "0"], "--batch-size"),
+    (["similarity", "가", "--batch-size", "-1"], "--batch-size"),
+    (["search", "가", "--corpus", "c.txt", "--batch-size", "0"], "--batch-size"),
+    (["evaluate", "default", "--batch-size", "0"], "--batch-size"),
+    (["silver", "--bi-encoder", "b", "--scorer", "s", "--out", "o", "--random", "-1"], "--random"),
+    (["silver", "--bi-encoder", "b", "--scorer", "s", "--out", "o", "--neighbors", "-1"], "--neighbors"),
+    (["silver", "--bi-encoder", "b", "--scorer", "s", "--out", "o", "--shard-size", "0"], "--shard-size"),
+    (["silver", "--bi-encoder", "b", "--scorer", "s", "--out", "o", "--batch-size", "0"], "--batch-size"),
+    (["prune-ffn", "m", "o", "--intermediate-size", "8", "--limit", "0"], "--limit"),
+])
+def test_cli_refuses_bad_counts_when_parsing_naming_the_flag(capsys, argv, flag):
+    from tfkosent.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and f"error: argument {flag}: expected a " in capsys.readouterr().err

@@ -258,3 +258,24 @@ def test_shipped_recipes_are_found_by_name_and_by_their_readme_path(tmp_path, mo
     for missing in ("no_such_recipe", "../configs/cosent_e5_korsts"):
         with pytest.raises(FileNotFoundError, match="nor a shipped recipe .*cosent_e5_korsts"):
             resolve_recipe_path(missing)
+
+
+def test_train_leaves_no_empty_output_dir_after_a_data_error(tiny_model_dir, tmp_path, capsys):
+    """Only a directory the run created, and only while it is still empty: an existing one stays."""
+    from tfkosent.cli import main
+
+    for existing in (False, True):
+        out = tmp_path / f"run_{existing}"
+        if existing:
+            out.mkdir()
+        path = write(tmp_path, f"""\
+            model: {tiny_model_dir}
+            output_dir: {out}
+            progress_bar: false
+            tasks:
+              - loss: cosent
+                data: [{tmp_path / 'nope.tsv'}]
+            """)
+        assert main(["train", path]) == 2
+        assert "nope.tsv does not exist" in capsys.readouterr().err
+        assert out.exists() == existing

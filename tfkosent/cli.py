@@ -67,7 +67,9 @@ def print_similarity(sentences: List[str], matrix) -> None:
 def cmd_encode(args) -> int:
     import numpy as np
     from tfkosent.sentence_encoder import SentenceEncoder
+    from tfkosent.validation import check_output_path
 
+    check_output_path(args.output, "--output")
     sentences = _sentences_from(args)
     model = SentenceEncoder.load(args.model)
     emb = model.encode(sentences, batch_size=args.batch_size, show_progress_bar=None)
@@ -114,7 +116,9 @@ def cmd_search(args) -> int:
 
 def cmd_export(args) -> int:
     from tfkosent.export import export_model
+    from tfkosent.validation import check_output_path
 
+    check_output_path(args.out, "--out", directory=True)
     path = export_model(resolve_model_dir(args.model), args.out, overwrite=args.overwrite,
                         seq_length=args.seq_length, max_batch_tokens=args.max_batch_tokens)
     print(f"exported {path}/preprocess, {path}/encoder, {path}/sentence_encoder/1")
@@ -125,6 +129,9 @@ def cmd_convert(args) -> int:
     from tfkosent.export import export_model
     from tfkosent.model_dir import atomic_directory
 
+    from tfkosent.validation import check_output_path
+
+    check_output_path(args.out, "--out", directory=True)
     out = os.path.abspath(args.out)
     if args.overwrite:
         from tfkosent.model_dir import refuse_to_replace_foreign
@@ -228,7 +235,8 @@ def _embed_corpus_argv(parser, argv: List[str]) -> List[str]:
 def _add_model_arguments(p) -> None:
     p.add_argument("--model", default="default",
                    help="model directory, export directory, or 'default' (the shipped model)")
-    p.add_argument("--batch-size", type=int, default=64, help="sentences per encoder call (default 64)")
+    p.add_argument("--batch-size", type=_positive_int, default=64,
+                   help="sentences per encoder call (default 64)")
 
 
 DATA_DIR_HELP = ("where the datasets are (default: $TFKOSENT_DATA_DIR, else the download cache, "
@@ -243,6 +251,17 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    """argparse type: an int >= 0 (a count that may be zero, e.g. `silver --random`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
     return value
 
 
@@ -350,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", action="append", metavar="FILE",
                    help="also score a file of your own pairs (repeatable; see below)")
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
-    p.add_argument("--batch-size", type=int, default=64, help="sentences per encoder call (default 64)")
+    p.add_argument("--batch-size", type=_positive_int, default=64,
+                   help="sentences per encoder call (default 64)")
     p.add_argument("--limit", type=_positive_int, default=None,
                    help="evaluate only the first N pairs of each task (a smoke check, not the protocol)")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
@@ -449,15 +469,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", nargs="+", default=None,
                    help="datasets to take sentences from, NAME or NAME:LIMIT (default: nsmc-reviews:100000 "
                         "3i4k chatbot-qa news-comments korsts-train klue-sts-train)")
-    p.add_argument("--neighbors", type=int, default=3, help="nearest neighbours paired per sentence")
-    p.add_argument("--neighbor-ranks", type=int, nargs="+", default=None, metavar="RANK",
+    p.add_argument("--neighbors", type=_nonnegative_int, default=3,
+                   help="nearest neighbours paired per sentence (0: none, random pairs only)")
+    p.add_argument("--neighbor-ranks", type=_positive_int, nargs="+", default=None, metavar="RANK",
                    help="pair each sentence with its neighbours at these ranks instead (1 = the nearest; "
                         "e.g. 10: a pair further apart than the nearest ones)")
-    p.add_argument("--random", type=int, default=0, help="random pairs added")
+    p.add_argument("--random", type=_nonnegative_int, default=0, help="random pairs added")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--shard-size", type=int, default=8192, help="pairs per score-cache shard")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--shard-size", type=_positive_int, default=8192, help="pairs per score-cache shard")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.set_defaults(func=cmd_silver)
 
@@ -472,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", nargs="+", default=None,
                    help="datasets whose sentences measure the activations, NAME or NAME:LIMIT "
                         "(default: korsts-train klue-sts-train; evaluation sets are refused)")
-    p.add_argument("--limit", type=int, default=4000, help="sentences used (a seeded sample)")
+    p.add_argument("--limit", type=_positive_int, default=4000, help="sentences used (a seeded sample)")
     p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_prune_ffn)
@@ -569,7 +590,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return args.func(args)
     except ImportError as e:
         return _missing_extra(args.command, e)
-    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as e:
+    except (OSError, ValueError, TypeError) as e:
+        # OSError: a file the command reads or writes (missing, a directory, no permission, a
+        # full disk, ...), whose message names it. Not bare Exception: anything else is a bug
+        # and keeps its traceback.
         if os.environ.get("TFKOSENT_DEBUG"):  # the full traceback, for bug reports
             raise
         print(f"tfkosent {args.command}: error: {e}", file=sys.stderr)

@@ -506,6 +506,12 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
     """
     if max_batch_tokens is not None:
         max_batch_tokens = positive_int(max_batch_tokens, "max_batch_tokens")
+    # Up front, and with or without `overwrite`: a directory that is not an earlier export is
+    # refused either way, so the error must not suggest --overwrite for it.
+    refuse_to_replace_foreign(out_dir, "tfkosent_export.json", "a tfkosent export")
+    if os.path.exists(out_dir) and not overwrite:
+        raise FileExistsError(f"{os.path.abspath(out_dir)} already exists: an earlier export (pass "
+                              f"overwrite=True / --overwrite to replace it)")
     files = load_model_dir(model_dir)
     config = files.config
     serving_preprocessor = files.build_preprocessor(name="preprocessor")
@@ -543,8 +549,6 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
     expected_embeddings = tf.math.l2_normalize(
         encoder(serving_preprocessor(probe), training=False)["pooled_output"], axis=-1)
 
-    if overwrite:
-        refuse_to_replace_foreign(out_dir, "tfkosent_export.json", "a tfkosent export")
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         pre_module, pre_signatures = build_preprocess_module(preprocessor, max_seq_length)
         tf.saved_model.save(pre_module, os.path.join(tmp, "preprocess"), signatures=pre_signatures)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -162,6 +163,23 @@ class ModelFiles:
                                                source=self.weights_path)
 
 
+def check_sentencepiece_model(path: str, proto: bytes) -> None:
+    """ConfigError naming `path` unless `proto` (its bytes) is a serialized SentencePiece model:
+    an empty, truncated or foreign file otherwise fails later inside TensorFlow's tokenizer op,
+    with an error that names no file."""
+    import sentencepiece as spm
+
+    if not proto:
+        raise ConfigError(f"{path}: not a SentencePiece model (the file is empty)")
+    try:
+        spm.SentencePieceProcessor(model_proto=proto)
+    except RuntimeError as e:  # "Internal: src/sentencepiece_processor.cc(237) [...]"
+        reason = str(e).strip()
+        reason = ("its bytes do not parse as one" if "ParseFromArray" in reason
+                  else re.sub(r"^\w+: (src/\S+\(\d+\) )?", "", reason))
+        raise ConfigError(f"{path}: not a SentencePiece model ({reason})") from e
+
+
 def load_model_dir(path: str) -> ModelFiles:
     """Reads a model directory; errors name the file and the problem. "default" is the
     default model (`tfkosent.sentence_encoder.default_model_path`), as for `--model default`
@@ -186,6 +204,7 @@ def load_model_dir(path: str) -> ModelFiles:
             raise FileNotFoundError(f"{sp_path}: missing (preprocess.tokenizer_type is sentencepiece)")
         with open(sp_path, "rb") as f:
             sp_proto = f.read()
+        check_sentencepiece_model(sp_path, sp_proto)
     else:
         vocab_path = os.path.join(path, WORDPIECE_FILE)
         if not os.path.isfile(vocab_path):

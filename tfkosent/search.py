@@ -201,6 +201,8 @@ def read_corpus(path: str) -> Tuple[List[str], List[int]]:
     numbers.  Blank lines are skipped (so a hit names its line, not its index); a line that is
     not valid UTF-8 raises `DatasetFormatError` naming the file and line."""
     from tfkosent.data.datasets import iter_lines
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path}: a directory, not a corpus file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such corpus file")
     sentences, lines = [], []
@@ -316,6 +318,7 @@ def search_cli(args) -> int:
 
     from tfkosent.data.datasets import read_stdin_lines
     from tfkosent.sentence_encoder import SentenceEncoder
+    from tfkosent.validation import check_output_path
 
     queries = args.queries or read_stdin_lines()
     if not queries:
@@ -324,6 +327,9 @@ def search_cli(args) -> int:
     if blank:
         raise ValueError(f"query {blank[0] + 1} is blank")
     positive_int(args.top_k, "--top-k")
+    check_output_path(args.corpus_embeddings, "--corpus-embeddings")
+    if args.corpus_embeddings:  # FILE.npy.json is written beside it
+        check_output_path(args.corpus_embeddings + ".json", "--corpus-embeddings")
     corpus, lines = read_corpus(args.corpus)
     model = SentenceEncoder.load(args.model)
     replaced = []

@@ -163,18 +163,55 @@ class _InMemoryBackend:
         return self._pooled_rows(ids, tf.constant(rows, tf.int32), tf.constant(seq_length, tf.int32))
 
 
+EXPORT_INFO_FILE = "tfkosent_export.json"
+_EXPORT_INFO_KEYS = ("packing", "seq_length", "hidden_size")  # what _ExportedBackend reads
+
+
+def read_export_info(path: str) -> dict:
+    """The tfkosent_export.json of the export `path`; ValueError naming the file, and the line
+    or the key, when it is not valid JSON or lacks a key that loading the export needs."""
+    import json
+
+    info_path = os.path.join(path, EXPORT_INFO_FILE)
+    try:
+        with open(info_path, encoding="utf-8") as f:
+            info = json.load(f)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{info_path}: not valid UTF-8 ({e.reason})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{info_path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{info_path}: expected a JSON object, got {type(info).__name__}")
+    for key in _EXPORT_INFO_KEYS:
+        if key not in info:
+            raise ValueError(f"{info_path}: missing key {key!r} (not written by `tfkosent export`?)")
+    return info
+
+
+def _load_saved_model(path: str):
+    """tf.saved_model.load(path), with an error naming the file when the SavedModel is missing,
+    truncated or corrupt (TensorFlow's OSError says "Cannot parse file b'...'")."""
+    import tensorflow as tf
+
+    try:
+        return tf.saved_model.load(path)
+    except OSError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Cannot parse file" in first:
+            raise ValueError(f"{os.path.join(path, 'saved_model.pb')}: truncated or corrupt "
+                             f"(not a SavedModel that parses)") from e
+        raise ValueError(f"{path}: not a loadable SavedModel ({first})") from e
+
+
 class _ExportedBackend:
     """The preprocess/ and encoder/ SavedModels written by `tfkosent export`."""
 
     def __init__(self, path):
-        import json
-        import tensorflow as tf
         import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
-        with open(os.path.join(path, "tfkosent_export.json"), encoding="utf-8") as f:
-            info = json.load(f)
-        self.preprocess = tf.saved_model.load(os.path.join(path, "preprocess"))
-        self.encoder = tf.saved_model.load(os.path.join(path, "encoder"))
+        info = read_export_info(path)
+        self.preprocess = _load_saved_model(os.path.join(path, "preprocess"))
+        self.encoder = _load_saved_model(os.path.join(path, "encoder"))
         self.packing = info["packing"]
         self.seq_length = info["seq_length"]
         self.dim = info["hidden_size"]
@@ -207,6 +244,17 @@ class SentenceEncoder:
     @classmethod
     def load(cls, path: Optional[str] = None) -> "SentenceEncoder":
         """Loads a model directory, an export directory, or the default model."""
+        if path is not None:
+            if isinstance(path, os.PathLike):
+                path = os.fspath(path)
+            if not isinstance(path, str):
+                raise TypeError(f"SentenceEncoder.load: path must be a str or os.PathLike (a model "
+                                f"directory, an export directory or 'default'), got "
+                                f"{type(path).__name__} {path!r}")
+            if not path.strip():
+                raise ValueError(f"SentenceEncoder.load: path is empty ({path!r}): pass a model "
+                                 f"directory, an export directory, 'default', or nothing for the "
+                                 f"default model")
         path = resolve_default_model("default" if path is None else path)
         path = os.path.abspath(os.path.expanduser(path))
         if is_model_dir(path):

@@ -1,6 +1,7 @@
 """Argument checks shared by the Python API (`SentenceEncoder`, `CrossEncoder`, `tfkosent.search`,
-`tfkosent.quantization`, `tfkosent.beam`)."""
+`tfkosent.quantization`, `tfkosent.beam`), and the output-path check of the CLI commands."""
 
+import os
 from typing import Optional
 
 import numpy as np
@@ -29,3 +30,22 @@ def check_finite_rows(array: np.ndarray, name: str) -> None:
     if len(bad):
         raise ValueError(f"{name}[{int(bad[0])}] has a NaN or infinite value "
                          f"({len(bad)} row(s) of {len(array)})")
+
+
+def check_output_path(path, option: str, directory: bool = False) -> None:
+    """Refuses an output path that cannot be written, before the work that fills it, with an
+    error naming `option` (e.g. "--output"): a file output (`directory` False) that is an existing
+    directory (IsADirectoryError), a directory output that is an existing file, or either under
+    an existing file (NotADirectoryError). None (the option not given) passes."""
+    if path is None:
+        return
+    path = os.fspath(path)
+    if not directory and os.path.isdir(path):
+        raise IsADirectoryError(f"{option} {path} is a directory, not a file")
+    if directory and os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(f"{option} {path} is a file, not a directory")
+    parent = os.path.dirname(os.path.normpath(path))  # as given: relative stays relative
+    while parent and not os.path.lexists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if parent and os.path.exists(parent) and not os.path.isdir(parent):
+        raise NotADirectoryError(f"{option} {path}: its parent {parent} is a file, not a directory")

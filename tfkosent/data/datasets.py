@@ -438,6 +438,8 @@ def iter_lines(path: Path, stream: Optional[BinaryIO] = None) -> Iterator[Tuple[
     file object such as sys.stdin.buffer, named `path` in errors); lines end only at LF,
     a trailing CR is dropped.  Blank lines at the very end are ignored; a blank line
     followed by more text is yielded (and rejected by the callers)."""
+    if stream is None and os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, not a file")
     opener = gzip.open if path.suffix == ".gz" else open
     pending: List[Tuple[int, str]] = []
     lineno = 0

@@ -33,8 +33,12 @@ def model_f1_threshold(model):
 
 
 def evaluate_model_cli(args) -> int:
+    from tfkosent.validation import check_output_path
+
     pairs_files = args.pairs or []
     tasks = _split_tasks(args.tasks, pairs_files)
+    check_output_path(args.json, "--json")  # before the evaluation, not after it
+    check_output_path(args.plot, "--plot", directory=True)
     start = time.time()
     if getattr(args, "cross_encoder", False):
         from tfkosent.cross_encoder import evaluate_cross_encoder_cli

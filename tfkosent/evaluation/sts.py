@@ -452,6 +452,8 @@ def load_sts_file(path: PathLike) -> List[STSExample]:
     from tfkosent.training.data import read_table  # the training reader: one format, one parser
 
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"pairs file {path} is a directory, not a file")
     if not path.is_file():
         raise FileNotFoundError(f"pairs file {path} does not exist")
     _, rows = read_table(path, "sts")

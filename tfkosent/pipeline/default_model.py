@@ -47,10 +47,11 @@ import re
 import shutil
 import sys
 import time
-from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple, Union
 
 from tfkosent.config import ConfigError
 from tfkosent.training.stop import Interrupted, stopped_message, stops_anywhere
+from tfkosent.validation import check_output_path
 
 DEFAULT_PIPELINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "configs", "default_model", "pipeline.yaml")
@@ -260,6 +261,10 @@ class Pipeline:
                 raise PipelineError(f"{self.spec_path}: step {step.name!r}: unknown kind {step.kind!r}; "
                                     f"known: {', '.join(sorted(self.kinds))}")
         self.work_dir = os.path.abspath(os.path.expanduser(work_dir))
+        try:  # here, so that --dry-run refuses it as the run does
+            check_output_path(self.work_dir, "work_dir (--work-dir)", directory=True)
+        except OSError as e:
+            raise PipelineError(str(e)) from None
         self.data_dir = os.path.abspath(data_dir) if data_dir else None
         self.package_dir = package_dir
         self.allow_worse_package = allow_worse_package
@@ -592,21 +597,10 @@ class Pipeline:
         or a run directory holding model/) to WORK_DIR/STEP/model and writes DONE.json that says
         where it came from.  Refuses a step that is already done.  A silver step adopts silver
         pairs instead (`_adopt_silver`)."""
-        from tfkosent.model_dir import atomic_directory, load_model_dir
-        step = self.step(name)
-        if not self.enabled(step):
-            raise PipelineError(f"--adopt {name}: the step is off with these options (when: "
-                                f"{step.when_text()}), so nothing would read what it adopts")
-        if self.state(step) == "done":
-            raise PipelineError(f"step {name!r} is already done ({self.step_dir(name)}/{DONE_FILE})")
-        source = os.path.abspath(os.path.expanduser(source))
+        from tfkosent.model_dir import atomic_directory
+        step, source, model = self.check_adopt(name, source)
         if step.kind == "silver":
             return self._adopt_silver(step, source)
-        model = source if os.path.isfile(os.path.join(source, "config.json")) else os.path.join(source, MODEL_SUBDIR)
-        if not os.path.isfile(os.path.join(model, "config.json")):
-            raise PipelineError(f"--adopt {name}={source}: neither it nor its model/ is a tfkosent "
-                                f"model directory (no config.json)")
-        load_model_dir(model)  # fails here, naming the file, rather than in a later step
         directory = self.step_dir(name)
         target = os.path.join(directory, MODEL_SUBDIR)
         os.makedirs(directory, exist_ok=True)
@@ -624,25 +618,63 @@ class Pipeline:
                                     if k in summary})
         return self._write_adopted(step, outputs, model)
 
-    def _adopt_silver(self, step: Step, source: str) -> dict:
-        """A silver step from a silver pack (`tfkosent carry pack-silver`: rebuilt from the
-        datasets byte for byte) or a finished silver directory: STEP/out/silver.tsv and the
-        TSV the recipes read.  The pack's sentence sources must be the step's --sources."""
-        from tfkosent.training.silver import SILVER_FILE
-        from tfkosent.training.silver_pack import (SilverPackError, find_silver_dir, read_pack,
-                                                   unpack_silver)
-        out = os.path.join(self.step_dir(step.name), "out")
-        extra = [str(x) for x in step.args.get("extra_args", [])]
-        wanted = None
-        if "--sources" in extra:
-            rest = extra[extra.index("--sources") + 1:]
-            wanted = rest[:next((i for i, x in enumerate(rest) if x.startswith("--")), len(rest))]
+    def check_adopt(self, name: str, source: str) -> Tuple[Step, str, Optional[str]]:
+        """What `adopt` checks before it writes anything, and all that `--dry-run` checks, so
+        that both refuse the same --adopt with the same PipelineError: (the step, SOURCE made
+        absolute, the model directory to copy; None for a silver step)."""
+        from tfkosent.model_dir import load_model_dir
+        step = self.step(name)
+        if not self.enabled(step):
+            raise PipelineError(f"--adopt {name}: the step is off with these options (when: "
+                                f"{step.when_text()}), so nothing would read what it adopts")
+        if self.state(step) == "done":
+            raise PipelineError(f"step {name!r} is already done ({self.step_dir(name)}/{DONE_FILE})")
+        source = os.path.abspath(os.path.expanduser(source))
+        if not os.path.exists(source):
+            raise PipelineError(f"--adopt {name}={source}: no such file or directory")
+        if step.kind == "silver":
+            self._check_silver_source(step, source)
+            return step, source, None
+        model = source if os.path.isfile(os.path.join(source, "config.json")) else os.path.join(source, MODEL_SUBDIR)
+        if not os.path.isfile(os.path.join(model, "config.json")):
+            raise PipelineError(f"--adopt {name}={source}: neither it nor its model/ is a tfkosent "
+                                f"model directory (no config.json)")
+        load_model_dir(model)  # fails here, naming the file, rather than in a later step
+        return step, source, model
+
+    def _check_silver_source(self, step: Step, source: str) -> None:
+        """A silver pack whose sources are the step's --sources, or a finished silver directory."""
+        from tfkosent.training.silver_pack import SilverPackError, find_silver_dir, read_pack
+        wanted = self._silver_sources(step)
         try:
             if os.path.isfile(source):
                 meta = read_pack(source)[0]
                 if wanted is not None and meta["sources"] != wanted:
                     raise PipelineError(f"--adopt {step.name}={source}: packed from sources "
                                         f"{meta['sources']}, the step reads {wanted}")
+            else:
+                find_silver_dir(source)
+        except SilverPackError as e:
+            raise PipelineError(f"--adopt {step.name}={source}: {e}") from e
+
+    @staticmethod
+    def _silver_sources(step: Step) -> Optional[List[str]]:
+        """The --sources of a silver step's extra_args; None when it names none (the defaults)."""
+        extra = [str(x) for x in step.args.get("extra_args", [])]
+        if "--sources" not in extra:
+            return None
+        rest = extra[extra.index("--sources") + 1:]
+        return rest[:next((i for i, x in enumerate(rest) if x.startswith("--")), len(rest))]
+
+    def _adopt_silver(self, step: Step, source: str) -> dict:
+        """A silver step from a silver pack (`tfkosent carry pack-silver`: rebuilt from the
+        datasets byte for byte) or a finished silver directory: STEP/out/silver.tsv and the
+        TSV the recipes read.  The pack's sentence sources must be the step's --sources."""
+        from tfkosent.training.silver import SILVER_FILE
+        from tfkosent.training.silver_pack import SilverPackError, find_silver_dir, unpack_silver
+        out = os.path.join(self.step_dir(step.name), "out")
+        try:  # check_adopt checked the pack's sources
+            if os.path.isfile(source):
                 unpack_silver(source, out, data_dir=self.data_dir)
             else:
                 found = find_silver_dir(source)
@@ -1139,8 +1171,8 @@ def main_cli(args) -> int:
             name, sep, source = item.partition("=")
             if not sep or not name or not source:
                 raise PipelineError(f"--adopt {item!r}: expected STEP=DIR")
-            if args.dry_run:  # a dry run changes nothing
-                pipeline.step(name)
+            if args.dry_run:  # a dry run changes nothing, but refuses what the run would
+                pipeline.check_adopt(name, source)
                 print(f"would adopt {source} as step {name}")
             else:
                 pipeline.adopt(name, source)

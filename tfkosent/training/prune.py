@@ -120,6 +120,17 @@ def importance_sentences(sources: Sequence[str] = DEFAULT_SOURCES, limit: int = 
     return sentences[:limit]
 
 
+def check_intermediate_size(config: ModelConfig, intermediate_size, model_dir: str,
+                            name: str = "intermediate_size") -> None:
+    """ValueError naming `name` unless `intermediate_size` is an int narrower than the FFN of
+    `model_dir` (whose config is `config`)."""
+    width = config.encoder.intermediate_size
+    if (isinstance(intermediate_size, bool) or not isinstance(intermediate_size, (int, np.integer))
+            or not 0 < intermediate_size < width):
+        raise ValueError(f"{name} must be in 1..{width - 1} (narrower than {model_dir}'s {width}), "
+                         f"got {intermediate_size!r}")
+
+
 def prune_model_ffn(model_dir: str, out_dir: str, intermediate_size: int, by: str = "activations",
                     sentences: Optional[Sequence[str]] = None, overwrite: bool = False,
                     sources: Sequence[str] = ()) -> str:
@@ -135,9 +146,7 @@ def prune_model_ffn(model_dir: str, out_dir: str, intermediate_size: int, by: st
     model_dir = resolve_model_path(model_dir)   # "default": the default model
     files = load_model_dir(model_dir)
     encoder = files.config.encoder
-    if not 0 < intermediate_size < encoder.intermediate_size:
-        raise ValueError(f"intermediate_size must be in 1..{encoder.intermediate_size - 1} "
-                         f"(narrower than {model_dir}'s {encoder.intermediate_size}), got {intermediate_size}")
+    check_intermediate_size(files.config, intermediate_size, model_dir)
     if by == "activations":
         if not sentences:
             raise ValueError("pruning by activations needs sentences")
@@ -173,6 +182,13 @@ def prune_model_ffn_from_sources(model_dir: str, out_dir: str, intermediate_size
 
 def prune_cli(args) -> int:
     """`tfkosent prune-ffn`: prints the pruned model's path."""
+    from tfkosent.training.config import resolve_model_path
+
+    # The model (its FFN width) before the sentences are loaded, maybe downloaded: a wrong
+    # --intermediate-size or model is reported at once, naming the flag.
+    model_dir = resolve_model_path(args.model)
+    check_intermediate_size(load_model_dir(model_dir).config, args.intermediate_size, model_dir,
+                            "--intermediate-size")
     print(prune_model_ffn_from_sources(args.model, args.out, args.intermediate_size, by=args.by,
                                        sources=args.sources, limit=args.limit, data_dir=args.data_dir,
                                        overwrite=args.overwrite))

@@ -433,12 +433,23 @@ def build_silver(bi_encoder: str, scorer: Union[str, Sequence[str]], out_dir: st
     are removed, default all of `EVALUATION_SETS`.  neighbor_ranks: pair each sentence with
     its neighbours at these 1-based ranks instead of its `neighbors` nearest.
     """
+    from tfkosent.validation import int_at_least, positive_int
+
+    # Before the pool is loaded and encoded (minutes), not when the first use fails.
+    int_at_least(neighbors, "neighbors (--neighbors)", 0)
+    int_at_least(random_pairs, "random_pairs (--random)", 0)
+    positive_int(shard_size, "shard_size (--shard-size)")
+    positive_int(batch_size, "batch_size (--batch-size)")
     sources = list(DEFAULT_SOURCES if sources is None else sources)
     exclude_sets = list(EVALUATION_SETS if exclude_sets is None else exclude_sets)
     out_dir = os.path.abspath(out_dir)
     meta_path = os.path.join(out_dir, CANDIDATES_META)
     pairs_path = os.path.join(out_dir, CANDIDATES_FILE)
     ranks = neighbor_rank_list(neighbors, neighbor_ranks)
+    if not ranks and random_pairs == 0:
+        raise SilverError("no candidate pairs to label: neighbors is 0 (--neighbors 0) and "
+                          "random_pairs is 0 (--random 0); pair neighbours, add random pairs, "
+                          "or both")
     params = {"sources": list(sources), "neighbors": neighbors, "random_pairs": random_pairs,
               "seed": seed, "excluded": list(exclude_sets),
               "bi_encoder": teacher_fingerprint(bi_encoder) if ranks else None}

@@ -241,8 +241,19 @@ class Trainer:
         self.cross = config.model_type == "cross_encoder"
         self.strategy = strategy
         self.resumed_from: Optional[int] = None
+        self._made_output_dir = False  # set by _check_output_dir
 
     # ------------------------------------------------------------------ setup
+
+    def _remove_unused_output_dir(self) -> None:
+        """After a failed setup (a recipe or data error): the output_dir that this run created,
+        if it is still empty, so that the failure leaves nothing behind. Never a directory
+        that existed before, nor one that holds anything."""
+        if self._made_output_dir:
+            try:
+                os.rmdir(self.output_dir)  # refuses a directory that is not empty
+            except OSError:
+                pass
 
     def _remove_interrupted_writes(self) -> None:
         """What killed writes of an earlier attempt left in the run directory: temporary copies
@@ -267,6 +278,7 @@ class Trainer:
             os.rename(self.output_dir, moved)
             logger.info("moved the run in %s to %s (--overwrite)", self.output_dir, moved)
             has_checkpoint = None
+        self._made_output_dir = not os.path.isdir(self.output_dir)
         os.makedirs(self.output_dir, exist_ok=True)
         if has_checkpoint and not self.resume:
             raise FileExistsError(f"{self.output_dir} already holds checkpoints of a run; pass "
@@ -840,7 +852,11 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Runs (or resumes) the recipe; returns where the model went and its dev score."""
-        self._setup()
+        try:
+            self._setup()
+        except BaseException:
+            self._remove_unused_output_dir()
+            raise
         try:
             return self._finished if self._finished is not None else self._fit()
         finally:
