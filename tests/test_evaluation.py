@@ -432,9 +432,9 @@ def test_evaluate_cli_writes_json_and_plots(tiny_model_dir, tmp_path, capsys):
 def test_bad_gold_scores_thresholds_and_pairs_files_are_named(tmp_path):
     """A NaN or non-numeric gold score names its index, f1_cosine_threshold must be a cosine,
     a pairs file with too few pairs is named, and a header naming a column twice is refused
-    (the last one won silently)."""
+    (the last one won silently) when the format reads that column."""
     from tfkosent.data import DatasetFormatError
-    from tfkosent.evaluation import evaluate_pairs, run_tasks
+    from tfkosent.evaluation import evaluate_pairs, load_sts_file, run_tasks
 
     s1, s2 = ["가", "나", "다"], ["라", "마", "바"]
     cases = [(dict(scores=[1.0, float("nan"), 2.0]), r"scores\[1\] is nan: gold scores must be finite"),
@@ -456,3 +456,11 @@ def test_bad_gold_scores_thresholds_and_pairs_files_are_named(tmp_path):
         path.write_text(text, encoding="utf-8")
         with pytest.raises(DatasetFormatError, match=re.escape(str(path)) + message):
             run_tasks(hashed_encoder(), [], pairs_files=[path])
+    # a name repeated in a column or key the format never reads is no ambiguity: accepted
+    unread = [("notes.tsv", f"{header}\tnote\tnote\n가\t나\t1\tx\ty\n다\t라\t2\tx\ty\n"),
+              ("notes.jsonl", '{"sentence1": "가", "sentence2": "나", "score": 1, "m": {"a": 1, "a": 2}}\n'
+                              '{"sentence1": "다", "sentence2": "라", "score": 2, "x": 1, "x": 2}\n')]
+    for name, text in unread:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        assert [(e.sentence1, e.score) for e in load_sts_file(path)] == [("가", 1.0), ("다", 2.0)]

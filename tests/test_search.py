@@ -109,6 +109,12 @@ def test_embeddings_that_are_not_numbers_or_overflow_float32_are_named(vectors):
     for call, error, message in cases:
         with pytest.raises(error, match=message):
             call()
+    # bfloat16 (a mixed_bfloat16 model's output; NumPy sees ml_dtypes' kind 'V') is a float
+    import ml_dtypes
+    half = semantic_search(q.astype(ml_dtypes.bfloat16), c.astype(ml_dtypes.bfloat16), top_k=3)
+    exact = semantic_search(q.astype(ml_dtypes.bfloat16).astype(np.float32),
+                            c.astype(ml_dtypes.bfloat16).astype(np.float32), top_k=3)
+    assert half == exact
 
 
 def test_sentence_encoder_search(tiny_model_dir):

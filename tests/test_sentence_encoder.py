@@ -201,11 +201,15 @@ def test_dequantize_int8_names_ranges_of_the_wrong_shape():
 
 
 def test_max_seq_length_leaves_room_for_a_text_token_after_the_prefix(tiny_prefixed_model_dir):
-    """With e5's "query: " the lowest max_seq_length counts the prefix's tokens: below it every
-    sentence packed to the special tokens and the prefix, and all embedded the same."""
+    """With e5's "query: " the lowest max_seq_length counts the tokens every text starts with
+    (the prefix's, and here a lone "▁" after it): below it every sentence packed to the special
+    tokens and those, and all embedded the same. At it, different sentences differ."""
+    import warnings
+
     model = SentenceEncoder.load(tiny_prefixed_model_dir)
-    prefix = len(model.tokenize("")[0])
-    assert prefix > 0
+    rows = model.tokenize(["가나다", "a", "1"])
+    prefix = next(i for i in range(min(map(len, rows))) if len({r[i] for r in rows}) > 1)
+    assert prefix >= len(model.tokenize("")[0]) > 0
     low = 2 + prefix + 1                                   # [CLS] [SEP], the prefix, one token
     with pytest.raises(ValueError, match=rf"max_seq_length must be in \[{low}, 64\] \(the special "
                                          rf"tokens, the {prefix} tokens of the model's prefix "
@@ -214,6 +218,10 @@ def test_max_seq_length_leaves_room_for_a_text_token_after_the_prefix(tiny_prefi
         model.max_seq_length = low - 1
     model.max_seq_length = low
     assert model.max_seq_length == low
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # truncated, on purpose
+        first, second = model.encode(["나는 밥을 먹는다", "고양이가 책을 읽는다"])
+    assert np.abs(first - second).max() > 1e-3
 
 
 def test_one_sentence_as_a_0d_array_or_a_string_tensor(model):

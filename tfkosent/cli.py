@@ -243,26 +243,23 @@ DATA_DIR_HELP = ("where the datasets are (default: $TFKOSENT_DATA_DIR, else the 
                  "~/.cache/tfkosent/data, filled on first use; ~ and $VARS are expanded)")
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an int >= 1 (a negative --limit would otherwise slice pairs off the end)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _int_at_least(minimum: int, what: str):
+    """argparse type: an int >= `minimum` (`what`: "positive integer"), so that a bad count is
+    refused when the arguments are parsed, naming the flag, not after minutes of work."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a {what}, got {value}")
+        return value
+    return parse
 
 
-def _nonnegative_int(text: str) -> int:
-    """argparse type: an int >= 0 (a count that may be zero, e.g. `silver --random`)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+# A negative --limit would otherwise slice pairs off the end; --random may be 0 (no random pairs).
+_positive_int = _int_at_least(1, "positive integer")
+_nonnegative_int = _int_at_least(0, "non-negative integer")
 
 
 def _evaluation_tasks() -> List[str]:
@@ -309,8 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="default", help="model directory or 'default'")
     p.add_argument("--out", required=True)
     p.add_argument("--seq-length", type=int, default=None,
-                   help="what preprocess/ pads and truncates to by default (default 128, TF Hub's; "
-                        "capped at the model's maximum); sentence_encoder/1 pads to each batch's "
+                   help="what preprocess/ pads and truncates to by default (default 128, TF Hub's, "
+                        "or the model's maximum if smaller; at most that maximum, and room for "
+                        "a sentence pair's special and prefix tokens); sentence_encoder/1 pads to each batch's "
                         "longest sentence and truncates at the model's maximum")
     p.add_argument("--max-batch-tokens", type=int, default=None, metavar="N",
                    help="refuse a request to sentence_encoder/1 (or to encoder/'s serving "

@@ -172,22 +172,13 @@ def build_preprocess_module(preprocessor: Preprocessor, max_seq_length: Optional
     def tokenize(sentences):
         return preprocessor.tokenize(sentences)
 
-    prefix_length = preprocessor.prefix_length()
-    text_prefix = preprocessor.tokenizer.text_prefix
-
     @tf.function
     def bert_pack_inputs(segments, seq_length=preprocessor.seq_length):
-        if prefix_length and len(segments) in (1, 2):  # else pack_segments says what is wrong
-            # Segments from `tokenize` open with the prefix's tokens: a shorter length packs
-            # every input to the same ids (min_text_seq_length). Without a prefix,
-            # pack_segments' own check (room for the special tokens) stays the rule.
-            minimum = min_text_seq_length(len(segments), packing, prefix_length)
-            tf.debugging.assert_greater_equal(
-                tf.cast(seq_length, tf.int32), tf.constant(minimum, tf.int32),
-                message=f"bert_pack_inputs: seq_length must be at least {minimum} for "
-                        f"{len(segments)} segment(s): the special tokens, the {prefix_length} "
-                        f"tokens of the text prefix before each ({text_prefix.strip()}), and one "
-                        f"text token")  # no quotes: an Assert's message has them escaped
+        # No minimum for a text prefix's tokens here (min_text_seq_length): seq_length is a
+        # tensor in the saved function, and packing each batch to its longest row (what
+        # SentenceEncoder.encode does) legitimately gives a prefix-only length for a batch of
+        # blank sentences. The lengths a caller fixes in Python are checked where they are set
+        # (export_model(seq_length=), SentenceEncoder.max_seq_length).
         if max_seq_length is not None:
             tf.debugging.assert_less_equal(
                 tf.cast(seq_length, tf.int32), tf.constant(max_seq_length, tf.int32),
@@ -424,25 +415,24 @@ def _error_text(message: str) -> str:
 
 
 def _check_warmup_batches(saved_model_dir: str, batches: Sequence[Sequence[str]]) -> None:
-    """Runs each warm-up batch (each distinct size once: a batch is a function of its size)
-    through `saved_model_dir`'s serving_default, as TF Serving will at load."""
+    """Runs the largest warm-up batch through `saved_model_dir`'s serving_default, as TF
+    Serving will at load. Every batch cycles through the same sentences, so each is a prefix
+    of the largest (no more rows, no longer sentences): what the signature refuses in any of
+    them (a token budget, a bad string) it refuses in the largest, which costs one call
+    instead of one a size (up to 1,000)."""
     if not tf.saved_model.contains_saved_model(saved_model_dir):
         raise ValueError(f"{saved_model_dir}: not a SavedModel directory (the warm-up requests "
                          f"are checked against its serving_default; check=False skips that)")
     signature = tf.saved_model.load(saved_model_dir).signatures.get("serving_default")
     if signature is None:
         raise ValueError(f"{saved_model_dir}: has no serving_default signature to warm up")
-    checked = set()
-    for index, batch in enumerate(batches):
-        if len(batch) in checked:
-            continue
-        try:
-            signature(**{SERVING_INPUT: tf.constant(batch, tf.string)})
-        except tf.errors.InvalidArgumentError as e:
-            raise ValueError(f"warm-up record {index} ({len(batch)} sentences) is refused by "
-                             f"{saved_model_dir}'s serving_default, so TF Serving would fail "
-                             f"the version's load: {_error_text(e.message)}") from None
-        checked.add(len(batch))
+    index = max(range(len(batches)), key=lambda i: len(batches[i]))
+    try:
+        signature(**{SERVING_INPUT: tf.constant(batches[index], tf.string)})
+    except tf.errors.InvalidArgumentError as e:
+        raise ValueError(f"warm-up record {index} ({len(batches[index])} sentences, the largest) "
+                         f"is refused by {saved_model_dir}'s serving_default, so TF Serving would "
+                         f"fail the version's load: {_error_text(e.message)}") from None
 
 
 def _max_diff(a: Dict[str, tf.Tensor], b: Dict[str, tf.Tensor], keys) -> float:
@@ -494,7 +484,9 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
     BERT preprocess default, 128 (or the model's maximum if that is smaller): padding every
     batch to 512 made the hub.KerasLayer path 28x slower than `sentence_encoder/1` on 64
     KorSTS dev sentences, against 5.8x at 128 (benchmarks/export_paths.py, BENCHMARKS.md
-    section 6). `sentence_encoder/1` always pads to each batch's longest sentence and
+    section 6). A `seq_length` above the model's maximum, or too short for a sentence pair's
+    special tokens (and a text prefix's tokens before each sentence, plus one text token), is a
+    ValueError. `sentence_encoder/1` always pads to each batch's longest sentence and
     truncates only at the model's maximum, like `SentenceEncoder.encode`; that maximum is
     `seq_length` in tfkosent_export.json, and the preprocess default is
     `preprocess_seq_length`.

@@ -31,6 +31,17 @@ from tfkosent.validation import check_finite_rows, positive_int
 SCORE_FUNCTIONS = ("cosine", "dot")
 
 
+def _is_extension_float(dtype: np.dtype) -> bool:
+    """bfloat16 and the float8 types (ml_dtypes, as TensorFlow hands them to NumPy: kind 'V'),
+    e.g. the output of a model run under mixed_bfloat16."""
+    try:
+        import ml_dtypes
+        ml_dtypes.finfo(dtype)
+    except (ImportError, TypeError, ValueError):
+        return False
+    return True
+
+
 def _as_matrix(x, name: str) -> np.ndarray:
     what = f"{name} must be a float [n, dim] array (or one [dim] vector)"
     if x is None or isinstance(x, (dict, set, frozenset, str, bytes)):
@@ -39,7 +50,7 @@ def _as_matrix(x, name: str) -> np.ndarray:
         raw = np.asarray(x)
     except ValueError:  # NumPy: "setting an array element with a sequence ... inhomogeneous"
         raise ValueError(f"{what}; its rows differ in length") from None
-    if raw.dtype.kind not in "biuf":
+    if raw.dtype.kind not in "biuf" and not _is_extension_float(raw.dtype):
         raise TypeError(f"{what} of numbers, got {raw.dtype.name} values "
                         f"(e.g. {raw.reshape(-1)[0]!r})" if raw.size else f"{what} of numbers")
     with np.errstate(over="ignore"):

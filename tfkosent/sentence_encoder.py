@@ -289,13 +289,10 @@ class SentenceEncoder:
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        import tensorflow as tf
-
-        from tfkosent.layers.packing import min_text_seq_length
+        from tfkosent.layers.packing import min_text_seq_length, text_prefix_length
 
         value = positive_int(value, "max_seq_length")
-        # The prefix's tokens (e5's "query: ": 3) are those of an empty text.
-        prefix_length = int(self._backend.tokenize(tf.constant([""], tf.string)).row_lengths()[0])
+        prefix_length = text_prefix_length(self._backend.tokenize, self.text_prefix)
         low = min_text_seq_length(1, self._backend.packing, prefix_length)
         high = self._backend.seq_length
         if not low <= value <= high:

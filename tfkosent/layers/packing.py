@@ -25,6 +25,27 @@ def num_special_tokens(num_segments: int, packing: str) -> int:
     return num_segments + 1 if packing == "bert" else 2 * num_segments
 
 
+# Texts whose first characters differ: the tokens all their rows start with are the prefix's.
+_PREFIX_PROBES = ("가", "a", "1")
+
+
+def text_prefix_length(tokenize, text_prefix: str) -> int:
+    """How many tokens come before any text's own: the leading run that the token rows of
+    texts with different first characters share, under `tokenize` (tf.string [n] -> int
+    [n, (tokens)]); 0 without a `text_prefix`.
+
+    Not the tokens of "" alone: e5's "query: " is 3 pieces there, but a SentencePiece model
+    may also put a lone "▁" before every text (the space after the prefix), which is no text
+    token either."""
+    if not text_prefix:
+        return 0
+    rows = tokenize(tf.constant(_PREFIX_PROBES, tf.string)).to_list()
+    length = 0
+    while all(len(row) > length for row in rows) and len({row[length] for row in rows}) == 1:
+        length += 1
+    return length
+
+
 def min_text_seq_length(num_segments: int, packing: str, prefix_length: int = 0) -> int:
     """The shortest seq_length that keeps a text token: the special tokens of `num_segments`
     segments, the `prefix_length` tokens a model's text prefix (e5's "query: ", 3 pieces) puts

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from tfkosent.config import PreprocessConfig
-from tfkosent.layers.packing import BertPackInputs
+from tfkosent.layers.packing import BertPackInputs, text_prefix_length
 from tfkosent.layers.tokenizer import SentencepieceTokenizer, WordpieceTokenizer
 
 
@@ -112,8 +112,8 @@ class Preprocessor(keras.layers.Layer):
 
     def prefix_length(self) -> int:
         """How many tokens the tokenizer's `text_prefix` (e5's "query: ") puts before every
-        text: the tokens of an empty string (0 without a prefix)."""
-        return int(self.tokenizer(tf.constant([""], tf.string)).row_lengths()[0])
+        text (`packing.text_prefix_length`; 0 without a prefix)."""
+        return text_prefix_length(self.tokenizer, self.tokenizer.text_prefix)
 
     def bert_pack_inputs(self, segments, seq_length=None):
         return self.packer(list(segments), seq_length=seq_length)

@@ -112,17 +112,23 @@ class TaskData:
 # --------------------------------------------------------------------------- reading sources
 
 
-class _RepeatedKey(Exception):
-    def __init__(self, key: str):
-        self.key = key
+class _JSONObject(dict):
+    """A JSON object that remembers the keys it held more than once (json keeps the last)."""
+    repeated: Tuple[str, ...] = ()
 
 
-def _unique_keys(pairs):
-    """json.loads' object_pairs_hook: a dict, unless a key repeats (json keeps the last)."""
-    out = dict(pairs)
+def _json_object(pairs) -> _JSONObject:
+    """json.loads' object_pairs_hook."""
+    out = _JSONObject(pairs)
     if len(out) != len(pairs):
-        raise _RepeatedKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
+        seen: set = set()
+        out.repeated = tuple(k for k, _ in pairs if k in seen or seen.add(k))
     return out
+
+
+def _repeated(names) -> List[str]:
+    seen: set = set()
+    return [n for n in names if n in seen or seen.add(n)]
 
 
 def read_table(path: Path, fmt: Optional[str]) -> Tuple[str, List[Tuple[int, Dict[str, Any]]]]:
@@ -141,9 +147,7 @@ def read_table(path: Path, fmt: Optional[str]) -> Tuple[str, List[Tuple[int, Dic
             if not line.strip():
                 raise DatasetFormatError(path, line_no, "blank line")
             try:
-                record = json.loads(line, object_pairs_hook=_unique_keys)
-            except _RepeatedKey as e:
-                raise DatasetFormatError(path, line_no, f"key {e.key!r} appears twice") from None
+                record = json.loads(line, object_pairs_hook=_json_object)
             except json.JSONDecodeError as e:
                 raise DatasetFormatError(path, line_no, f"invalid JSON: {e.msg}") from None
             if not isinstance(record, dict):
@@ -155,9 +159,6 @@ def read_table(path: Path, fmt: Optional[str]) -> Tuple[str, List[Tuple[int, Dic
         if not lines:
             return fmt or "sentences", []
         header = lines[0][1].split("\t")
-        repeated = next((c for i, c in enumerate(header) if c in header[:i]), None)
-        if repeated is not None:  # else the row dict kept its last column silently
-            raise DatasetFormatError(path, lines[0][0], f"column {repeated!r} appears twice")
         for line_no, line in lines[1:]:
             if not line.strip():
                 raise DatasetFormatError(path, line_no, "blank line")
@@ -175,7 +176,15 @@ def read_table(path: Path, fmt: Optional[str]) -> Tuple[str, List[Tuple[int, Dic
     missing = [c for c in FILE_FORMATS[fmt] if c not in header]
     if missing and rows:
         raise DatasetFormatError(path, 1, f"format {fmt!r} needs column(s) {missing}, got {header}")
+    # A column the format reads, named twice, would be read from its last copy, silently; others
+    # (e.g. two empty names from trailing tabs) are never read.
+    repeated = [c for c in _repeated(header) if c in FILE_FORMATS[fmt]]
+    if repeated:
+        raise DatasetFormatError(path, 1, f"column {repeated[0]!r} appears twice")
     for line_no, row in rows:
+        repeated = [k for k in getattr(row, "repeated", ()) if k in FILE_FORMATS[fmt]]
+        if repeated:
+            raise DatasetFormatError(path, line_no, f"key {repeated[0]!r} appears twice")
         for column in FILE_FORMATS[fmt]:
             value = row.get(column)
             if column == "score":

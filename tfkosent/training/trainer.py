@@ -18,7 +18,7 @@ One run, in order:
      `data.py`), encoded with dropout, loss, AdamW update (warmup + linear
      decay, global-norm clipping over the replica-summed gradient); with
      `steps_per_loop` > 1, consecutive steps of one task run in one call (a
-     loop on the device), cut wherever a log line, evaluation or checkpoint is due;
+     loop in the graph), cut wherever a log line, evaluation or checkpoint is due;
   4. every `eval.every_steps`: STS dev evaluation; a better cosine Spearman
      writes OUTPUT_DIR/best_model (a tfkosent model directory);
   5. every `checkpoint.every_steps`, on SIGTERM / SIGINT, and at the end: a
@@ -143,7 +143,7 @@ class _Stream:
         return examples, next(self.iterator)
 
     def take(self, n: int) -> np.ndarray:
-        """The example ids of the next `n` batches, which a loop on the device then fetches
+        """The example ids of the next `n` batches, which a loop in the graph then fetches
         from `iterator` itself (`Trainer._make_loop_fn`)."""
         examples = self.batches[self.cursor:self.cursor + n]
         self.cursor += n
@@ -157,7 +157,7 @@ MAX_PENDING_LOSSES = 100
 @dataclasses.dataclass
 class _PendingLoss:
     """A step taken whose loss is not read yet: a float32 scalar tensor, or (`index` set) item
-    `index` of the float32 [n] tensor of the n steps of one device loop (`steps_per_loop`)."""
+    `index` of the float32 [n] tensor of the n steps of one loop in the graph (`steps_per_loop`)."""
 
     step: int
     task: str
@@ -598,7 +598,7 @@ class Trainer:
 
     def _make_replica_step(self, task: _Task):
         """One training step of one replica on its share of a batch; returns its loss. Shared
-        by the single step (`_make_step_fn`) and the device loop (`_make_loop_fn`)."""
+        by the single step (`_make_step_fn`) and the loop of steps (`_make_loop_fn`)."""
         strategy, optimizer = self.strategy, self.optimizer
         replicas = strategy.num_replicas_in_sync
         variables = self._trainable_variables()
@@ -641,7 +641,7 @@ class Trainer:
 
     def _make_loop_fn(self, task: _Task):
         """(distributed iterator, n: int32 scalar tensor) -> float32 [n], the n steps' losses:
-        n steps in one call, each fetching its batch from the iterator on the device side
+        n steps in one call, each fetching its batch from the iterator inside the graph, not from Python
         (`steps_per_loop`; Keras' steps_per_execution, Orbit's steps_per_loop). n is a tensor,
         so chunks of any length share one trace; the batch is fetched inside the loop body, not
         carried by it, so the batches of a task may differ in length (bucketing)."""
@@ -660,7 +660,7 @@ class Trainer:
 
     def _chunk_length(self, order, pos: int, step: int) -> int:
         """How many steps, from position `pos` of an epoch's order with `step` steps taken, run
-        in one device loop: at most `steps_per_loop` consecutive batches of one task, never
+        in one loop: at most `steps_per_loop` consecutive batches of one task, never
         past a log line, an evaluation, a checkpoint, the epoch's end or `total_steps`, so that
         these happen at the same steps as with one step a call."""
         c = self.config
@@ -979,14 +979,16 @@ class Trainer:
         pending, window = self._pending, self._window
         if not pending:
             return
-        # One transfer of each distinct loss tensor: a step's scalar, or a device loop's [n].
+        # One transfer of each distinct loss tensor, in one op: steps' scalars (steps_per_loop
+        # 1) are stacked, loops' [n] vectors (steps_per_loop > 1: every call is a loop) joined.
         tensors, offsets, size = [], {}, 0
         for p in pending:
             if id(p.loss) not in offsets:
                 offsets[id(p.loss)] = size
-                tensors.append(tf.reshape(p.loss, [-1]))
-                size += int(tensors[-1].shape[0])
-        values = tf.concat(tensors, axis=0).numpy()
+                tensors.append(p.loss)
+                size += 1 if p.index is None else int(p.loss.shape[0])
+        values = (tf.stack(tensors) if all(p.index is None for p in pending)
+                  else tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)).numpy()
         for p in pending:
             loss = float(values[offsets[id(p.loss)] + (p.index or 0)])
             if not math.isfinite(loss):
