@@ -232,6 +232,19 @@ def test_predict_names_the_bad_pair_member(model_dir):
         model.predict([("a", "b"), ("b", b"\xff")])
     with pytest.raises(TypeError, match=r"^query must be a str, got NoneType"):
         model.rerank(None, ["a"])
+    # a pair longer than the model, both sides together, is truncated with a warning naming it,
+    # as encode warns (it was silent); a pair that fits is not
+    import warnings
+
+    limit = model.preprocessor.seq_length - 3       # bert packing: [CLS] a [SEP] b [SEP]
+    with pytest.warns(UserWarning, match=rf"^1 of 2 pairs are longer than {limit} tokens "
+                                         rf"\({limit + 3} with the special tokens\) and were "
+                                         rf"truncated \(first: pairs\[1\], \d+ tokens\)$") as caught:
+        model.predict([("짧은 문장", "짧다"), ("가나다 " * 40, "라마바 " * 40)])
+    assert [w.filename for w in caught] == [__file__]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.predict([("짧은 문장", "짧다")])
 
 
 def test_a_new_score_head_warns_that_it_is_untrained(model_dir, tmp_path, recwarn):

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tfkosent.validation import positive_int
-from tfkosent.sentence_encoder import validate_sentence, validate_sentences
+from tfkosent.sentence_encoder import validate_sentence, validate_sentences, warn_about_truncation
 
 HEAD_WEIGHTS = ("head/kernel", "head/bias")
 TASK = "cross-encoder"
@@ -206,10 +206,25 @@ class CrossEncoder:
                 raise TypeError(f"pairs[{i}] must be a (sentence1, sentence2) pair, got {p!r}")
             first.append(validate_sentence(p[0], f"pairs[{i}][0]"))
             second.append(validate_sentence(p[1], f"pairs[{i}][1]"))
+        self._warn_about_truncation(first, second)
         scores = self._score(first, second, batch_size, show_progress_bar)
         if symmetric:
             scores = (scores + self._score(second, first, batch_size, show_progress_bar)) / 2
         return scores
+
+    def _warn_about_truncation(self, first: List[str], second: List[str]) -> None:
+        """As `SentenceEncoder.encode` does: pairs longer, both sides together, than the
+        model's maximum length less the special tokens are truncated (round robin)."""
+        import tensorflow as tf
+        from tfkosent.layers.packing import num_special_tokens
+
+        if not first:
+            return
+        pre = self.preprocessor
+        lengths = sum(pre.tokenize(tf.constant(side, tf.string)).row_lengths().numpy()
+                      for side in (first, second))
+        warn_about_truncation(lengths, pre.seq_length - num_special_tokens(2, pre.packing),
+                              pre.seq_length, "pairs", lambda i: f"pairs[{i}]", stacklevel=3)
 
     def _score(self, first: List[str], second: List[str], batch_size: int, show_progress_bar: bool):
         import tensorflow as tf

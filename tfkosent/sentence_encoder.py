@@ -55,6 +55,21 @@ def validate_sentence(value, argument: str) -> str:
     return value
 
 
+def warn_about_truncation(lengths: np.ndarray, limit: int, total: int, noun: str,
+                          name: Callable[[int], str], stacklevel: int) -> None:
+    """Warns, once per call, that the inputs whose token counts (`lengths`, int [n], without
+    the special tokens) exceed `limit` (`total` with the special tokens) were truncated, naming
+    the first (`name(i)`). `noun`: "sentences" (`SentenceEncoder.encode`) or "pairs"
+    (`CrossEncoder.predict`, both sides together). `stacklevel`: as the caller would pass it
+    to `warnings.warn`."""
+    long_rows = np.flatnonzero(lengths > limit)
+    if len(long_rows):
+        i = int(long_rows[0])
+        warnings.warn(f"{len(long_rows)} of {len(lengths)} {noun} are longer than {limit} tokens "
+                      f"({total} with the special tokens) and were truncated (first: {name(i)}, "
+                      f"{int(lengths[i])} tokens)", stacklevel=stacklevel + 1)
+
+
 def _as_numpy_if_tensor(value):
     """A tf.Tensor (or a Keras/TF string tensor) as its NumPy value; anything else unchanged."""
     if type(value).__module__.startswith("tensorflow") and hasattr(value, "numpy"):
@@ -429,13 +444,8 @@ class SentenceEncoder:
         name sentence i (default `argument[i]`).
         """
         name = describe if describe is not None else (lambda i: f"{argument}[{i}]")
-        limit = self.max_seq_length - specials
-        long_rows = np.flatnonzero(lengths > limit)
-        if len(long_rows):
-            i = int(long_rows[0])
-            warnings.warn(f"{len(long_rows)} of {len(sentences)} sentences are longer than {limit} "
-                          f"tokens ({self.max_seq_length} with the special tokens) and were truncated "
-                          f"(first: {name(i)}, {int(lengths[i])} tokens)", stacklevel=stacklevel)
+        warn_about_truncation(lengths, self.max_seq_length - specials, self.max_seq_length,
+                              "sentences", name, stacklevel)
         prefix = self.text_prefix.strip()
         if prefix:
             # e5's prompts ("query: ", "passage: " in the metadata): the preprocessor puts its
