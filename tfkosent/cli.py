@@ -128,7 +128,6 @@ def cmd_export(args) -> int:
 def cmd_convert(args) -> int:
     from tfkosent.export import export_model
     from tfkosent.model_dir import atomic_directory
-
     from tfkosent.validation import check_output_path
 
     check_output_path(args.out, "--out", directory=True)
