@@ -314,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "signatures) of more than N padded tokens, rows x the longest row's "
                         "length, with INVALID_ARGUMENT (default: no limit; N must be at least "
                         "the model's maximum length)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier export in --out (a directory that is not one is "
+                        "refused)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("convert", help="convert a pretrained checkpoint into a tfkosent model + export")
@@ -439,7 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "directory with model/): it is copied into the work directory; a silver "
                         "step takes a silver run directory or a `carry pack-silver` .npz (e.g. "
                         "silver2=models/silver2.silver.npz). --dry-run lists the step as todo and "
-                        "says it would adopt it")
+                        "says it would adopt it, after the same checks (it refuses what the run "
+                        "would)")
     c.add_argument("--rerun-stale", action="store_true",
                    help="redo done steps that no longer match the pipeline file (arguments changed, "
                         "or a step they read from was redone after them): each is renamed "
