@@ -183,8 +183,9 @@ def paraphrase_mining(embeddings, top_k: int = 10, max_pairs: Optional[int] = No
     candidates (so a pair is found when either side ranks the other in its top k); `max_pairs`
     (None: all) keeps the best that many; `top_k`, `max_pairs` and `chunk_size` must be
     positive ints and `score_function` "cosine" or "dot" (ValueError).  The shape of
-    sentence-transformers' `util.paraphrase_mining` (which takes the model and sentences; here `SentenceEncoder.paraphrase_mining` does).  Memory: the
-    candidates ([n, top_k]) and one [chunk_size, min(n, 100k)] block of scores.
+    sentence-transformers' `util.paraphrase_mining` (which takes the model and sentences; here
+    `SentenceEncoder.paraphrase_mining` does).  Memory: the candidates ([n, top_k]) and one
+    [chunk_size, min(n, 100k)] block of scores.
     """
     embeddings = _as_matrix(embeddings, "embeddings")
     top_k = positive_int(top_k, "top_k")
