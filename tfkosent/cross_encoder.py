@@ -111,6 +111,8 @@ class CrossEncoder:
                        allow_new_head: bool = False) -> "CrossEncoder":
         """Loads a cross-encoder directory, or starts one from any tfkosent model (new head).
 
+        seq_length: the longest packed pair (default: the config's), capped at the encoder's
+        position table. ValueError for a cross-encoder directory without both head weights.
         A new head is random: its scores mean nothing until it is fine-tuned (`tfkosent train`
         with `model_type: cross_encoder`), so starting one warns unless `allow_new_head`
         says that is the intent (code about to train it).
@@ -134,8 +136,8 @@ class CrossEncoder:
     @classmethod
     def load(cls, path: str, seq_length: Optional[int] = None) -> "CrossEncoder":
         """A trained cross-encoder directory (`SentenceEncoder.load`'s counterpart); a model
-        without a score head is refused (start one with `from_model_dir(path,
-        allow_new_head=True)`)."""
+        without a score head is refused with ValueError (start one with `from_model_dir(path,
+        allow_new_head=True)`). seq_length: as in `from_model_dir`."""
         from tfkosent.model_dir import load_model_dir
 
         if load_model_dir(path).config.metadata.get("task") != TASK:
@@ -151,6 +153,9 @@ class CrossEncoder:
                 "head/bias": np.asarray(keras.ops.convert_to_numpy(self.head.bias), np.float32)}
 
     def save(self, out_dir: str, dtype: str = "float32", metadata: Optional[dict] = None) -> str:
+        """Writes this cross-encoder as a model directory (`save_cross_encoder`): the encoder's
+        and the head's weights in `dtype`, `metadata` merged into the config's. Returns the
+        absolute path of `out_dir`."""
         weights = self.encoder.get_weight_dict()
         weights.update(self.head_weights())
         tok = self.preprocessor.tokenizer
@@ -162,10 +167,17 @@ class CrossEncoder:
 
     @property
     def trainable_variables(self):
+        """The encoder's trainable variables, then the head's kernel and bias."""
         return list(self.encoder.trainable_variables) + list(self.head.trainable_variables)
 
     def pack(self, sentences1, sentences2, seq_length=None):
-        """Two string batches -> packed int32 [batch, seq_length] inputs (pads to the longest pair)."""
+        """Two string batches -> the encoder's inputs, one sequence per pair.
+
+        sentences1, sentences2: str sequences (or tf.string [batch]) of the same length.
+        seq_length: None (the longest packed pair of the batch, capped at the preprocessor's
+        `seq_length`) or an int. Returns {"input_word_ids", "input_mask", "input_type_ids"}, each
+        int32 [batch, seq_length]; longer pairs are truncated round robin (no warning here).
+        """
         import tensorflow as tf
         from tfkosent.layers.packing import longest_packed_length
 
@@ -177,7 +189,10 @@ class CrossEncoder:
         return self.preprocessor.bert_pack_inputs([a, b], seq_length=seq_length)
 
     def logits(self, inputs, training=False):
-        """float32 [batch] logits of packed pairs."""
+        """Logits [batch] of packed pairs (`inputs`: the dict `pack` returns, int32 [batch,
+        seq_length] each); `sigmoid` of them is the [0, 1] score. float32, or the head's
+        compute dtype when it was built under a mixed-precision policy (the trainer's, which
+        casts them to float32)."""
         import tensorflow as tf
         pooled = self.encoder(inputs, training=training)["pooled_output"]
         return tf.squeeze(self.head(pooled), -1)
@@ -186,9 +201,15 @@ class CrossEncoder:
                 symmetric: bool = True, show_progress_bar: bool = False):
         """Scores in [0, 1], float32 [len(pairs)]; see the module docstring for `symmetric`.
 
-        pairs: (sentence1, sentence2) tuples or lists of str (or UTF-8 bytes); one pair alone
-        (a tuple or list of two str) gives one float32 score, as in sentence-transformers;
+        pairs: (sentence1, sentence2) tuples or lists of str (or UTF-8 bytes), or a NumPy
+        string array [n, 2]; one pair alone (a tuple or list of two str) gives one np.float32
+        score, as in sentence-transformers; no pairs give float32 [0].
         batch_size: pairs per encoder call, a positive int (numpy integers too, not bool).
+        Returns a NumPy float32 array [len(pairs)].
+        Raises TypeError for an item that is not a pair of text, or an array not [n, 2];
+        ValueError for text that is not valid UTF-8 or a bad `batch_size`. Warns (UserWarning)
+        when pairs longer, both sides and the special tokens together, than the
+        preprocessor's `seq_length` are truncated.
         """
         batch_size = positive_int(batch_size, "batch_size")
         if isinstance(pairs, (tuple, list)) and len(pairs) == 2 and \
@@ -248,8 +269,9 @@ class CrossEncoder:
 
     def rerank(self, query: str, candidates: Sequence[str], top_k: Optional[int] = None,
                batch_size: int = 32, symmetric: bool = True) -> List[Tuple[int, str, float]]:
-        """Candidates sorted by score: [(index, candidate, score)], best first (equal scores in
-        candidate order); `top_k`: None (all) or a positive int, the best that many.
+        """Candidates sorted by score: [(index int, candidate str, score float in [0, 1])],
+        best first (equal scores in candidate order); `top_k`: None (all) or a positive int,
+        the best that many (ValueError otherwise).
         `symmetric` as in `predict`: True scores both orders (twice the work, the scores the
         model was selected with); False scores (query, candidate) once, as sentence-transformers
         does."""

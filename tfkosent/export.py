@@ -149,7 +149,17 @@ def _checked_encoder_inputs(inputs, config, max_batch_tokens: Optional[int] = No
 
 
 def build_preprocess_module(preprocessor: Preprocessor, max_seq_length: Optional[int] = None):
-    """A SavedModel-ready object with `__call__`, `tokenize` and `bert_pack_inputs`.
+    """A SavedModel-ready object with `__call__`, `tokenize` and `bert_pack_inputs`, and its
+    signatures ({"serving_default": `__call__`}), as the pair (module, signatures).
+
+      __call__(sentences tf.string [batch]) -> {"input_word_ids", "input_mask",
+          "input_type_ids"}: int32 [batch, preprocessor.seq_length] each
+      tokenize(sentences tf.string [batch]) -> ragged int32 [batch, (tokens)], no special
+          tokens; `tokenize.get_special_tokens_dict()` -> {name: int32 scalar}
+      bert_pack_inputs([1 or 2 ragged int32 [batch, (tokens)] or [batch, (words), (pieces)]],
+          seq_length=int32 scalar, default preprocessor.seq_length) -> the same dict, int32
+          [batch, seq_length]
+      get_special_tokens_dict() -> {name: int32 scalar}
 
     `max_seq_length`: the encoder's position limit; `bert_pack_inputs(..., seq_length=N)` with a
     larger N fails here, in the preprocess module, which runs on the host. The encoder cannot
@@ -234,7 +244,18 @@ def _call_encoder(encoder: TransformerEncoder, inputs, training: bool):
 def build_encoder_module(encoder: TransformerEncoder, max_batch_tokens: Optional[int] = None):
     """A reusable SavedModel: `__call__(inputs, training)` plus its variables, and the serving
     signatures `serving_default` and `pooled_output`, which check their inputs (and refuse more
-    than `max_batch_tokens` rows x length when given): `_checked_encoder_inputs`."""
+    than `max_batch_tokens` rows x length when given): `_checked_encoder_inputs`. Returns
+    (module, {"serving_default": ..., "pooled_output": ...}).
+
+    Inputs, everywhere: {"input_word_ids", "input_mask", "input_type_ids"}, int32 [batch,
+    seq_length] each. Outputs:
+      __call__(inputs, training=False), serve(inputs), serve_training(inputs) (dropout on):
+          `TransformerEncoder`'s dict: sequence_output float32 [batch, seq_length, hidden],
+          pooled_output and default float32 [batch, hidden], encoder_outputs (a list of
+          num_layers float32 [batch, seq_length, hidden])
+      serving_default: the same, flat: encoder_outputs_0 ... encoder_outputs_{L-1}
+      pooled_output: {"pooled_output": float32 [batch, hidden]} only
+    """
     module = trackable_object()
     # The encoder layer itself is deliberately not an attribute: its Keras 3 variables are
     # trackables of their own that save their values beside the tf.Variables they wrap, so
@@ -312,6 +333,10 @@ def build_sentence_encoder_module(preprocessor: Preprocessor, encoder: Transform
     `__call__(sentences, training=False)` with the encoder's `trainable_variables`, so that
     `hub.KerasLayer(path, trainable=True)` trains it (dropout on in training).
 
+    Returns (module, {"serving_default": serve}). `serve` and `__call__` take `sentences`
+    tf.string [batch] (valid UTF-8) and return {"embeddings": float32 [batch, hidden]}, each
+    batch padded to its longest sentence and truncated at `preprocessor.seq_length`.
+
     `max_batch_tokens`: when given, the serving signature refuses a request whose sentences,
     padded to the longest, come to more tokens (`_batch_tokens_check`); `__call__` does not."""
     module = trackable_object()
@@ -362,9 +387,10 @@ def write_warmup_requests(saved_model_dir: str, sentences: Sequence[str] = WARMU
     size, of that many sentences taken from `sentences` in turn (cycling).
 
     At most 1,000 records: TF Serving fails the load of a version with more. With `check`
-    (the default), each request is first run through the SavedModel's `serving_default`, and
-    one it refuses (e.g. over the export's `max_batch_tokens`) is a ValueError naming the
-    record and its batch size, with the file left as it was: TF Serving would fail the
+    (the default), the largest request is first run through the SavedModel's
+    `serving_default` (every other request is a prefix of it: `_check_warmup_batches`), and
+    if it is refused (e.g. over the export's `max_batch_tokens`) that is a ValueError naming
+    the record and its batch size, with the file left as it was: TF Serving would fail the
     version's load on it. The ModelSpec's name is not read at warm-up: TF Serving runs each
     record on the version being loaded (saved_model_warmup.cc: RunPredict on the bundle)."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
@@ -495,6 +521,11 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
     row's length) one request to the `sentence_encoder/1` signature, or to encoder/'s serving
     signatures, may hold; a larger request fails with InvalidArgumentError. At least the
     model's maximum length, so that any single sentence fits.
+
+    Returns the absolute path of `out_dir`. Raises FileExistsError when `out_dir` exists and is
+    not an earlier export (whatever `overwrite` says) or is one and `overwrite` is False,
+    ValueError for a bad `seq_length` or `max_batch_tokens`, and RuntimeError when the
+    reloaded SavedModels differ from the in-memory model (nothing is written then).
     """
     if max_batch_tokens is not None:
         max_batch_tokens = positive_int(max_batch_tokens, "max_batch_tokens")

@@ -156,8 +156,13 @@ def semantic_search(query_embeddings, corpus_embeddings, top_k: int = 10,
     """For each query, its `top_k` corpus hits `{"corpus_id": int, "score": float}`, best first.
 
     query_embeddings: float [q, d] (or one [d] vector, which still gives a list of one list);
-    corpus_embeddings: float [n, d].  `score_function` "cosine" or "dot"; equal scores in corpus
-    order (but see `top_k_similar`: other chunk sizes may round scores differently).
+    corpus_embeddings: float [n, d]; NumPy arrays, tf.Tensors or nested lists of numbers (bool,
+    int or float; bfloat16 and float8 included), computed in float32.  `top_k`: a positive int (fewer hits
+    when n is smaller).  `score_function` "cosine" or "dot"; equal scores in corpus order (but
+    see `top_k_similar`: other chunk sizes may round scores differently).
+
+    Raises ValueError for a bad `top_k`, chunk size or `score_function`, dims that differ, a
+    row with a NaN or infinity (or a value beyond float32), and TypeError for non-numeric input.
     """
     top_k = positive_int(top_k, "top_k")
     indices, scores = top_k_similar(query_embeddings, corpus_embeddings, top_k, score_function,
@@ -173,11 +178,14 @@ def paraphrase_mining(embeddings, top_k: int = 10, max_pairs: Optional[int] = No
     """The most similar pairs within one set of sentences: `(score, i, j)` with i < j, best
     first (ties by i, then j), each pair once.
 
-    embeddings: float [n, d].  Each row's `top_k` nearest other rows are the candidates (so a
-    pair is found when either side ranks the other in its top k); `max_pairs` keeps the best
-    that many.  The shape of sentence-transformers' `util.paraphrase_mining` (which takes the
-    model and sentences; here `SentenceEncoder.paraphrase_mining` does).  Memory: the
-    candidates ([n, top_k]) and one [chunk_size, min(n, 100k)] block of scores.
+    embeddings: float [n, d] (the dtypes `semantic_search` takes); fewer than 2 rows give [].
+    Returns [(score float, i int, j int)].  Each row's `top_k` nearest other rows are the
+    candidates (so a pair is found when either side ranks the other in its top k); `max_pairs`
+    (None: all) keeps the best that many; `top_k`, `max_pairs` and `chunk_size` must be
+    positive ints and `score_function` "cosine" or "dot" (ValueError).  The shape of
+    sentence-transformers' `util.paraphrase_mining` (which takes the model and sentences; here
+    `SentenceEncoder.paraphrase_mining` does).  Memory: the candidates ([n, top_k]) and one
+    [chunk_size, min(n, 100k)] block of scores.
     """
     embeddings = _as_matrix(embeddings, "embeddings")
     top_k = positive_int(top_k, "top_k")

@@ -245,7 +245,10 @@ class _ExportedBackend:
 
 
 class SentenceEncoder:
-    """Encodes Korean sentences into fixed-size embeddings."""
+    """Encodes Korean sentences into fixed-size embeddings (float32 [n, embedding_dim]).
+
+    Build one with `SentenceEncoder.load(path)`; the constructor takes a loaded backend.
+    """
 
     def __init__(self, backend, path: Optional[str] = None, config=None):
         if isinstance(backend, (str, os.PathLike)) or backend is None:
@@ -258,7 +261,21 @@ class SentenceEncoder:
 
     @classmethod
     def load(cls, path: Optional[str] = None) -> "SentenceEncoder":
-        """Loads a model directory, an export directory, or the default model."""
+        """Loads a model directory, an export directory, or the default model.
+
+        Args:
+          path: a tfkosent model directory (config.json + weights.npz), an export directory
+            written by `tfkosent export` (tfkosent_export.json + preprocess/ + encoder/), a
+            str or os.PathLike ("~" expanded); "default" or None: `default_model_path()`.
+        Returns:
+          a `SentenceEncoder`.
+        Raises:
+          TypeError: `path` is not a str or os.PathLike.
+          ValueError: `path` is blank, is a cross-encoder (load it with `CrossEncoder.load`),
+            is neither kind of directory, or is an export whose tfkosent_export.json or
+            SavedModels do not load.
+          FileNotFoundError: `path` does not exist, or no default model is found.
+        """
         if path is not None:
             if isinstance(path, os.PathLike):
                 path = os.fspath(path)
@@ -287,6 +304,8 @@ class SentenceEncoder:
 
     @property
     def embedding_dim(self) -> int:
+        """The embedding size: `encode` returns float32 [n, embedding_dim] (the encoder's
+        hidden size)."""
         return self._backend.dim
 
     def get_sentence_embedding_dimension(self) -> int:
@@ -299,7 +318,9 @@ class SentenceEncoder:
     def max_seq_length(self) -> int:
         """Tokens per sentence, the model's prefix and special tokens included; `encode`
         truncates longer sentences (and warns). Settable, as in sentence-transformers, to a
-        lower value (faster on long texts) up to the model's maximum."""
+        lower value (faster on long texts) up to the model's maximum; a value below the
+        special tokens plus the prefix's tokens plus one, or above the maximum, is a
+        ValueError."""
         return self._max_seq_length or self._backend.seq_length
 
     @max_seq_length.setter
@@ -325,7 +346,11 @@ class SentenceEncoder:
     def tokenize(self, sentences) -> List[List[int]]:
         """Token ids of each sentence (lists of int), as the encoder reads them before packing:
         the model's `text_prefix` pieces (e5's "query: ") first, no special tokens ([CLS],
-        [SEP] / <s>, </s>); `encode` truncates to `max_seq_length` minus the special tokens."""
+        [SEP] / <s>, </s>); `encode` truncates to `max_seq_length` minus the special tokens.
+
+        sentences: as for `encode`; one str still gives a list of one list. Nothing is
+        truncated here. Raises TypeError / ValueError as `encode` does for a bad sentence.
+        """
         import tensorflow as tf
         sentences = validate_sentences(sentences)
         return self._backend.tokenize(tf.constant(sentences, tf.string)).to_list()
@@ -338,11 +363,13 @@ class SentenceEncoder:
         """Embeds sentences.
 
         Args:
-          sentences: a str or a sequence of str (bytes must be UTF-8).
+          sentences: a str or a sequence of str (bytes must be UTF-8); NumPy string arrays
+            and tf.string tensors [n] (or 0-d: one sentence) too.
           batch_size: sentences per encoder call (a positive int; numpy integers too, not
             bool); batches are formed after sorting by token count, so each is padded only
             to its longest.
-          normalize_embeddings: L2-normalize (dot product = cosine).
+          normalize_embeddings: L2-normalize (dot product = cosine); False returns the
+            encoder's `pooled_output` as it is.
           show_progress_bar: tqdm bar over batches; default: on when stderr is
             a terminal and there is more than one batch.
           convert_to_tensor: return a tf.Tensor instead of a NumPy array.
@@ -359,7 +386,20 @@ class SentenceEncoder:
             `output_value` must be "sentence_embedding" (token states: the exported
             `encoder/`'s `sequence_output`).
         Returns:
-          float32 [n, hidden] (one sentence, a str, gives [hidden]), or the `precision` codes.
+          a NumPy array (a tf.Tensor with `convert_to_tensor=True` or
+          `convert_to_numpy=False`): float32 [n, hidden] for precision "float32", int8 / uint8
+          [n, hidden] for "int8" / "uint8", int8 / uint8 [n, hidden / 8] for "binary" /
+          "ubinary"; one sentence (a str, bytes, or a 0-d array or tensor) drops the first
+          axis ([hidden]). No sentences give [0, hidden] (or [0, hidden / 8]).
+        Raises:
+          TypeError: `sentences` or one of them is not text (the error names the item).
+          ValueError: a sentence is not valid UTF-8 text; `batch_size` is not a positive int;
+            an unknown `precision` or `output_value`; `calibration_embeddings` with a precision
+            other than int8 / uint8, or of the wrong shape; int8 / uint8 codes of a single
+            sentence without `calibration_embeddings`.
+        Warns (UserWarning) when sentences are truncated to `max_seq_length`, and when they
+        already start with the model's `text_prefix` (or the query / passage prompt its
+        metadata names), which the preprocessor puts before every text itself.
         """
         if output_value != "sentence_embedding":
             raise ValueError(f"output_value must be 'sentence_embedding', got {output_value!r} (token "
@@ -468,8 +508,9 @@ class SentenceEncoder:
                    batch_size: int = 64) -> np.ndarray:
         """Cosine similarity matrix float32 [len(a), len(b)] of sentences (b defaults to a).
 
-        For embeddings already computed by `encode` (unit length), the same matrix is
-        `emb_a @ emb_b.T`.
+        a, b: a str (one row or column) or a sequence of str, as for `encode`. Raises TypeError
+        for numeric arrays or tensors: for embeddings already computed by `encode` (unit
+        length), the same matrix is `emb_a @ emb_b.T`.
         """
         for name, value in (("a", a), ("b", b)):
             kind = _numeric_array_kind(value)
@@ -489,16 +530,21 @@ class SentenceEncoder:
         """The `top_k` corpus sentences most similar (cosine) to each query.
 
         Args:
-          queries: a str or a sequence of str.
+          queries: a str or a sequence of str (one str still gives a list of one list).
           corpus: the sentences searched; may be omitted when `corpus_embeddings` is given.
-          top_k: hits per query (fewer when the corpus is smaller).
-          corpus_embeddings: float [len(corpus), embedding_dim] from `encode(corpus)` (a
-            NumPy array or a tf.Tensor), to search one corpus many times without encoding it
-            again. Quantized codes are refused: dequantize int8 / uint8 codes first
-            (`tfkosent.quantization.dequantize_int8`).
+          top_k: hits per query, a positive int (fewer when the corpus is smaller).
+          corpus_embeddings: float16 / float32 / float64 [len(corpus), embedding_dim] from
+            `encode(corpus)` (a NumPy array or a tf.Tensor), to search one corpus many times
+            without encoding it again. Any other dtype is a ValueError: dequantize int8 /
+            uint8 codes first (`tfkosent.quantization.dequantize_int8`), and cast bfloat16
+            to float32 (`tfkosent.search.semantic_search` takes bfloat16 as it is).
         Returns:
           one list per query of `{"corpus_id": int, "score": float}`, best first (the shape of
           sentence-transformers' `util.semantic_search`); `corpus_id` indexes `corpus`.
+        Raises:
+          ValueError: neither `corpus` nor `corpus_embeddings`; `corpus_embeddings` not
+            [n, embedding_dim] floats, or n != len(corpus); `top_k` not a positive int.
+          TypeError: a query or corpus sentence that is not text (as in `encode`).
         """
         from tfkosent.search import semantic_search
 
@@ -531,7 +577,12 @@ class SentenceEncoder:
                           ) -> List[tuple]:
         """The most similar pairs (cosine) among `sentences`: `(score, i, j)` with i < j, best
         first, each pair once; candidates are each sentence's `top_k` nearest others, and
-        `max_pairs` keeps the best that many (near-duplicates first)."""
+        `max_pairs` keeps the best that many (near-duplicates first).
+
+        sentences: as for `encode`; i and j index it. Returns a list of (float, int, int),
+        empty for fewer than 2 sentences. `top_k`, `max_pairs` (None: all) and `batch_size`
+        must be positive ints (ValueError otherwise).
+        """
         from tfkosent.search import paraphrase_mining
 
         embeddings = self._encode(validate_sentences(sentences), batch_size=batch_size, stacklevel=2)

@@ -172,7 +172,8 @@ def rankdata(x) -> np.ndarray:
 
 
 def pearson(x, y) -> float:
-    """Pearson correlation of two equal-length 1-D arrays (nan if either is constant)."""
+    """Pearson correlation (float, in [-1, 1]) of two equal-length 1-D arrays (nan if either is
+    constant). ValueError unless both are 1-D, of one length n >= 2, and finite."""
     x, y = _paired(x, y)
     dx, dy = x - x.mean(), y - y.mean()
     denom = math.sqrt(float(dx @ dx) * float(dy @ dy))
@@ -182,13 +183,15 @@ def pearson(x, y) -> float:
 
 
 def spearman(x, y) -> float:
-    """Spearman rank correlation (Pearson of average ranks) of two 1-D arrays."""
+    """Spearman rank correlation (Pearson of average ranks) of two 1-D arrays: float in [-1, 1]
+    (nan if either is constant); the same ValueErrors as `pearson`."""
     x, y = _paired(x, y)
     return pearson(rankdata(x), rankdata(y))
 
 
 def f1_binary(gold: Sequence[int], predicted: Sequence[int]) -> float:
-    """F1 of the positive class (label 1) from TP/FP/FN counts; 0.0 when TP = 0."""
+    """F1 of the positive class (label 1) from TP/FP/FN counts, a float in [0, 1]; 0.0 when
+    TP = 0. gold, predicted: 0/1 (or bool) [n]; ValueError when their shapes differ."""
     g = np.asarray(gold).astype(bool)
     p = np.asarray(predicted).astype(bool)
     if g.shape != p.shape:
@@ -213,7 +216,8 @@ def encode_unique(encode_fn: EncodeFn, sentences: Sequence[str], batch_size: int
 
     `encode_fn(list[str]) -> array [len(list), dim]` is called on batches of at most
     `batch_size` sentences, taken in order of length so that batches pad little; each
-    call's output is checked for shape and finiteness.
+    call's output is checked for shape and finiteness (ValueError naming the problem, as for
+    a `batch_size` <= 0). No sentences give float32 [0, 0].
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -266,7 +270,8 @@ def pair_similarities(emb1, emb2) -> Dict[str, np.ndarray]:
 
 def compute_similarities(encode_fn: EncodeFn, examples: Sequence[STSExample], batch_size: int = 64,
                          show_progress_bar: bool = False) -> Dict[str, np.ndarray]:
-    """`pair_similarities` of the examples' sentence pairs, each unique sentence encoded once."""
+    """`pair_similarities` of the examples' sentence pairs, each unique sentence encoded once:
+    {name: float64 [len(examples)]}. ValueError for no examples."""
     if not examples:
         raise ValueError("no examples to evaluate")
     index: Dict[str, int] = {}
@@ -297,7 +302,8 @@ def fit_f1_threshold(cosines, binary) -> float:
 
     cosines: float [n]; binary: int [n] gold labels (1 = similar).  Candidate cuts are
     the observed cosines (predict positive iff cosine >= cut); of cuts with equal F1 the
-    highest is kept (the fewest predicted positives)."""
+    highest is kept (the fewest predicted positives).  Returns that cosine, a float;
+    ValueError when the lengths differ or no pair is positive."""
     x = _as_1d(cosines, "cosines")
     y = np.asarray(binary, dtype=np.int64)
     if y.shape != x.shape:
@@ -320,6 +326,9 @@ def sts_metrics(similarities: Mapping[str, np.ndarray], examples: Sequence[STSEx
                 f1_cosine_threshold: Optional[float] = None) -> Dict[str, float]:
     """Protocol metrics (x100) of precomputed `pair_similarities` against the examples' gold.
 
+    similarities: {name: float [n]} with the keys of `SIMILARITIES`; examples: n >= 2
+    `STSExample`s. Returns {metric key: float x100, "n": int} (the keys listed in the module
+    docstring); an undefined correlation is nan, with a RuntimeWarning.
     f1_cosine_threshold: a cosine cut fitted on training pairs; adds "f1_fitted" for
     examples with binary labels (see the module docstring)."""
     f1_cosine_threshold = check_cosine_threshold(f1_cosine_threshold)
@@ -446,8 +455,11 @@ def load_sts_file(path: PathLike) -> List[STSExample]:
     A TSV whose header row names the columns `sentence1`, `sentence2` and `score` (any
     order; other columns are ignored; no quoting), or JSON lines with those keys.  Scores
     may use any scale: the correlations do not depend on it.  An optional `binary_label`
-    column (0/1) adds KLUE-STS's F1 columns, which assume scores on the 0-5 scale.  A
-    malformed line raises `DatasetFormatError` naming the file and line.
+    column (0/1) adds KLUE-STS's F1 columns, which assume scores on the 0-5 scale.
+    Returns [STSExample(sentence1 str, sentence2 str, score float, binary_label int or None)]
+    in file order.  A malformed line, or a file with no pairs, raises `DatasetFormatError`
+    naming the file (and line); a missing path FileNotFoundError, a directory
+    IsADirectoryError.
     """
     from tfkosent.training.data import read_table  # the training reader: one format, one parser
 
@@ -499,7 +511,12 @@ def evaluate_pairs(model, sentences1: Sequence[str], sentences2: Sequence[str], 
     model: a `SentenceEncoder`, or a function list[str] -> float array [n, dim].
     sentences1, sentences2: str sequences of equal length n >= 2; scores: float [n], any scale.
     binary_labels: optional 0/1 [n] (KLUE-STS style; adds "pearson" on the 0-5 scale and "f1").
-    Returns the metric dict with "n"; each unique sentence is encoded once.
+    batch_size: sentences per `encode_fn` call.  f1_cosine_threshold: None or a cosine in
+    [-1, 1]; with binary labels, adds "f1_fitted" (see `sts_metrics`).
+    Returns the metric dict ({key: float x100, "n": int}, see `sts_metrics`); each unique
+    sentence is encoded once.  Raises ValueError for lengths that differ, n < 2, a score that
+    is not a finite number, a label other than 0/1, a blank or non-str sentence, or a bad
+    threshold; TypeError for a `model` that neither encodes nor is callable.
     """
     n = len(sentences1)
     scores = _gold_scores(scores, "scores")
@@ -530,8 +547,12 @@ def run_tasks(encode_fn: EncodeFn, tasks: Sequence[str] = DEFAULT_TASKS,
               pairs_files: Sequence[PathLike] = ()) -> Dict[str, Dict[str, float]]:
     """Evaluates `encode_fn` on each task ("korsts-dev", "korsts-test", "klue-sts-dev",
     "korsts-train", "klue-sts-train"), then on each of `pairs_files` (`load_sts_file`;
-    its result is keyed by the path as given); returns {task: metric dict} in that order.
-    f1_cosine_threshold: see `sts_metrics` (a model's fitted KLUE-STS cut).
+    its result is keyed by the path as given); returns {task: metric dict} in that order
+    (`sts_metrics`).
+    encode_fn: list[str] -> float array [len(list), dim], called on batches of at most
+    `batch_size` sentences.  f1_cosine_threshold: see `sts_metrics` (a model's fitted
+    KLUE-STS cut).  Every task name is checked before any file is read (ValueError for an
+    unknown one, a bad `limit`, or nothing to evaluate).
 
     With `plot_dir`, also writes ``<plot_dir>/<task or file stem>.png``: gold score vs
     cosine.  With `limit`, only the first `limit` pairs of each task and file are used

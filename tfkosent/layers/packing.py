@@ -119,7 +119,8 @@ def longest_packed_length(segments: Sequence[tf.RaggedTensor], packing: str,
                           max_seq_length) -> tf.Tensor:
     """Shortest seq_length that loses nothing for this batch, capped at max_seq_length.
 
-    Returns an int32 scalar; at least the number of special tokens, so empty
+    segments: 1 or 2 ragged int ids [batch, (tokens)] (special tokens not yet added).
+    Returns an int32 scalar tensor; at least the number of special tokens, so empty
     inputs and empty batches still pack.
     """
     segments = _same_rows([_as_token_rows(s) for s in segments])
@@ -134,8 +135,13 @@ def pack_segments(segments: Sequence[tf.RaggedTensor], seq_length, start_of_sequ
                   ) -> Dict[str, tf.Tensor]:
     """Packs 1 or 2 ragged segments into the encoder's three int32 [batch, seq_length] inputs.
 
-    `seq_length` may be a Python int or an int32 scalar tensor (the exported
-    `bert_pack_inputs` takes it as a tensor so one trace serves every length).
+    segments: 1 or 2 ragged int ids [batch, (tokens)] (or [batch, (words), (pieces)]) with
+    the same number of rows; `seq_length` may be a Python int or an int32 scalar tensor (the
+    exported `bert_pack_inputs` takes it as a tensor so one trace serves every length).
+    Returns {"input_word_ids", "input_mask", "input_type_ids"}. ValueError for an unknown
+    `packing`, another number of segments, or segments whose row counts differ (known at
+    trace time; else InvalidArgumentError at run time, as for a `seq_length` shorter than the
+    special tokens).
     """
     if packing not in PACKING_PATTERNS:
         raise ValueError(f"packing must be one of {PACKING_PATTERNS}, got {packing!r}")
@@ -194,6 +200,8 @@ class BertPackInputs(keras.layers.Layer):
         self.packing = packing
 
     def call(self, inputs: List[tf.RaggedTensor], seq_length=None):
+        """See the class docstring; one tensor alone is one segment. ValueError for a string
+        `seq_length` other than "longest"."""
         if not isinstance(inputs, (list, tuple)):
             inputs = [inputs]
         if seq_length is None:

@@ -76,7 +76,11 @@ def build_tokenizer(config: PreprocessConfig, sentencepiece_proto: Optional[byte
 
 @keras.saving.register_keras_serializable(package="tfkosent")
 class Preprocessor(keras.layers.Layer):
-    """Strings -> `input_word_ids`, `input_mask`, `input_type_ids` (int32 [batch, seq_length])."""
+    """Strings -> `input_word_ids`, `input_mask`, `input_type_ids` (int32 [batch, seq_length]).
+
+    tokenizer: a `SentencepieceTokenizer` or `WordpieceTokenizer` (or its config dict);
+    seq_length: the packed length when a call gives none; packing: "bert" or "roberta".
+    """
 
     def __init__(self, tokenizer: keras.layers.Layer, seq_length: int, packing: str = "bert",
                  **kwargs):
@@ -95,6 +99,8 @@ class Preprocessor(keras.layers.Layer):
     def from_config_and_vocab(cls, config: PreprocessConfig, sentencepiece_proto=None,
                               wordpiece_vocab=None, seq_length: Optional[int] = None,
                               **kwargs) -> "Preprocessor":
+        """The Preprocessor a PreprocessConfig describes, with its SentencePiece model (bytes)
+        or WordPiece vocabulary (list of str); `seq_length` defaults to the config's."""
         tokenizer = build_tokenizer(config, sentencepiece_proto, wordpiece_vocab)
         return cls(tokenizer, seq_length or config.seq_length, config.packing, **kwargs)
 
@@ -104,6 +110,7 @@ class Preprocessor(keras.layers.Layer):
         self.built = True
 
     def get_special_tokens_dict(self):
+        """The tokenizer's special-token ids ({"vocab_size", "start_of_sequence_id", ...})."""
         return self.tokenizer.get_special_tokens_dict()
 
     def tokenize(self, strings) -> tf.RaggedTensor:
@@ -116,9 +123,16 @@ class Preprocessor(keras.layers.Layer):
         return text_prefix_length(self.tokenizer, self.tokenizer.text_prefix)
 
     def bert_pack_inputs(self, segments, seq_length=None):
+        """1 or 2 segments (ragged int32 [batch, (tokens)], e.g. from `tokenize`) -> dict of int32
+        [batch, seq_length]; `seq_length`: None (this layer's), an int or int32 scalar tensor, or
+        "longest" (see `BertPackInputs`)."""
         return self.packer(list(segments), seq_length=seq_length)
 
     def call(self, strings, seq_length=None):
+        """tf.string [batch] (or [batch, 1]; valid UTF-8) -> {"input_word_ids", "input_mask",
+        "input_type_ids"}, int32 [batch, seq_length] each; `seq_length` as in
+        `bert_pack_inputs`. A bad shape or invalid UTF-8 raises InvalidArgumentError
+        (`checked_sentences`)."""
         return self.packer([self.tokenize(strings)], seq_length=seq_length)
 
     def get_config(self):

@@ -85,6 +85,9 @@ class _TokenizerBase(keras.layers.Layer):
     def get_special_tokens_dict(self) -> Dict[str, int]:
         """Ids in the keys tf-models' BertPackInputs and TF Hub preprocessors use.
 
+        {"vocab_size", "start_of_sequence_id", "end_of_segment_id", "padding_id", "mask_id",
+        "unk_id"}: Python ints; a special token configured as None has no key.
+
         Raises ValueError naming a configured special token that is not in the
         vocabulary (an unknown token would silently map to `unk`).
         """
@@ -120,7 +123,7 @@ class SentencepieceTokenizer(_TokenizerBase):
     """Strings -> SentencePiece ids.
 
     Call: tf.string [batch] -> tf.RaggedTensor int32 [batch, (tokens)], without
-    special tokens (packing adds them).
+    special tokens (packing adds them); the `text_prefix` pieces, if any, come first.
     """
 
     def __init__(self, model_serialized_proto: bytes | str, cls_token: str = "[CLS]",
@@ -200,7 +203,8 @@ class WordpieceTokenizer(_TokenizerBase):
         `unk_token`.
     Known difference: a special-token string inside the text ("[MASK]") is
     split like any text, where Hugging Face emits the special token.
-    Call: tf.string [batch] -> tf.RaggedTensor int32 [batch, (tokens)].
+    Call: tf.string [batch] -> tf.RaggedTensor int32 [batch, (tokens)], without special
+    tokens; the `text_prefix` pieces, if any, come first.
     """
 
     def __init__(self, vocab: Sequence[str], cls_token: str = "[CLS]", sep_token: str = "[SEP]",

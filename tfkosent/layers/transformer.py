@@ -152,8 +152,9 @@ class _TransformerLayer(keras.layers.Layer):
 
     def forward(self, x, attention_mask, training=False):
         """(output, FFN activation): x [batch * seq, hidden] -> the block's output [batch * seq,
-        hidden] and the GELU output of its FFN [batch * seq, intermediate], which FFN pruning
-        (`tfkosent.training.prune`) measures."""
+        hidden] and the output of its FFN's activation (`hidden_activation`: GELU, approximate
+        GELU or ReLU) [batch * seq, intermediate], which FFN pruning (`tfkosent.training.prune`)
+        measures. Both in the compute dtype."""
         a = self.attention(x, attention_mask, training=training)
         x = self.attention_layer_norm(x + self.attention_dropout(a, training=training))
         x = tf.cast(x, self.compute_dtype)
@@ -167,13 +168,15 @@ class _TransformerLayer(keras.layers.Layer):
 class TransformerEncoder(keras.layers.Layer):
     """BERT-family encoder: token ids in, sequence and pooled outputs out.
 
-    Call with a dict of int32 tensors, each [batch, seq_length]:
+    Call with a dict of int32 tensors (other int dtypes are cast), each [batch, seq_length],
+    seq_length at most `config.max_seq_length` (the position table less `position_offset`):
       `input_word_ids`, `input_mask` (1 = real token, 0 = padding),
-      `input_type_ids`.
+      `input_type_ids` (ignored when `type_vocab_size` is 0).
     Returns a dict:
       `sequence_output`  float32 [batch, seq_length, hidden]  (last layer)
       `encoder_outputs`  list of num_layers float32 [batch, seq_length, hidden]
-      `pooled_output`    float32 [batch, hidden]  (sentence embedding, not normalized)
+      `pooled_output`    float32 [batch, hidden]  (sentence embedding, not normalized:
+                         `config.pooling` "mean", "cls" or "cls_dense_tanh")
       `default`          = `pooled_output`
     Dropout is active only with `training=True`.
     """

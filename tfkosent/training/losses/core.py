@@ -58,7 +58,8 @@ class Loss:
                 yield name, f"must be positive, got {value}"
 
     def __call__(self, embeddings: tf.Tensor, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
-        """embeddings float32 [batch, len(views), hidden] -> float32 scalar."""
+        """embeddings float32 [batch, len(views), hidden] (the `views` in order), labels
+        {key: tensor [batch, ...]} with the `label_keys` -> float32 scalar."""
         raise NotImplementedError
 
 

@@ -45,9 +45,10 @@ class CoSENTLoss(Loss):
 def ranking_loss(similarity: tf.Tensor, score: tf.Tensor, scale: float) -> tf.Tensor:
     """CoSENT's ranking term, float32 scalar, for any pair similarity.
 
-    similarity: float32 [n], one per pair (cosine for CoSENT, the angle
-    similarity for AnglE); score: [n] gold scores. Sums over every (i, j) with
-    score_i > score_j: log(1 + sum exp(scale * (similarity_j - similarity_i))).
+    similarity: float [n], one per pair (cosine for CoSENT, the angle
+    similarity for AnglE); score: float [n] gold scores; both cast to float32. Sums over
+    every (i, j) with score_i > score_j: log(1 + sum exp(scale * (similarity_j -
+    similarity_i))); 0 (log 1) when no scores differ.
     """
     sim = tf.cast(similarity, tf.float32) * scale
     score = tf.cast(score, tf.float32)

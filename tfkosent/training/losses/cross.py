@@ -39,6 +39,7 @@ class _PairScoreLoss(Loss):
         yield from self._positive("max_score")
 
     def targets(self, labels: Dict[str, tf.Tensor]) -> tf.Tensor:
+        """float32 [batch]: labels["score"] / max_score, clipped to [0, 1]."""
         return tf.clip_by_value(tf.cast(labels["score"], tf.float32) / self.max_score, 0.0, 1.0)
 
 
