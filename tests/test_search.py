@@ -138,6 +138,10 @@ def test_sentence_encoder_search(tiny_model_dir):
         model.search(queries, corpus, corpus_embeddings=embeddings[:39])
     with pytest.raises(ValueError, match=r"must be \[n, 32\]"):
         model.search(queries, corpus_embeddings=embeddings[:, :5])
+    import ml_dtypes   # bfloat16 embeddings (a mixed_bfloat16 model's) are floats here too
+    half = embeddings.astype(ml_dtypes.bfloat16)
+    assert model.search(queries, top_k=3, corpus_embeddings=half) == \
+        model.search(queries, top_k=3, corpus_embeddings=half.astype(np.float32))
     with pytest.raises(ValueError, match="needs corpus"):
         model.search(queries)
     with pytest.raises(TypeError, match=r"corpus\[1\] must be a str"):

@@ -31,7 +31,7 @@ from tfkosent.validation import check_finite_rows, positive_int
 SCORE_FUNCTIONS = ("cosine", "dot")
 
 
-def _is_extension_float(dtype: np.dtype) -> bool:
+def is_extension_float(dtype: np.dtype) -> bool:
     """bfloat16 and the float8 types (ml_dtypes, as TensorFlow hands them to NumPy: kind 'V'),
     e.g. the output of a model run under mixed_bfloat16."""
     try:
@@ -50,7 +50,7 @@ def _as_matrix(x, name: str) -> np.ndarray:
         raw = np.asarray(x)
     except ValueError:  # NumPy: "setting an array element with a sequence ... inhomogeneous"
         raise ValueError(f"{what}; its rows differ in length") from None
-    if raw.dtype.kind not in "biuf" and not _is_extension_float(raw.dtype):
+    if raw.dtype.kind not in "biuf" and not is_extension_float(raw.dtype):
         raise TypeError(f"{what} of numbers, got {raw.dtype.name} values "
                         f"(e.g. {raw.reshape(-1)[0]!r})" if raw.size else f"{what} of numbers")
     with np.errstate(over="ignore"):

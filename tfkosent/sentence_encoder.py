@@ -533,11 +533,11 @@ class SentenceEncoder:
           queries: a str or a sequence of str (one str still gives a list of one list).
           corpus: the sentences searched; may be omitted when `corpus_embeddings` is given.
           top_k: hits per query, a positive int (fewer when the corpus is smaller).
-          corpus_embeddings: float16 / float32 / float64 [len(corpus), embedding_dim] from
-            `encode(corpus)` (a NumPy array or a tf.Tensor), to search one corpus many times
-            without encoding it again. Any other dtype is a ValueError: dequantize int8 /
-            uint8 codes first (`tfkosent.quantization.dequantize_int8`), and cast bfloat16
-            to float32 (`tfkosent.search.semantic_search` takes bfloat16 as it is).
+          corpus_embeddings: floats (float16/32/64, or bfloat16 from a mixed-precision model)
+            [len(corpus), embedding_dim] from `encode(corpus)` (a NumPy array or a
+            tf.Tensor), to search one corpus many times without encoding it again. Any
+            other dtype is a ValueError: dequantize int8 / uint8 codes first
+            (`tfkosent.quantization.dequantize_int8`).
         Returns:
           one list per query of `{"corpus_id": int, "score": float}`, best first (the shape of
           sentence-transformers' `util.semantic_search`); `corpus_id` indexes `corpus`.
@@ -546,7 +546,7 @@ class SentenceEncoder:
             [n, embedding_dim] floats, or n != len(corpus); `top_k` not a positive int.
           TypeError: a query or corpus sentence that is not text (as in `encode`).
         """
-        from tfkosent.search import semantic_search
+        from tfkosent.search import is_extension_float, semantic_search
 
         if corpus_embeddings is None:
             if corpus is None:
@@ -555,7 +555,8 @@ class SentenceEncoder:
                                              argument="corpus", stacklevel=2)
         else:
             corpus_embeddings = np.asarray(corpus_embeddings)
-            if not np.issubdtype(corpus_embeddings.dtype, np.floating):
+            if not (np.issubdtype(corpus_embeddings.dtype, np.floating)
+                    or is_extension_float(corpus_embeddings.dtype)):
                 raise ValueError(f"corpus_embeddings must be float embeddings, got dtype "
                                  f"{corpus_embeddings.dtype}; int8 / uint8 codes from "
                                  f"encode(precision=...) must be dequantized first "
