@@ -551,6 +551,10 @@ def test_cli_bad_paths_are_one_error_line_naming_them(tiny_model_dir, tmp_path, 
         (["search", "가", "--corpus", d, "--model", nomodel], f"{d}: a directory, not a corpus file"),
         (["evaluate", tiny_model_dir, "--pairs", d], f"pairs file {d} is a directory, not a file"),
         (["silver-stats", d], f"{d} is a directory, not a file"),
+        (["silver", "--bi-encoder", nomodel, "--cross-encoder", nomodel, "--out", f],
+         f"--out {f} is a file, not a directory"),
+        (["prune-ffn", nomodel, f + "/pruned", "--intermediate-size", "8"],
+         f"OUT {f}/pruned: its parent {f} is a file"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv

@@ -175,6 +175,9 @@ def cmd_pipeline(args) -> int:
 
 def cmd_silver(args) -> int:
     from tfkosent.training.silver import silver_cli
+    from tfkosent.validation import check_output_path
+
+    check_output_path(args.out, "--out", directory=True)   # before the pool is encoded
     return silver_cli(args)
 
 
@@ -185,6 +188,9 @@ def cmd_silver_stats(args) -> int:
 
 def cmd_prune_ffn(args) -> int:
     from tfkosent.training.prune import prune_cli
+    from tfkosent.validation import check_output_path
+
+    check_output_path(args.out, "OUT", directory=True)      # before the sentences are measured
     return prune_cli(args)
 
 
