@@ -26,20 +26,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from tfkosent.validation import check_finite_rows, positive_int
+from tfkosent.validation import check_finite_rows, is_extension_float, positive_int
 
 SCORE_FUNCTIONS = ("cosine", "dot")
-
-
-def is_extension_float(dtype: np.dtype) -> bool:
-    """bfloat16 and the float8 types (ml_dtypes, as TensorFlow hands them to NumPy: kind 'V'),
-    e.g. the output of a model run under mixed_bfloat16."""
-    try:
-        import ml_dtypes
-        ml_dtypes.finfo(dtype)
-    except (ImportError, TypeError, ValueError):
-        return False
-    return True
 
 
 def _as_matrix(x, name: str) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Callable, List, Optional, Sequence, Union
 import numpy as np
 
 from tfkosent.model_dir import is_model_dir, load_model_dir
-from tfkosent.validation import positive_int
+from tfkosent.validation import is_extension_float, positive_int
 
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "default_model")
 
@@ -295,7 +295,7 @@ class SentenceEncoder:
                 raise ValueError(f"{path} is a cross-encoder (pair scorer), not a sentence "
                                  f"encoder: load it with tfkosent.CrossEncoder.load({path!r})")
             return cls(_InMemoryBackend(files), path, files.config)
-        if os.path.isfile(os.path.join(path, "tfkosent_export.json")):
+        if os.path.isfile(os.path.join(path, EXPORT_INFO_FILE)):
             return cls(_ExportedBackend(path), path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: no such model")
@@ -546,7 +546,7 @@ class SentenceEncoder:
             [n, embedding_dim] floats, or n != len(corpus); `top_k` not a positive int.
           TypeError: a query or corpus sentence that is not text (as in `encode`).
         """
-        from tfkosent.search import is_extension_float, semantic_search
+        from tfkosent.search import semantic_search
 
         if corpus_embeddings is None:
             if corpus is None:

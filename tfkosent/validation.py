@@ -49,3 +49,14 @@ def check_output_path(path, option: str, directory: bool = False) -> None:
         parent = os.path.dirname(parent)
     if parent and os.path.exists(parent) and not os.path.isdir(parent):
         raise NotADirectoryError(f"{option} {path}: its parent {parent} is a file, not a directory")
+
+
+def is_extension_float(dtype: np.dtype) -> bool:
+    """bfloat16 and the float8 types (ml_dtypes, as TensorFlow hands them to NumPy: kind 'V'),
+    e.g. the output of a model run under mixed_bfloat16."""
+    try:
+        import ml_dtypes
+        ml_dtypes.finfo(dtype)
+    except (ImportError, TypeError, ValueError):
+        return False
+    return True

@@ -115,9 +115,7 @@ def _gold_scores(values, name: str = "scores") -> np.ndarray:
         for i, value in enumerate(values):
             if not _is_number(value):
                 raise ValueError(f"{name}[{i}] must be a number, got {value!r}")
-    a = np.asarray(values, dtype=np.float64)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    a = _as_1d(values, name)
     bad = np.flatnonzero(~np.isfinite(a))
     if len(bad):
         raise ValueError(f"{name}[{int(bad[0])}] is {a[bad[0]]}: gold scores must be finite numbers "

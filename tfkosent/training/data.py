@@ -121,8 +121,7 @@ def _json_object(pairs) -> _JSONObject:
     """json.loads' object_pairs_hook."""
     out = _JSONObject(pairs)
     if len(out) != len(pairs):
-        seen: set = set()
-        out.repeated = tuple(k for k, _ in pairs if k in seen or seen.add(k))
+        out.repeated = tuple(_repeated(k for k, _ in pairs))
     return out
 
 

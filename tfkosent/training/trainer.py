@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import glob
 import json
 import logging
@@ -911,12 +912,15 @@ class Trainer:
                         if task.loop_fn is None:  # traced on first use, once per task and run
                             task.loop_fn = self._make_loop_fn(task)
                         examples = streams[t].take(n)
+                        run = functools.partial(task.loop_fn, streams[t].iterator,
+                                                tf.constant(n, tf.int32))
                     else:
                         n = 1
                         if task.step_fn is None:  # traced on first use, once per task and run
                             task.step_fn = self._make_step_fn(task, streams[t].element_spec)
                         one, batch = streams[t].next_batch()
                         examples = one[None]
+                        run = functools.partial(task.step_fn, batch)
                     for i in range(n):
                         self.log.batch(step=step + 1 + i, epoch=epoch.index, position=pos + i,
                                        task=task.name, batch=order[pos + i][1],
@@ -924,14 +928,11 @@ class Trainer:
                     # The loss stays on the device until the next log line, evaluation or
                     # checkpoint: reading it every step (float()) made the host wait for each
                     # step on a GPU/TPU before it could dispatch the next one.
-                    if c.steps_per_loop > 1:
-                        chunk = task.loop_fn(streams[t].iterator, tf.constant(n, tf.int32))
-                        self._pending += [_PendingLoss(step + 1 + i, task.name, epoch.index,
-                                                       order[pos + i][1], chunk, i)
-                                          for i in range(n)]
-                    else:
-                        self._pending.append(_PendingLoss(step + 1, task.name, epoch.index,
-                                                          order[pos][1], task.step_fn(batch)))
+                    loss = run()   # a scalar, or a loop's [n]: item i is step i's
+                    self._pending += [_PendingLoss(step + 1 + i, task.name, epoch.index,
+                                                   order[pos + i][1], loss,
+                                                   i if c.steps_per_loop > 1 else None)
+                                      for i in range(n)]
                     step += n
                     pos += n
                     self.state.set_position(step, epoch.index, pos)
