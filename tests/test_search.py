@@ -1,5 +1,6 @@
 """Semantic search: exact top-k against brute force, ties, errors, `SentenceEncoder.search` and
-`tfkosent search` (corpus file lines, saved corpus embeddings, JSON)."""
+`tfkosent search` (corpus file lines, saved corpus embeddings, JSON); paraphrase mining and
+community detection (`tfkosent communities`)."""
 
 import gzip
 import json
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 from tfkosent.cli import main
-from tfkosent.search import (cached_corpus_embeddings, paraphrase_mining, read_corpus,
-                             semantic_search, top_k_similar)
+from tfkosent.search import (cached_corpus_embeddings, community_detection, paraphrase_mining,
+                             read_corpus, semantic_search, top_k_similar)
 
 
 def brute_force(queries, corpus, k, exclude_self=False, cosine=True):
@@ -301,6 +302,94 @@ def test_sentence_encoder_paraphrase_mining(tiny_model_dir):
     for score, i, j in pairs:
         assert i < j and score == pytest.approx(similarity[i, j], abs=1e-5)
     assert [p[0] for p in pairs] == sorted((p[0] for p in pairs), reverse=True)
+
+
+def _at_angles(degrees):
+    """Unit vectors in a plane, one per angle: cosines are the cosines of the differences."""
+    radians = np.deg2rad(np.asarray(degrees, float))
+    return np.stack([np.cos(radians), np.sin(radians), np.zeros_like(radians)], axis=1)
+
+
+def test_communities_are_disjoint_largest_first_centre_first():
+    e1, e2, e3 = np.eye(3)
+    rows = np.stack([e1, e2, e1, e2 + 0.2 * e3, e1, e2 - 0.2 * e3, e1, e3, e1])
+    # rows 0, 2, 4, 6, 8 are one vector; 1, 3, 5 lie within cosine 0.92 of each other; 7 alone
+    assert community_detection(rows, threshold=0.9, min_community_size=3) == [[0, 2, 4, 6, 8], [1, 3, 5]]
+    assert community_detection(rows, threshold=0.9, min_community_size=4) == [[0, 2, 4, 6, 8]]
+    assert community_detection(rows, threshold=0.9, min_community_size=1) == [
+        [0, 2, 4, 6, 8], [1, 3, 5], [7]]
+    assert community_detection(rows, threshold=0.9, min_community_size=6) == []
+
+    # 7 rows 10 degrees apart, threshold cos 25 degrees: rows 2, 3 and 4 each hold 5 rows. Row
+    # 2's community comes first (ties: the centre found first) and takes rows 0-4: its centre,
+    # then by cosine (rows 1 and 3 tie: lower first). Row 3's keeps only row 5 (dropped); row
+    # 4's keeps 5 and 6 without its centre, which row 2's took.
+    chain = _at_angles([0, 10, 20, 30, 40, 50, 60])
+    threshold = float(np.cos(np.deg2rad(25)))
+    expected = [[2, 1, 3, 0, 4], [5, 6]]
+    for batch_size in (1, 3, 1024):
+        assert community_detection(chain, threshold, min_community_size=2, batch_size=batch_size) == expected
+    assert community_detection(chain, threshold, min_community_size=3) == [[2, 1, 3, 0, 4]]
+    assert community_detection(chain * 7.5, threshold, min_community_size=2) == expected  # cosine
+    # a threshold of 1: identical rows only, each centre kept although its float32 self-cosine
+    # may round under 1
+    assert community_detection(np.tile(chain[:2], (2, 1)), 1.0, min_community_size=2) == [[0, 2], [1, 3]]
+    assert community_detection(np.zeros((0, 3)), 0.5, min_community_size=1) == []
+    rows = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    assert community_detection(rows, 1.0, min_community_size=1) == [[i] for i in range(50)]
+    assert community_detection(np.zeros((2, 3)), 0.5, min_community_size=1) == [[0], [1]]
+    # exact ties among many members come by row: rows 0-39 and 42-81 are one vector, 1 and 2
+    # degrees from rows 41 and 40
+    many = np.concatenate([np.tile(_at_angles([0]), (40, 1)), _at_angles([2, 1]),
+                           np.tile(_at_angles([0]), (40, 1))])
+    assert community_detection(many, 0.99, min_community_size=2) == [
+        list(range(40)) + list(range(42, 82)) + [41, 40]]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"threshold": 1.5}, "threshold must be a number in \\[-1, 1\\]"),
+    ({"threshold": "0.5"}, "threshold must be a number"),
+    ({"threshold": True}, "threshold must be a number"),
+    ({"min_community_size": 0}, "min_community_size must be a positive int"),
+    ({"batch_size": 2.0}, "batch_size must be a positive int"),
+])
+def test_community_detection_names_a_bad_argument(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        community_detection(_at_angles([0, 10]), **kwargs)
+    rows = _at_angles([0, 10, 20])
+    rows[1, 0] = np.nan
+    with pytest.raises(ValueError, match="embeddings\\[1\\] has a NaN"):
+        community_detection(rows)
+
+
+def test_sentence_encoder_and_cli_communities_group_duplicates(tiny_model_dir, tmp_path, capsys):
+    from tfkosent import SentenceEncoder
+    from tfkosent.testing import korean_sentences
+
+    sentences = korean_sentences(12, seed=6)
+    sentences += [sentences[2], sentences[7], sentences[2]]   # rows 12-14: duplicates
+    model = SentenceEncoder.load(tiny_model_dir)
+    assert model.community_detection(sentences, threshold=0.99999, min_community_size=2) == [
+        [2, 12, 14], [7, 13]]
+    with pytest.raises(ValueError, match="threshold must be"):
+        model.community_detection(sentences, threshold=2)
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(sentences[:5] + [""] + sentences[5:]) + "\n", encoding="utf-8")
+    args = ["communities", "--corpus", str(corpus), "--model", tiny_model_dir, "--threshold",
+            "0.99999", "--min-size", "2"]
+    assert main(args + ["--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [[m["line"] for m in c] for c in result] == [[3, 14, 16], [9, 15]]   # line 6 is blank
+    assert result[0][0] == {"corpus_id": 2, "line": 3, "score": pytest.approx(1.0, abs=1e-5),
+                            "sentence": sentences[2]}
+    assert main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("2 communities of >= 2 sentences within cosine 0.99999 of their centre, "
+                      "holding 5 of 15 sentences")
+    assert out[1] == "1. 3 sentences" and out[2].endswith(f"{corpus}:3  {sentences[2]}")
+    assert main(args[:-4] + ["--threshold", "1.5"]) == 2
+    assert "--threshold must be a number in [-1, 1]" in capsys.readouterr().err
 
 
 def test_demo_prints_the_matrix_and_the_search(tiny_model_dir, capsys):

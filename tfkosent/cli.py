@@ -114,6 +114,11 @@ def cmd_search(args) -> int:
     return search_cli(args)
 
 
+def cmd_communities(args) -> int:
+    from tfkosent.search import communities_cli
+    return communities_cli(args)
+
+
 def cmd_export(args) -> int:
     from tfkosent.export import export_model
     from tfkosent.validation import check_output_path
@@ -306,6 +311,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print [{query, hits: [{corpus_id, line, score, sentence}]}] as JSON")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("communities", help="group a corpus into clusters of sentences close to one "
+                                           "centre (near-duplicates, topics)")
+    p.add_argument("--corpus", required=True,
+                   help="the sentences grouped: a UTF-8 text file (or .gz), one per line; blank lines skipped")
+    p.add_argument("--threshold", type=float, default=0.75,
+                   help="the cosine to its centre a member needs (default 0.75; near-duplicates: "
+                        "about 0.95)")
+    p.add_argument("--min-size", type=_positive_int, default=10,
+                   help="the fewest sentences a community holds (default 10; 2 for duplicates)")
+    _add_model_arguments(p)
+    p.add_argument("--corpus-embeddings", metavar="FILE.npy",
+                   help="reuse the corpus embeddings saved here when they were made from the same model "
+                        "and corpus (FILE.npy.json says), else encode and save them there")
+    p.add_argument("--json", action="store_true",
+                   help="print [[{corpus_id, line, score, sentence}]] as JSON, largest community "
+                        "first, each centre first (score: cosine to the centre)")
+    p.set_defaults(func=cmd_communities)
 
     p = sub.add_parser("export", help="write TF Hub-style preprocess/, encoder/, sentence_encoder/1/")
     p.add_argument("--model", default="default", help="model directory or 'default'")

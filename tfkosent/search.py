@@ -11,7 +11,9 @@ first: the same shape as sentence-transformers' `util.semantic_search`, so code 
 carries over.  The search is exact (a matrix product per chunk, no approximate index); memory
 holds one [query_chunk_size, corpus_chunk_size] block of scores at a time.
 
-`paraphrase_mining` finds the most similar pairs within one set (near-duplicates, paraphrases).
+`paraphrase_mining` finds the most similar pairs within one set (near-duplicates, paraphrases);
+`community_detection` groups a set into clusters of sentences close to one centre (deduplication,
+topics), as sentence-transformers' `util.community_detection` does.
 `top_k_similar` is the array form underneath, also used to pick the silver pairs' neighbours
 (`tfkosent.training.silver.nearest_neighbors`).
 """
@@ -26,7 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from tfkosent.validation import check_finite_rows, is_extension_float, positive_int
+from tfkosent.validation import check_finite_rows, cosine_value, is_extension_float, positive_int
 
 SCORE_FUNCTIONS = ("cosine", "dot")
 
@@ -201,6 +203,60 @@ def paraphrase_mining(embeddings, top_k: int = 10, max_pairs: Optional[int] = No
     return [(float(pair_scores[o]), int(first[o]), int(second[o])) for o in order]
 
 
+def community_detection(embeddings, threshold: float = 0.75, min_community_size: int = 10,
+                        batch_size: int = 1024) -> List[List[int]]:
+    """Clusters of rows that are all within cosine `threshold` of one centre row.
+
+    The algorithm of sentence-transformers' `util.community_detection`, made exact and
+    deterministic: every row whose cosine to row c is >= `threshold` (c itself included) is a
+    candidate community of c when it holds at least `min_community_size` rows. Candidates are
+    taken largest first (ties: lower centre first); each loses the rows an earlier one took, and
+    is kept only if `min_community_size` rows remain. So a row is in at most one community, and
+    rows near no dense group are in none.
+
+    Args:
+      embeddings: float [n, d] (the dtypes `semantic_search` takes); normalized here.
+      threshold: the cosine a member needs to its centre, a number in [-1, 1].
+      min_community_size: a positive int; 1 puts every row in some community.
+      batch_size: rows scored at a time (a positive int); memory holds a float32
+        [batch_size, n] block of cosines.
+    Returns:
+      [[int row, ...], ...], largest community first (ties: the one found first). Within one,
+      its centre comes first when it kept it, then the others by cosine to the centre,
+      highest first (ties: lower row first). [] when no community is dense enough.
+    Raises:
+      ValueError for a bad `threshold`, `min_community_size` or `batch_size`, or a row with a
+      NaN or infinity; TypeError for non-numeric input.
+    """
+    embeddings = _as_matrix(embeddings, "embeddings")
+    threshold = cosine_value(threshold, "threshold")
+    min_community_size = positive_int(min_community_size, "min_community_size")
+    batch_size = positive_int(batch_size, "batch_size")
+    unit = _normalized(embeddings)
+    candidates = []
+    for start in range(0, len(unit), batch_size):
+        block = unit[start:start + batch_size] @ unit.T                        # [b, n] cosines
+        rows = np.arange(len(block))
+        # A centre is always its own member: its float32 self-cosine may round to just under
+        # 1.0 (a threshold of 1 would otherwise drop it), and a zero row's is 0.
+        block[rows, start + rows] = np.inf
+        dense = np.flatnonzero((block >= threshold).sum(axis=1) >= min_community_size)
+        for row in dense:
+            members = np.flatnonzero(block[row] >= threshold)
+            order = np.lexsort((members, -block[row, members]))             # by cosine, then row
+            candidates.append(members[order])
+    candidates.sort(key=len, reverse=True)                                 # stable: centre order
+    taken = np.zeros(len(unit), bool)
+    communities = []
+    for members in candidates:
+        kept = members[~taken[members]]
+        if len(kept) >= min_community_size:
+            taken[kept] = True
+            communities.append([int(i) for i in kept])
+    communities.sort(key=len, reverse=True)
+    return communities
+
+
 # --------------------------------------------------------------------------- the CLI
 
 
@@ -321,23 +377,14 @@ def cached_corpus_embeddings(model, sentences: Sequence[str], path: Optional[str
     return embeddings, False
 
 
-def search_cli(args) -> int:
+def _cli_corpus(args):
+    """(model, corpus sentences, their line numbers, embeddings float32 [n, d]) for `search` and
+    `communities`: --corpus read, --corpus-embeddings reused or written (and said so on
+    stderr)."""
     import sys
 
-    from tfkosent.data.datasets import read_stdin_lines
     from tfkosent.sentence_encoder import SentenceEncoder
-    from tfkosent.validation import check_output_path
 
-    queries = args.queries or read_stdin_lines()
-    if not queries:
-        raise ValueError("no queries: give them as arguments or one per line on stdin")
-    blank = [i for i, q in enumerate(queries) if not q.strip()]
-    if blank:
-        raise ValueError(f"query {blank[0] + 1} is blank")
-    positive_int(args.top_k, "--top-k")
-    check_output_path(args.corpus_embeddings, "--corpus-embeddings")
-    if args.corpus_embeddings:  # FILE.npy.json is written beside it
-        check_output_path(args.corpus_embeddings + ".json", "--corpus-embeddings")
     corpus, lines = read_corpus(args.corpus)
     model = SentenceEncoder.load(args.model)
     replaced = []
@@ -349,6 +396,29 @@ def search_cli(args) -> int:
         why = f" (replaced: {replaced[0]})" if replaced else ""
         print(f"{'read' if reused else 'wrote'} {len(corpus)} corpus embeddings "
               f"{'from' if reused else 'to'} {args.corpus_embeddings}{why}", file=sys.stderr)
+    return model, corpus, lines, corpus_emb
+
+
+def _check_corpus_embeddings_path(path: Optional[str]) -> None:
+    from tfkosent.validation import check_output_path
+
+    check_output_path(path, "--corpus-embeddings")
+    if path:  # FILE.npy.json is written beside it
+        check_output_path(path + ".json", "--corpus-embeddings")
+
+
+def search_cli(args) -> int:
+    from tfkosent.data.datasets import read_stdin_lines
+
+    queries = args.queries or read_stdin_lines()
+    if not queries:
+        raise ValueError("no queries: give them as arguments or one per line on stdin")
+    blank = [i for i, q in enumerate(queries) if not q.strip()]
+    if blank:
+        raise ValueError(f"query {blank[0] + 1} is blank")
+    positive_int(args.top_k, "--top-k")
+    _check_corpus_embeddings_path(args.corpus_embeddings)
+    model, corpus, lines, corpus_emb = _cli_corpus(args)
     query_emb = model._encode(queries, batch_size=args.batch_size, normalize_embeddings=True,
                               argument="queries", describe=lambda i: f"query {i + 1}")
     hits = semantic_search(query_emb, corpus_emb, top_k=args.top_k)
@@ -364,4 +434,29 @@ def search_cli(args) -> int:
         for rank, h in enumerate(row, 1):
             print(f"  {rank:>2d}. {h['score']:.4f}  {args.corpus}:{lines[h['corpus_id']]}  "
                   f"{corpus[h['corpus_id']]}")
+    return 0
+
+
+def communities_cli(args) -> int:
+    """`tfkosent communities`: the corpus's communities (`community_detection`), each member
+    with its cosine to the centre (the first member) and its line."""
+    cosine_value(args.threshold, "--threshold")
+    _check_corpus_embeddings_path(args.corpus_embeddings)
+    _, corpus, lines, corpus_emb = _cli_corpus(args)
+    communities = community_detection(corpus_emb, threshold=args.threshold,
+                                      min_community_size=args.min_size)
+    unit = _normalized(corpus_emb)
+    scored = [[(i, float(unit[i] @ unit[members[0]])) for i in members] for members in communities]
+    if args.json:
+        out = [[{"corpus_id": i, "line": lines[i], "score": round(score, 6), "sentence": corpus[i]}
+                for i, score in members] for members in scored]
+        print(json.dumps(out, ensure_ascii=False, indent=1))
+        return 0
+    in_any = sum(len(members) for members in communities)
+    print(f"{len(communities)} communities of >= {args.min_size} sentences within cosine "
+          f"{args.threshold} of their centre, holding {in_any} of {len(corpus)} sentences")
+    for number, members in enumerate(scored, 1):
+        print(f"{number}. {len(members)} sentences")
+        for i, score in members:
+            print(f"  {score:.4f}  {args.corpus}:{lines[i]}  {corpus[i]}")
     return 0

@@ -589,6 +589,28 @@ class SentenceEncoder:
         embeddings = self._encode(validate_sentences(sentences), batch_size=batch_size, stacklevel=2)
         return paraphrase_mining(embeddings, top_k=top_k, max_pairs=max_pairs)
 
+    def community_detection(self, sentences: Sequence[str], threshold: float = 0.75,
+                            min_community_size: int = 10, batch_size: int = 64,
+                            ) -> List[List[int]]:
+        """Groups `sentences` into communities: each a centre sentence and the others within
+        cosine `threshold` of it (`tfkosent.search.community_detection`), e.g. to find
+        near-duplicates (a high threshold, `min_community_size=2`) or recurring topics.
+
+        sentences: as for `encode`; the returned ints index it. Returns [[int, ...], ...],
+        largest first, each centre first; a sentence is in at most one community, and
+        sentences with too few close neighbours are in none. `threshold` must be in [-1, 1],
+        `min_community_size` and `batch_size` (sentences per encoder call) positive ints
+        (ValueError otherwise).
+        """
+        from tfkosent.search import community_detection
+        from tfkosent.validation import cosine_value
+
+        cosine_value(threshold, "threshold")  # before encoding, not after
+        positive_int(min_community_size, "min_community_size")
+        embeddings = self._encode(validate_sentences(sentences), batch_size=batch_size, stacklevel=2)
+        return community_detection(embeddings, threshold=threshold,
+                                   min_community_size=min_community_size)
+
 
 def _numeric_array_kind(value) -> Optional[str]:
     """"array" for a numeric NumPy array, "tf.Tensor" for a numeric tensor, else None."""

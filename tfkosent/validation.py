@@ -24,6 +24,20 @@ def positive_int(value, name: str) -> int:
     return int_at_least(value, name, 1)
 
 
+def cosine_value(value, name: str) -> float:
+    """`value` as a float when it is a real number in [-1, 1] (a cosine; NumPy scalars too, bool
+    and str not), else ValueError naming `name`."""
+    number = not isinstance(value, (bool, np.bool_, str, bytes))
+    if number:
+        try:
+            value_f = float(value)
+        except (TypeError, ValueError):
+            number = False
+    if not number or not -1 <= value_f <= 1:
+        raise ValueError(f"{name} must be a number in [-1, 1] (a cosine), got {value!r}")
+    return value_f
+
+
 def check_finite_rows(array: np.ndarray, name: str) -> None:
     """ValueError naming the first row of float [n, dim] `array` with a NaN or infinity."""
     bad = np.flatnonzero(~np.isfinite(array).all(axis=1))

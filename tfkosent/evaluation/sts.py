@@ -59,6 +59,7 @@ import numpy as np
 from tfkosent.data.datasets import (DatasetCountWarning, DatasetFormatError, PathLike, STSExample,
                                     atomic_write_bytes, dataset_path, get_dataset_info, load_sts,
                                     sha256_file)
+from tfkosent.validation import cosine_value
 
 EncodeFn = Callable[[List[str]], np.ndarray]
 
@@ -137,11 +138,7 @@ def _is_number(value) -> bool:
 def check_cosine_threshold(value) -> Optional[float]:
     """`f1_cosine_threshold` as a float in [-1, 1] (a cosine), or None; else a ValueError
     naming it (a string failed in numpy with a UFuncTypeError, 5 was accepted)."""
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not _is_number(value) or not -1 <= float(value) <= 1:
-        raise ValueError(f"f1_cosine_threshold must be a number in [-1, 1] (a cosine), got {value!r}")
-    return float(value)
+    return None if value is None else cosine_value(value, "f1_cosine_threshold")
 
 
 def _paired(x, y):
