@@ -196,6 +196,15 @@ def cmd_prune_ffn(args) -> int:
 
 def cmd_carry(args) -> int:
     from tfkosent.training.carry import carry_cli
+    from tfkosent.validation import check_output_path
+
+    # before the checkpoint is read or the sentence pool is rebuilt from the datasets
+    if args.action in ("pack", "pack-silver"):
+        check_output_path(args.file, "FILE")
+    elif args.action == "unpack":
+        check_output_path(args.run_dir, "RUN_DIR", directory=True)
+    else:
+        check_output_path(args.out_dir, "OUT_DIR", directory=True)
     return carry_cli(args)
 
 
