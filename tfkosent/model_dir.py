@@ -23,6 +23,9 @@ CONFIG_FILE = "config.json"
 SENTENCEPIECE_FILE = "tokenizer.model"
 WORDPIECE_FILE = "vocab.txt"
 WEIGHTS_FILE = "weights.npz"
+# What `tfkosent export` writes at the top of an export directory (tfkosent.export), and what
+# marks a directory as one (SentenceEncoder.load, the Beam handler, convert --overwrite, ...).
+EXPORT_INFO_FILE = "tfkosent_export.json"
 
 
 def is_model_dir(path: str) -> bool:
@@ -191,7 +194,7 @@ def load_model_dir(path: str) -> ModelFiles:
         raise FileNotFoundError(f"{path}: no such model directory")
     config_path = os.path.join(path, CONFIG_FILE)
     if not os.path.isfile(config_path):
-        if os.path.isfile(os.path.join(path, "tfkosent_export.json")):
+        if os.path.isfile(os.path.join(path, EXPORT_INFO_FILE)):
             raise FileNotFoundError(f"{path} is a tfkosent export (SavedModels), not a model directory "
                                     f"(config.json + weights.npz); pass the model directory it was "
                                     f"exported from")

@@ -20,7 +20,7 @@ from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from tfkosent.model_dir import is_model_dir, load_model_dir
+from tfkosent.model_dir import EXPORT_INFO_FILE, is_model_dir, load_model_dir
 from tfkosent.validation import is_extension_float, positive_int
 
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "default_model")
@@ -178,7 +178,6 @@ class _InMemoryBackend:
         return self._pooled_rows(ids, tf.constant(rows, tf.int32), tf.constant(seq_length, tf.int32))
 
 
-EXPORT_INFO_FILE = "tfkosent_export.json"
 _EXPORT_INFO_KEYS = ("packing", "seq_length", "hidden_size")  # what _ExportedBackend reads
 
 
@@ -290,17 +289,22 @@ class SentenceEncoder:
         path = resolve_default_model("default" if path is None else path)
         path = os.path.abspath(os.path.expanduser(path))
         if is_model_dir(path):
-            files = load_model_dir(path)
-            if files.config.metadata.get("task") == "cross-encoder":
-                raise ValueError(f"{path} is a cross-encoder (pair scorer), not a sentence "
-                                 f"encoder: load it with tfkosent.CrossEncoder.load({path!r})")
-            return cls(_InMemoryBackend(files), path, files.config)
+            return cls._from_model_files(load_model_dir(path))
         if os.path.isfile(os.path.join(path, EXPORT_INFO_FILE)):
             return cls(_ExportedBackend(path), path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: no such model")
         raise ValueError(f"{path}: neither a tfkosent model directory (config.json + weights.npz) "
-                         f"nor a tfkosent export (tfkosent_export.json + preprocess/ + encoder/)")
+                         f"nor a tfkosent export ({EXPORT_INFO_FILE} + preprocess/ + encoder/)")
+
+    @classmethod
+    def _from_model_files(cls, files) -> "SentenceEncoder":
+        """The model of a loaded model directory (`load_model_dir`'s `ModelFiles`), read no
+        more; ValueError for a cross-encoder."""
+        if files.config.metadata.get("task") == "cross-encoder":
+            raise ValueError(f"{files.path} is a cross-encoder (pair scorer), not a sentence "
+                             f"encoder: load it with tfkosent.CrossEncoder.load({files.path!r})")
+        return cls(_InMemoryBackend(files), files.path, files.config)
 
     @property
     def embedding_dim(self) -> int:

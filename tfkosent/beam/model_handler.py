@@ -48,6 +48,7 @@ from apache_beam.metrics.metric import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from tfkosent.beam.paths import join_path
+from tfkosent.model_dir import EXPORT_INFO_FILE  # TF-free; `import tfkosent` loads it already
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def export_dir_of(serving_dir: str) -> str:
 
 def export_info(serving_dir: str) -> Dict[str, Any]:
     """`tfkosent_export.json` of the export holding `serving_dir` ({} when absent)."""
-    path = join_path(export_dir_of(serving_dir), "tfkosent_export.json")
+    path = join_path(export_dir_of(serving_dir), EXPORT_INFO_FILE)
     if not FileSystems.exists(path):
         return {}
     with FileSystems.open(path) as f:

@@ -51,7 +51,8 @@ def train_cli(args) -> int:
         message, status = stopped_message(prog, e)
         print(message, file=sys.stderr)
         return status
-    except (ConfigError, DataError, TeacherCacheError, FileNotFoundError, FileExistsError) as e:
+    except (ConfigError, DataError, TeacherCacheError, FileNotFoundError, FileExistsError,
+            NotADirectoryError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except NonFiniteLossError as e:

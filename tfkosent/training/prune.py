@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from tfkosent.config import ModelConfig, inherited_metadata
-from tfkosent.model_dir import load_model_dir, save_model_dir
+from tfkosent.model_dir import ModelFiles, load_model_dir, save_model_dir
 
 # Sentences the activation statistics come from: STS training sentences (never an evaluation set).
 DEFAULT_SOURCES = ("korsts-train", "klue-sts-train")
@@ -45,11 +45,12 @@ def ffn_weight_importance(weights: Dict[str, np.ndarray], num_layers: int) -> Li
             for i in range(num_layers)]
 
 
-def ffn_activation_importance(model_dir: str, sentences: Sequence[str], batch_size: int = 64
-                              ) -> List[np.ndarray]:
+def ffn_activation_importance(model_dir: Union[str, ModelFiles], sentences: Sequence[str],
+                              batch_size: int = 64) -> List[np.ndarray]:
     """Per layer, float64 [intermediate]: mean over the real (unpadded) tokens of `sentences` of
     |GELU(x W_in + b)_j|, times ||W_out[j, :]||.  Runs the model's layers in eager mode
-    (inference: no dropout), each once per batch (`_TransformerLayer.forward`)."""
+    (inference: no dropout), each once per batch (`_TransformerLayer.forward`).  `model_dir`:
+    a model directory, or its `ModelFiles` already loaded (not read again)."""
     import tensorflow as tf
     from tfkosent.layers.packing import num_special_tokens
     from tfkosent.model_dir import is_model_dir
@@ -58,9 +59,13 @@ def ffn_activation_importance(model_dir: str, sentences: Sequence[str], batch_si
     sentences = validate_sentences(sentences)
     if not sentences:
         raise ValueError("ffn_activation_importance needs at least one sentence")
-    if not is_model_dir(model_dir):   # an export holds SavedModels, not the Keras layers read here
+    if isinstance(model_dir, ModelFiles):
+        files = model_dir
+    elif is_model_dir(model_dir):
+        files = load_model_dir(model_dir)
+    else:   # an export holds SavedModels, not the Keras layers read here
         raise ValueError(f"{model_dir}: not a tfkosent model directory (config.json + weights.npz)")
-    backend = SentenceEncoder.load(model_dir)._backend
+    backend = SentenceEncoder._from_model_files(files)._backend
     encoder, config = backend.encoder, backend.encoder.config
     specials = num_special_tokens(1, backend.packing)
     ids = backend.tokenize(tf.constant(sentences, tf.string))
@@ -131,26 +136,33 @@ def check_intermediate_size(config: ModelConfig, intermediate_size, model_dir: s
                          f"got {intermediate_size!r}")
 
 
-def prune_model_ffn(model_dir: str, out_dir: str, intermediate_size: int, by: str = "activations",
-                    sentences: Optional[Sequence[str]] = None, overwrite: bool = False,
-                    sources: Sequence[str] = ()) -> str:
+def _loaded(model_dir: Union[str, ModelFiles]) -> ModelFiles:
+    """`model_dir` when it is loaded already, else the model directory it names, loaded
+    ("default": the default model)."""
+    if isinstance(model_dir, ModelFiles):
+        return model_dir
+    from tfkosent.training.config import resolve_model_path
+    return load_model_dir(resolve_model_path(model_dir))
+
+
+def prune_model_ffn(model_dir: Union[str, ModelFiles], out_dir: str, intermediate_size: int,
+                    by: str = "activations", sentences: Optional[Sequence[str]] = None,
+                    overwrite: bool = False, sources: Sequence[str] = ()) -> str:
     """Writes `model_dir` with every FFN cut to `intermediate_size` neurons; returns its path.
 
-    by: "activations" (needs `sentences`) or "weights".  The config's metadata records the
-    width before, the criterion and how many sentences measured it.
+    model_dir: a model directory ("default": the default model), or its `ModelFiles` already
+    loaded (read no more).  by: "activations" (needs `sentences`) or "weights".  The config's
+    metadata records the width before, the criterion and how many sentences measured it.
     """
     if by not in ("activations", "weights"):
         raise ValueError(f"by must be 'activations' or 'weights', got {by!r}")
-    from tfkosent.training.config import resolve_model_path
-
-    model_dir = resolve_model_path(model_dir)   # "default": the default model
-    files = load_model_dir(model_dir)
+    files = _loaded(model_dir)
     encoder = files.config.encoder
-    check_intermediate_size(files.config, intermediate_size, model_dir)
+    check_intermediate_size(files.config, intermediate_size, files.path)
     if by == "activations":
         if not sentences:
             raise ValueError("pruning by activations needs sentences")
-        importance = ffn_activation_importance(model_dir, sentences)
+        importance = ffn_activation_importance(files, sentences)
     else:
         importance = ffn_weight_importance(files.weights, encoder.num_layers)
     weights = prune_ffn(files.weights, encoder.num_layers, intermediate_size, importance)
@@ -163,13 +175,13 @@ def prune_model_ffn(model_dir: str, out_dir: str, intermediate_size: int, by: st
                           wordpiece_vocab=files.wordpiece_vocab, overwrite=overwrite)
 
 
-def prune_model_ffn_from_sources(model_dir: str, out_dir: str, intermediate_size: int,
+def prune_model_ffn_from_sources(model_dir: Union[str, ModelFiles], out_dir: str, intermediate_size: int,
                                  by: str = "activations", sources: Optional[Sequence[str]] = None,
                                  limit: int = DEFAULT_LIMIT, data_dir: Optional[str] = None,
                                  overwrite: bool = False) -> str:
     """`prune_model_ffn` with the activation statistics taken from `limit` sentences of the named
     datasets (default `DEFAULT_SOURCES`); what `tfkosent prune-ffn` and the pipeline's `prune_ffn`
-    step run."""
+    step run. `model_dir` as for `prune_model_ffn` (a path, or its loaded `ModelFiles`)."""
     if by != "activations":
         return prune_model_ffn(model_dir, out_dir, intermediate_size, by=by, overwrite=overwrite)
     if limit < 1:
@@ -182,14 +194,12 @@ def prune_model_ffn_from_sources(model_dir: str, out_dir: str, intermediate_size
 
 def prune_cli(args) -> int:
     """`tfkosent prune-ffn`: prints the pruned model's path."""
-    from tfkosent.training.config import resolve_model_path
-
     # The model (its FFN width) before the sentences are loaded, maybe downloaded: a wrong
-    # --intermediate-size or model is reported at once, naming the flag.
-    model_dir = resolve_model_path(args.model)
-    check_intermediate_size(load_model_dir(model_dir).config, args.intermediate_size, model_dir,
-                            "--intermediate-size")
-    print(prune_model_ffn_from_sources(args.model, args.out, args.intermediate_size, by=args.by,
+    # --intermediate-size or model is reported at once, naming the flag. Read once: the
+    # loaded files are what is measured and pruned.
+    files = _loaded(args.model)
+    check_intermediate_size(files.config, args.intermediate_size, files.path, "--intermediate-size")
+    print(prune_model_ffn_from_sources(files, args.out, args.intermediate_size, by=args.by,
                                        sources=args.sources, limit=args.limit, data_dir=args.data_dir,
                                        overwrite=args.overwrite))
     return 0

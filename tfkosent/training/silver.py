@@ -55,6 +55,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from tfkosent.data.datasets import DatasetFormatError, atomic_write_bytes
+from tfkosent.model_dir import EXPORT_INFO_FILE
 from tfkosent.search import top_k_similar
 from tfkosent.training.data import read_table
 from tfkosent.training.teacher_cache import ShardedCache, TeacherCacheError, teacher_fingerprint
@@ -84,7 +85,7 @@ def _model_dir_argument(value: str, flag: str) -> str:
     from tfkosent.sentence_encoder import resolve_default_model
     path = resolve_default_model(value)
     if not os.path.isfile(os.path.join(path, "config.json")):
-        kind = ("an export directory" if os.path.isfile(os.path.join(path, "tfkosent_export.json"))
+        kind = ("an export directory" if os.path.isfile(os.path.join(path, EXPORT_INFO_FILE))
                 else "not a model directory")
         raise SilverError(f"{flag} {value}: {kind}; silver needs a tfkosent model directory "
                           f"(config.json, weights.npz), or 'default'")

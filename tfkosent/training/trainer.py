@@ -75,6 +75,7 @@ from tfkosent.training.length_chunks import pooled_in_length_chunks
 from tfkosent.training.optimization import create_optimizer, create_schedule
 from tfkosent.training.reporting import LOSS_CURVE_FILE, METRICS_FILE, RunLog, plot_loss_curve
 from tfkosent.training.strategy import create_strategy, is_tpu
+from tfkosent.validation import check_output_path
 
 logger = logging.getLogger("tfkosent.training")
 
@@ -272,7 +273,9 @@ class Trainer:
                         ", ".join(os.path.relpath(p, self.output_dir) for p in sorted(removed)))
 
     def _check_output_dir(self) -> None:
-        """Refuses to overwrite a run, or to resume one whose data order the recipe changed."""
+        """Refuses to overwrite a run, or to resume one whose data order the recipe changed, and
+        an output_dir that cannot be a directory (a file, or under one), before anything loads."""
+        check_output_path(self.output_dir, "output_dir", directory=True)
         has_checkpoint = tf.train.latest_checkpoint(os.path.join(self.output_dir, CHECKPOINT_DIR))
         if has_checkpoint and self.overwrite:
             moved = f"{self.output_dir}.replaced-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
