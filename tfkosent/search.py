@@ -203,7 +203,7 @@ def paraphrase_mining(embeddings, top_k: int = 10, max_pairs: Optional[int] = No
     return [(float(pair_scores[o]), int(first[o]), int(second[o])) for o in order]
 
 
-def community_detection(embeddings, threshold: float = 0.75, min_community_size: int = 10,
+def community_detection(embeddings, threshold: float = 0.85, min_community_size: int = 10,
                         batch_size: int = 1024) -> List[List[int]]:
     """Clusters of rows that are all within cosine `threshold` of one centre row.
 
@@ -216,7 +216,10 @@ def community_detection(embeddings, threshold: float = 0.75, min_community_size:
 
     Args:
       embeddings: float [n, d] (the dtypes `semantic_search` takes); normalized here.
-      threshold: the cosine a member needs to its centre, a number in [-1, 1].
+      threshold: the cosine a member needs to its centre, a number in [-1, 1]. The scale
+        depends on the model: 0.85 (sentence-transformers' default is 0.75) groups gold
+        paraphrase groups best with the default model, 0.95 with zero-shot e5-small, whose
+        cosines all sit high (BENCHMARKS.md §9).
       min_community_size: a positive int; 1 puts every row in some community.
       batch_size: rows scored at a time (a positive int); memory holds a float32
         [batch_size, n] block of cosines.

@@ -593,7 +593,7 @@ class SentenceEncoder:
         embeddings = self._encode(validate_sentences(sentences), batch_size=batch_size, stacklevel=2)
         return paraphrase_mining(embeddings, top_k=top_k, max_pairs=max_pairs)
 
-    def community_detection(self, sentences: Sequence[str], threshold: float = 0.75,
+    def community_detection(self, sentences: Sequence[str], threshold: float = 0.85,
                             min_community_size: int = 10, batch_size: int = 64,
                             ) -> List[List[int]]:
         """Groups `sentences` into communities: each a centre sentence and the others within
@@ -602,7 +602,9 @@ class SentenceEncoder:
 
         sentences: as for `encode`; the returned ints index it. Returns [[int, ...], ...],
         largest first, each centre first; a sentence is in at most one community, and
-        sentences with too few close neighbours are in none. `threshold` must be in [-1, 1],
+        sentences with too few close neighbours are in none. The default threshold 0.85 is the
+        default model's best on gold paraphrase groups (BENCHMARKS.md §9); other models need
+        their own. `threshold` must be in [-1, 1],
         `min_community_size` and `batch_size` (sentences per encoder call) positive ints
         (ValueError otherwise).
         """
