@@ -222,7 +222,8 @@ def community_detection(embeddings, threshold: float = 0.85, min_community_size:
         cosines all sit high (BENCHMARKS.md §9).
       min_community_size: a positive int; 1 puts every row in some community.
       batch_size: rows scored at a time (a positive int); memory holds a float32
-        [batch_size, n] block of cosines.
+        [batch_size, n] block of cosines, and every candidate's rows (an int64 per member:
+        at a threshold that most rows pass, about n * n, as in sentence-transformers).
     Returns:
       [[int row, ...], ...], largest community first (ties: the one found first). Within one,
       its centre comes first when it kept it, then the others by cosine to the centre,
