@@ -149,3 +149,83 @@ def test_sources_without_one_encoder_are_refused(tiny_model_dir, tiny_export_dir
     save_finetuned_model(list(first.variables) * 2, out, base_model=tiny_model_dir)
     np.testing.assert_allclose(SentenceEncoder.load(out).encode(SENTENCES),
                                SentenceEncoder.load(tiny_model_dir).encode(SENTENCES), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def same_shape_model_dir(tmp_path_factory):
+    """Another tiny model of tiny_model_dir's shape (seed 0's sentences: the same vocabulary
+    size) with unrelated weights (seed 1): names and shapes cannot tell the two apart."""
+    from tfkosent import testing
+
+    return testing.write_tiny_model(str(tmp_path_factory.mktemp("models") / "tiny_other"), seed=1,
+                                    sentences=testing.korean_sentences(400, 0))
+
+
+def _assert_same_weights(model_dir, other_model_dir):
+    with np.load(os.path.join(model_dir, "weights.npz")) as got, \
+            np.load(os.path.join(other_model_dir, "weights.npz")) as expected:
+        assert set(got.files) == set(expected.files)
+        for name in expected.files:
+            np.testing.assert_array_equal(got[name], expected[name])
+
+
+def test_another_base_model_of_the_same_shape_is_refused_by_the_export_record(
+        tiny_model_dir, tiny_export_dir, same_shape_model_dir, tmp_path):
+    import keras
+    import tensorflow_hub as hub
+
+    from tfkosent.layers import FineTunableTFSMLayer
+
+    out = str(tmp_path / "out")
+    message = (rf"base_model {re.escape(same_shape_model_dir)} is not the model the source was "
+               rf"exported from: {re.escape(os.path.join(tiny_export_dir, 'tfkosent_export.json'))} "
+               rf"records weights.npz sha256 [0-9a-f]{{16}}\.\.\. \(model 'tiny_bert'\), base_model's "
+               rf"weights.npz has sha256 [0-9a-f]{{16}}\.\.\.; .* or pass check_base=False")
+    # An export's SavedModel paths, a Keras 3 model holding a layer loaded from one, a tf_keras
+    # hub.KerasLayer: each leads to the export's tfkosent_export.json.
+    keras_model = keras.Sequential([FineTunableTFSMLayer(os.path.join(tiny_export_dir, "encoder"),
+                                                         call_endpoint="serve")])
+    sources = [os.path.join(tiny_export_dir, "encoder"),
+               os.path.join(tiny_export_dir, "sentence_encoder", "1"), keras_model,
+               hub.KerasLayer(os.path.join(tiny_export_dir, "encoder"), trainable=True)]
+    for source in sources:
+        with pytest.raises(ValueError, match=message):
+            save_finetuned_model(source, out, base_model=same_shape_model_dir)
+    assert not os.path.exists(out)
+    # check_base=False saves the weights as they are (here with the wrong base's tokenizer).
+    save_finetuned_model(sources[-1], out, base_model=same_shape_model_dir, check_base=False)
+    _assert_same_weights(out, tiny_model_dir)
+
+
+def test_another_base_model_of_the_same_shape_is_refused_by_the_weights(
+        tiny_model_dir, tiny_export_dir, same_shape_model_dir, tmp_path):
+    import tensorflow_hub as hub
+
+    out = str(tmp_path / "out")
+    restored = tf.saved_model.load(os.path.join(tiny_export_dir, "encoder"))
+    # Variables (and a restored object) say nothing of the export they came from.
+    for source in (list(restored.variables), restored):
+        with pytest.raises(ValueError, match=rf"base_model {re.escape(same_shape_model_dir)} does not "
+                                             r"look like the model the source was fine-tuned from: "
+                                             r"the median correlation of the source's weight "
+                                             r"matrices with base_model's is -?0\.0\d\d, under 0\.1 "
+                                             r".* or pass check_base=False"):
+            save_finetuned_model(source, out, base_model=same_shape_model_dir)
+    assert not os.path.exists(out)
+    save_finetuned_model(list(restored.variables), out, base_model=same_shape_model_dir, check_base=False)
+    _assert_same_weights(out, tiny_model_dir)
+
+    # Weights moved beyond recognition: refused when only the weights can tell, saved when the
+    # hub.KerasLayer's export records that its base is tiny_model_dir.
+    layer = hub.KerasLayer(os.path.join(tiny_export_dir, "encoder"), trainable=True)
+    rng = np.random.default_rng(0)
+    for v in layer.variables:
+        if len(v.shape) >= 2:
+            v.assign(rng.normal(0.0, 0.02, v.shape).astype(np.float32))
+    with pytest.raises(ValueError, match="does not look like the model the source was fine-tuned from"):
+        save_finetuned_model(list(layer.variables), str(tmp_path / "moved"), base_model=tiny_model_dir)
+    moved = save_finetuned_model(layer, str(tmp_path / "moved"), base_model=tiny_model_dir)
+    (word_embeddings,) = [v for v in layer.variables
+                          if v.name.startswith("transformer_encoder/word_embeddings/")]
+    np.testing.assert_array_equal(np.load(os.path.join(moved, "weights.npz"))["embeddings/word_embeddings"],
+                                  word_embeddings.numpy())
