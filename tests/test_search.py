@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tfkosent.cli import main
-from tfkosent.search import (cached_corpus_embeddings, community_detection, paraphrase_mining,
-                             read_corpus, semantic_search, top_k_similar)
+from tfkosent.search import (cached_corpus_embeddings, communities_with_centres, community_detection,
+                             paraphrase_mining, read_corpus, semantic_search, top_k_similar)
 
 
 def brute_force(queries, corpus, k, exclude_self=False, cosine=True):
@@ -330,10 +330,20 @@ def test_communities_are_disjoint_largest_first_centre_first():
     for batch_size in (1, 3, 1024):
         assert community_detection(chain, threshold, min_community_size=2, batch_size=batch_size) == expected
     assert community_detection(chain, threshold, min_community_size=3) == [[2, 1, 3, 0, 4]]
+    assert communities_with_centres(chain, threshold, min_community_size=2) == [
+        (2, [2, 1, 3, 0, 4]), (4, [5, 6])]                # the second's centre is in the first
     assert community_detection(chain * 7.5, threshold, min_community_size=2) == expected  # cosine
-    # a threshold of 1: identical rows only, each centre kept although its float32 self-cosine
-    # may round under 1
-    assert community_detection(np.tile(chain[:2], (2, 1)), 1.0, min_community_size=2) == [[0, 2], [1, 3]]
+    # a threshold of 1: identical rows, whose float32 cosines round under 1 (checked), all
+    # grouped whatever the batch size
+    rows = np.random.default_rng(1).normal(size=(100, 384)).astype(np.float32)
+    twice = np.concatenate([rows, rows])
+    unit = twice / np.linalg.norm(twice, axis=1, keepdims=True)
+    assert (np.sum(unit[:100] * unit[100:], axis=1) < 1).any()
+    for batch_size in (1, 7, 1024):
+        assert community_detection(twice, 1.0, min_community_size=2, batch_size=batch_size) == [
+            [i, i + 100] for i in range(100)]
+    # min_community_size is capped at the number of rows, as in sentence-transformers
+    assert community_detection(chain[:3], 0.5) == [[0, 1, 2]]
     assert community_detection(np.zeros((0, 3)), 0.5, min_community_size=1) == []
     rows = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
     assert community_detection(rows, 1.0, min_community_size=1) == [[i] for i in range(50)]
@@ -380,8 +390,9 @@ def test_sentence_encoder_and_cli_communities_group_duplicates(tiny_model_dir, t
             "0.99999", "--min-size", "2"]
     assert main(args + ["--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert [[m["line"] for m in c] for c in result] == [[3, 14, 16], [9, 15]]   # line 6 is blank
-    assert result[0][0] == {"corpus_id": 2, "line": 3, "score": pytest.approx(1.0, abs=1e-5),
+    assert [[m["line"] for m in c["members"]] for c in result] == [[3, 14, 16], [9, 15]]  # line 6: blank
+    assert result[0]["centre"] == {"corpus_id": 2, "line": 3, "sentence": sentences[2], "community": 1}
+    assert result[0]["members"][0] == {"corpus_id": 2, "line": 3, "score": pytest.approx(1.0, abs=1e-5),
                             "sentence": sentences[2]}
     assert main(args) == 0
     out = capsys.readouterr().out.splitlines()
@@ -390,6 +401,29 @@ def test_sentence_encoder_and_cli_communities_group_duplicates(tiny_model_dir, t
     assert out[1] == "1. 3 sentences" and out[2].endswith(f"{corpus}:3  {sentences[2]}")
     assert main(args[:-4] + ["--threshold", "1.5"]) == 2
     assert "--threshold must be a number in [-1, 1]" in capsys.readouterr().err
+
+
+def test_cli_communities_score_members_against_their_centre(monkeypatch, capsys):
+    """A community whose centre an earlier one took: members scored against that centre,
+    which is named."""
+    from tfkosent import search
+
+    chain = _at_angles([0, 10, 20, 30, 40, 50, 60])
+    sentences = [f"문장 {i}" for i in range(7)]
+    monkeypatch.setattr(search, "_cli_corpus",
+                        lambda args: (None, sentences, list(range(1, 8)), chain.astype(np.float32)))
+    args = ["communities", "--corpus", "c.txt", "--threshold", str(np.cos(np.deg2rad(25))),
+            "--min-size", "2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("2 communities of >= 2 sentences within cosine 0.906")
+    assert out[7] == "2. 2 sentences (its centre c.txt:5 is in community 1)"
+    cos10, cos20 = np.cos(np.deg2rad([10, 20]))
+    assert out[8:] == [f"  {cos10:.4f}  c.txt:6  문장 5", f"  {cos20:.4f}  c.txt:7  문장 6"]
+    assert main(args + ["--json"]) == 0
+    second = json.loads(capsys.readouterr().out)[1]
+    assert second["centre"] == {"corpus_id": 4, "line": 5, "sentence": "문장 4", "community": 1}
+    assert [m["score"] for m in second["members"]] == pytest.approx([cos10, cos20], abs=1e-5)
 
 
 def test_demo_prints_the_matrix_and_the_search(tiny_model_dir, capsys):

@@ -337,8 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the fewest sentences a community holds (default 10; 2 for duplicates)")
     _add_model_arguments(p)
     p.add_argument("--json", action="store_true",
-                   help="print [[{corpus_id, line, score, sentence}]] as JSON, largest community "
-                        "first, each centre first (score: cosine to the centre)")
+                   help="print [{centre: {corpus_id, line, sentence, community}, members: [{corpus_id, "
+                        "line, score, sentence}]}] as JSON, largest community first; score: cosine to "
+                        "the centre, which is the first member unless an earlier community took it "
+                        "(its community number says which)")
     p.set_defaults(func=cmd_communities)
 
     p = sub.add_parser("export", help="write TF Hub-style preprocess/, encoder/, sentence_encoder/1/")

@@ -203,61 +203,80 @@ def paraphrase_mining(embeddings, top_k: int = 10, max_pairs: Optional[int] = No
     return [(float(pair_scores[o]), int(first[o]), int(second[o])) for o in order]
 
 
+# Cosines are float32: a row and its exact duplicate can score 0.9999993, not 1. A member may
+# fall this far under the threshold, so that rounding never splits duplicates (threshold 1).
+COSINE_TOLERANCE = 1e-5
+
+
 def community_detection(embeddings, threshold: float = 0.85, min_community_size: int = 10,
                         batch_size: int = 1024) -> List[List[int]]:
     """Clusters of rows that are all within cosine `threshold` of one centre row.
 
-    The algorithm of sentence-transformers' `util.community_detection`, made exact and
-    deterministic: every row whose cosine to row c is >= `threshold` (c itself included) is a
-    candidate community of c when it holds at least `min_community_size` rows. Candidates are
-    taken largest first (ties: lower centre first); each loses the rows an earlier one took, and
-    is kept only if `min_community_size` rows remain. So a row is in at most one community, and
+    The algorithm of sentence-transformers' `util.community_detection`, made deterministic:
+    every row whose cosine to row c is >= `threshold` (c itself included) is a candidate
+    community of c when it holds at least `min_community_size` rows. Candidates are taken
+    largest first (ties: lower centre first); each loses the rows an earlier one took, and is
+    kept only if `min_community_size` rows remain. So a row is in at most one community, and
     rows near no dense group are in none.
 
     Args:
       embeddings: float [n, d] (the dtypes `semantic_search` takes); normalized here.
-      threshold: the cosine a member needs to its centre, a number in [-1, 1]. The scale
-        depends on the model: 0.85 (sentence-transformers' default is 0.75) groups gold
-        paraphrase groups best with the default model, 0.95 with zero-shot e5-small, whose
-        cosines all sit high (BENCHMARKS.md §9).
-      min_community_size: a positive int; 1 puts every row in some community.
+      threshold: the cosine a member needs to its centre, a number in [-1, 1]; cosines are
+        float32, and a member may be `COSINE_TOLERANCE` (1e-5) under it, so exact duplicates
+        meet a threshold of 1. The scale depends on the model: 0.85 (sentence-transformers'
+        default is 0.75) groups gold paraphrase groups best with the default model, 0.95
+        with zero-shot e5-small, whose cosines all sit high (BENCHMARKS.md §9).
+      min_community_size: a positive int; 1 puts every row in some community. As in
+        sentence-transformers, it is capped at n, so fewer than `min_community_size` rows
+        can still form one community.
       batch_size: rows scored at a time (a positive int); memory holds a float32
         [batch_size, n] block of cosines, and every candidate's rows (an int64 per member:
         at a threshold that most rows pass, about n * n, as in sentence-transformers).
     Returns:
       [[int row, ...], ...], largest community first (ties: the one found first). Within one,
       its centre comes first when it kept it, then the others by cosine to the centre,
-      highest first (ties: lower row first). [] when no community is dense enough.
+      highest first (ties: lower row first); a centre taken by an earlier community leaves
+      its members listed in that order without it. [] when no community is dense enough.
     Raises:
       ValueError for a bad `threshold`, `min_community_size` or `batch_size`, or a row with a
       NaN or infinity; TypeError for non-numeric input.
     """
+    return [members for _, members in
+            communities_with_centres(embeddings, threshold, min_community_size, batch_size)]
+
+
+def communities_with_centres(embeddings, threshold: float = 0.85, min_community_size: int = 10,
+                             batch_size: int = 1024) -> List[Tuple[int, List[int]]]:
+    """`community_detection`'s communities as (centre row, [member rows]): the centre is the
+    row all members are within `threshold` of, also when an earlier community took it (then
+    it is not among the members)."""
     embeddings = _as_matrix(embeddings, "embeddings")
     threshold = cosine_value(threshold, "threshold")
-    min_community_size = positive_int(min_community_size, "min_community_size")
+    min_community_size = min(positive_int(min_community_size, "min_community_size"),
+                             max(len(embeddings), 1))
     batch_size = positive_int(batch_size, "batch_size")
     unit = _normalized(embeddings)
+    reach = threshold - COSINE_TOLERANCE
     candidates = []
     for start in range(0, len(unit), batch_size):
         block = unit[start:start + batch_size] @ unit.T                        # [b, n] cosines
         rows = np.arange(len(block))
-        # A centre is always its own member: its float32 self-cosine may round to just under
-        # 1.0 (a threshold of 1 would otherwise drop it), and a zero row's is 0.
+        # A centre is always its own member, first: a zero row's self-cosine is 0.
         block[rows, start + rows] = np.inf
-        dense = np.flatnonzero((block >= threshold).sum(axis=1) >= min_community_size)
+        dense = np.flatnonzero((block >= reach).sum(axis=1) >= min_community_size)
         for row in dense:
-            members = np.flatnonzero(block[row] >= threshold)
+            members = np.flatnonzero(block[row] >= reach)
             order = np.lexsort((members, -block[row, members]))             # by cosine, then row
-            candidates.append(members[order])
-    candidates.sort(key=len, reverse=True)                                 # stable: centre order
+            candidates.append((start + int(row), members[order]))
+    candidates.sort(key=lambda c: len(c[1]), reverse=True)                 # stable: centre order
     taken = np.zeros(len(unit), bool)
     communities = []
-    for members in candidates:
+    for centre, members in candidates:
         kept = members[~taken[members]]
         if len(kept) >= min_community_size:
             taken[kept] = True
-            communities.append([int(i) for i in kept])
-    communities.sort(key=len, reverse=True)
+            communities.append((centre, [int(i) for i in kept]))
+    communities.sort(key=lambda c: len(c[1]), reverse=True)
     return communities
 
 
@@ -442,25 +461,38 @@ def search_cli(args) -> int:
 
 
 def communities_cli(args) -> int:
-    """`tfkosent communities`: the corpus's communities (`community_detection`), each member
-    with its cosine to the centre (the first member) and its line."""
+    """`tfkosent communities`: the corpus's communities (`communities_with_centres`), each
+    member with its cosine to the community's centre and its line."""
     cosine_value(args.threshold, "--threshold")
     _check_corpus_embeddings_path(args.corpus_embeddings)
     _, corpus, lines, corpus_emb = _cli_corpus(args)
-    communities = community_detection(corpus_emb, threshold=args.threshold,
-                                      min_community_size=args.min_size)
+    communities = communities_with_centres(corpus_emb, threshold=args.threshold,
+                                           min_community_size=args.min_size)
     unit = _normalized(corpus_emb)
-    scored = [[(i, float(unit[i] @ unit[members[0]])) for i in members] for members in communities]
+    community_of = {i: number for number, (_, members) in enumerate(communities, 1) for i in members}
     if args.json:
-        out = [[{"corpus_id": i, "line": lines[i], "score": round(score, 6), "sentence": corpus[i]}
-                for i, score in members] for members in scored]
+        out = [{"centre": {"corpus_id": centre, "line": lines[centre], "sentence": corpus[centre],
+                           "community": community_of.get(centre)},
+                "members": [{"corpus_id": i, "line": lines[i],
+                             "score": round(float(unit[i] @ unit[centre]), 6), "sentence": corpus[i]}
+                            for i in members]}
+               for centre, members in communities]
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
-    in_any = sum(len(members) for members in communities)
-    print(f"{len(communities)} communities of >= {args.min_size} sentences within cosine "
-          f"{args.threshold} of their centre, holding {in_any} of {len(corpus)} sentences")
-    for number, members in enumerate(scored, 1):
-        print(f"{number}. {len(members)} sentences")
-        for i, score in members:
-            print(f"  {score:.4f}  {args.corpus}:{lines[i]}  {corpus[i]}")
+    in_any = sum(len(members) for _, members in communities)
+    print(f"{_count(len(communities), 'community', 'communities')} of >= "
+          f"{_count(min(args.min_size, len(corpus)), 'sentence')} within cosine {args.threshold} of their centre, "
+          f"holding {in_any} of {len(corpus)} sentences")
+    for number, (centre, members) in enumerate(communities, 1):
+        # a kept community's centre is in it, or in a larger one found before, which took it
+        elsewhere = ("" if community_of[centre] == number else
+                     f" (its centre {args.corpus}:{lines[centre]} is in community "
+                     f"{community_of[centre]})")
+        print(f"{number}. {_count(len(members), 'sentence')}{elsewhere}")
+        for i in members:
+            print(f"  {float(unit[i] @ unit[centre]):.4f}  {args.corpus}:{lines[i]}  {corpus[i]}")
     return 0
+
+
+def _count(n: int, singular: str, plural: Optional[str] = None) -> str:
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"

@@ -602,7 +602,8 @@ class SentenceEncoder:
 
         sentences: as for `encode`; the returned ints index it. Returns [[int, ...], ...],
         largest first, each centre first; a sentence is in at most one community, and
-        sentences with too few close neighbours are in none. The default threshold 0.85 is the
+        sentences with too few close neighbours are in none (`min_community_size` is capped at
+        the number of sentences, as in sentence-transformers). The default threshold 0.85 is the
         default model's best on gold paraphrase groups (BENCHMARKS.md §9); other models need
         their own. `threshold` must be in [-1, 1],
         `min_community_size` and `batch_size` (sentences per encoder call) positive ints
