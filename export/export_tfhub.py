@@ -3,7 +3,8 @@
     python export/export_tfhub.py --model default --out exports/tfkosent-ko [--seq-length 128] [--overwrite]
 
 Writes <out>/preprocess, <out>/encoder and <out>/sentence_encoder/1 (see
-`tfkosent.export` for the contract and README.md for usage), verifies them by
+`tfkosent.export` for the contract and README.md for usage) and the model card
+<out>/README.md, verifies them by
 reloading, and prints what a user loads. The work is done by
 `tfkosent.export.export_model`; this script is the publishing entry point that
 also reports the modules' sizes and signatures.

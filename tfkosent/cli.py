@@ -127,7 +127,8 @@ def cmd_export(args) -> int:
     check_output_path(args.out, "--out", directory=True)
     path = export_model(resolve_model_dir(args.model), args.out, overwrite=args.overwrite,
                         seq_length=args.seq_length, max_batch_tokens=args.max_batch_tokens)
-    print(f"exported {path}/preprocess, {path}/encoder, {path}/sentence_encoder/1")
+    print(f"exported {path}/preprocess, {path}/encoder, {path}/sentence_encoder/1 "
+          f"(model card: {path}/README.md)")
     return 0
 
 

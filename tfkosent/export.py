@@ -3,8 +3,14 @@
 `export_model(model_dir, out_dir)` writes
 
     out_dir/
-      tfkosent_export.json      what was exported (hidden size, packing, seq_length, source
-                                name and weights sha256, the serving request limit)
+      tfkosent_export.json      what was exported (hidden size, layers, packing, seq_length,
+                                prefix, vocabulary and parameter counts, source name and
+                                weights sha256, the serving request limit, the model's metadata
+                                and the tfkosent / TensorFlow versions that wrote it)
+      README.md                 the model card, rendered from tfkosent_export.json alone
+                                (`tfkosent.export_card.export_readme`): what the model is, each
+                                module's signatures, usage snippets (tf_keras + TF Hub, Keras 3,
+                                tfkosent, TF Serving REST), provenance and licence
       preprocess/               strings -> encoder inputs (TF Hub BERT preprocess contract;
                                 padded to 128 tokens unless `seq_length` says otherwise)
       encoder/                  encoder inputs -> outputs (reusable SavedModel, fine-tunable;
@@ -21,9 +27,9 @@ The modules follow the contract of TF Hub's BERT preprocess/encoder pairs
 is a string-to-embedding model. The SentencePiece model is a constant inside
 the graphs: no asset file is read at load time.
 
-Export is atomic: everything is written to a temporary directory, reloaded and
-checked against the in-memory model (max abs difference <= 1e-5), and only then
-renamed to `out_dir`.
+Export is atomic: everything, README.md included, is written to a temporary directory,
+reloaded and checked against the in-memory model (max abs difference <= 1e-5), and only
+then renamed to `out_dir` (`overwrite=True` replaces all of an earlier export, its card too).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (SentencePiece ops must be registered before saving)
 
+from tfkosent.export_card import README_FILE, export_readme
 from tfkosent.layers.dropout import inputs_salt, salted
 from tfkosent.layers.packing import (longest_packed_length, min_text_seq_length,
                                      num_special_tokens, pack_segments)
@@ -501,6 +508,16 @@ def published_metadata(value):
     return value
 
 
+def written_by() -> Dict[str, str]:
+    """The versions that wrote an export, for tfkosent_export.json and its README.md: tfkosent,
+    and the TensorFlow and TensorFlow Text that saved the graphs (a model server must accept
+    their op definitions: docs/serving.md, "The SentencePiece op requirement")."""
+    from tfkosent import __version__
+
+    return {"tfkosent": __version__, "tensorflow": tf.__version__,
+            "tensorflow_text": tensorflow_text.__version__}
+
+
 def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
                  seq_length: Optional[int] = None, warmup: bool = True,
                  max_batch_tokens: Optional[int] = None) -> str:
@@ -592,11 +609,21 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
                 "pooling": config.encoder.pooling, "packing": config.preprocess.packing,
                 "seq_length": max_seq_length, "preprocess_seq_length": preprocess_seq_length,
                 "text_prefix": config.preprocess.text_prefix,
+                "tokenizer_type": config.preprocess.tokenizer_type,
+                "vocab_size": config.encoder.vocab_size,
+                "special_tokens": serving_preprocessor.get_special_tokens_dict(),
+                "num_parameters": sum(int(np.prod(w.shape)) for w in files.weights.values()),
                 **export_source(files), "metadata": published_metadata(config.metadata),
                 "serving": {"signature": "serving_default", "input": SERVING_INPUT,
-                            "output": SERVING_OUTPUT, "max_batch_tokens": max_batch_tokens}}
+                            "output": SERVING_OUTPUT, "max_batch_tokens": max_batch_tokens,
+                            "warmup_requests": bool(warmup)},
+                "written_by": written_by()}
         with open(os.path.join(tmp, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
             json.dump(info, f, ensure_ascii=False, indent=2)
+        # The model card, rendered from `info` alone (export_card.py): inside the temporary
+        # directory, so it is renamed into place with the modules and replaced by --overwrite.
+        with open(os.path.join(tmp, README_FILE), "w", encoding="utf-8") as f:
+            f.write(export_readme(info))
         _verify_export(tmp, probe, expected_inputs, expected, expected_embeddings)
     return os.path.abspath(out_dir)
 
