@@ -80,6 +80,11 @@ def test_export_matches_load(default_model, tmp_path):
     served = tf.saved_model.load(str(out / "sentence_encoder" / "1")).signatures["serving_default"](
         **{SERVING_INPUT: tf.constant(SENTENCES)})[SERVING_OUTPUT].numpy()
     np.testing.assert_allclose(served, default_model.encode(SENTENCES), atol=1e-5)
+    # the licence text travels with the weights (their licence_notes point to it)
+    from tfkosent.export import default_model_licence
+    shipped = default_model_licence(json.loads((out / "tfkosent_export.json").read_text("utf-8"))["metadata"])
+    assert (out / "DEFAULT_MODEL_LICENSE.md").read_bytes() == open(shipped, "rb").read()
+    assert "- Licence text: `DEFAULT_MODEL_LICENSE.md`, in this directory" in (out / "README.md").read_text("utf-8")
 
 
 def test_korsts_dev_first_200_pairs_above_floor(default_model, shared_data_dir):

@@ -168,6 +168,13 @@ def test_card_carries_licence_training_and_dev_score_from_the_metadata(tiny_expo
     dev = training["dev"]
     assert f"{dev['dataset']}: cosine_spearman {dev['cosine_spearman']:.4g}" in card
     assert "untrained" not in card
+    assert "Licence text" not in card                   # no licence file recorded
+    card = export_readme({**_info(tiny_export_dir), "metadata": metadata,
+                          "licence_file": "DEFAULT_MODEL_LICENSE.md"})
+    assert "- Licence text: `DEFAULT_MODEL_LICENSE.md`, in this directory" in card
+    # a model without the default model's licence notes (the tiny one) exports no licence file
+    assert not os.path.exists(os.path.join(tiny_export_dir, "DEFAULT_MODEL_LICENSE.md"))
+    assert "licence_file" not in _info(tiny_export_dir)
     # an older record without the optional keys still renders, leaving them out
     old = {k: v for k, v in _info(tiny_export_dir).items()
            if k not in ("num_parameters", "vocab_size", "special_tokens", "written_by",

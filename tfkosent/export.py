@@ -7,6 +7,8 @@
                                 prefix, vocabulary and parameter counts, source name and
                                 weights sha256, the serving request limit, the model's metadata
                                 and the tfkosent / TensorFlow versions that wrote it)
+      DEFAULT_MODEL_LICENSE.md  for the default model and models made from it (their
+                                licence_notes name it): the licence text, copied from the package
       README.md                 the model card, rendered from tfkosent_export.json alone
                                 (`tfkosent.export_card.export_readme`): what the model is, each
                                 module's signatures, usage snippets (tf_keras + TF Hub, Keras 3,
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -508,6 +511,23 @@ def published_metadata(value):
     return value
 
 
+# The default model's licence text. Its `licence_notes` point to it, and models trained or
+# fine-tuned from it inherit those notes; an export is published without the tfkosent package,
+# so the file travels inside the export (CC BY-SA 4.0, the training data's licence, asks that
+# adaptations carry their terms).
+DEFAULT_MODEL_LICENSE_FILE = "DEFAULT_MODEL_LICENSE.md"
+
+
+def default_model_licence(metadata) -> Optional[str]:
+    """The path of tfkosent/assets/DEFAULT_MODEL_LICENSE.md when `metadata`'s licence_notes
+    name it (the default model and models made from it), else None."""
+    notes = metadata.get("licence_notes") if isinstance(metadata, dict) else None
+    if isinstance(notes, str) and DEFAULT_MODEL_LICENSE_FILE in notes:
+        return os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
+                            DEFAULT_MODEL_LICENSE_FILE)
+    return None
+
+
 def written_by() -> Dict[str, str]:
     """The versions that wrote an export, for tfkosent_export.json and its README.md: tfkosent,
     and the TensorFlow and TensorFlow Text that saved the graphs (a model server must accept
@@ -618,6 +638,10 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
                             "output": SERVING_OUTPUT, "max_batch_tokens": max_batch_tokens,
                             "warmup_requests": bool(warmup)},
                 "written_by": written_by()}
+        licence = default_model_licence(config.metadata)
+        if licence is not None:
+            shutil.copyfile(licence, os.path.join(tmp, DEFAULT_MODEL_LICENSE_FILE))
+            info["licence_file"] = DEFAULT_MODEL_LICENSE_FILE
         with open(os.path.join(tmp, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
             json.dump(info, f, ensure_ascii=False, indent=2)
         # The model card, rendered from `info` alone (export_card.py): inside the temporary

@@ -346,6 +346,8 @@ def _provenance(f) -> List[str]:
              "- Licence: not recorded in the model's metadata"]
     if meta.get("licence_notes"):
         lines.append(f"- Licence notes: {_cell(meta['licence_notes'])}")
+    if info.get("licence_file"):
+        lines.append(f"- Licence text: `{_cell(info['licence_file'])}`, in this directory")
     if meta.get("source"):
         lines.append(f"- Weights source: {_cell(meta['source'])}")
     if meta.get("upstream_model"):
