@@ -12,6 +12,11 @@ sentences/second, milliseconds per single sentence, each ratio to TF, the .tflit
 KorSTS dev Spearman (cosine, x100) for each, so that what quantization costs in quality is
 beside what it saves.
 
+Then the tokenizer: over the first `--lines` lines of each raw corpus (and both sides of
+KorSTS and KLUE-STS train), how many get other token ids from sentence_encoder.tflite's
+`FastSentencepieceTokenizer` (after the prefix's ids) than from the model's own preprocessor,
+and the lowest cosine between the float32 flat buffer's embedding and `encode()`'s on them.
+
     python benchmarks/tflite.py [--model DIR] [--threads 2] [--batch-size 32] [--single 200]
 """
 
@@ -47,6 +52,8 @@ def main(argv=None) -> int:
     parser.add_argument("--single", type=int, default=200,
                         help="sentences timed one per call (default 200)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes; the median is kept")
+    parser.add_argument("--lines", type=int, default=5000,
+                        help="lines of each corpus for the tokenizer comparison (default 5000)")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -103,7 +110,47 @@ def main(argv=None) -> int:
         print(f"{name:16} {rate:12.1f} {rate / tf_rate:6.2f} {single:10.2f} {tf_single / single:6.2f} "
               f"{size / 2**20:7.1f} {cosine:14.6f} {spearman:11.2f}")
     print("(TF's size: weights.npz, float16 weights; TFLite: sentence_encoder.tflite)")
+    tokenizer_agreement(models["TF"], models["TFLite none"], args)
     return 0
+
+
+def tokenizer_agreement(model, tflite_model, args) -> None:
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text as tf_text
+
+    from tfkosent.data import load_raw_sentences, load_sts
+
+    proto = open(os.path.join(model.path, "tokenizer.model"), "rb").read()
+    fast = tf_text.FastSentencepieceTokenizer(proto)
+    prefix = tflite_model.info["prefix_ids"]
+    corpora = {name: load_raw_sentences(name, limit=args.lines, data_dir=args.data_dir)
+               for name in ("news-comments", "nsmc-reviews", "3i4k", "chatbot-qa", "news-titles")}
+    for name in ("korsts-train", "klue-sts-train"):
+        pairs = load_sts(name, data_dir=args.data_dir)[:args.lines]
+        corpora[name] = [e.sentence1 for e in pairs] + [e.sentence2 for e in pairs]
+    print(f"\nFastSentencepieceTokenizer (+ prefix ids) against the model's tokenizer, first "
+          f"{args.lines} lines / pairs of each:")
+    total = differing = 0
+    worst = 1.0
+    for name, texts in corpora.items():
+        texts = [t for t in dict.fromkeys(texts)]
+        own = model.tokenize(texts)
+        ids = fast.tokenize(tf.constant(texts)).to_list()
+        bad = [i for i, (f, o) in enumerate(zip(ids, own)) if list(prefix) + f != list(o)]
+        lowest = 1.0
+        if bad:
+            subset = [texts[i] for i in bad]
+            cosines = np.sum(model.encode(subset) * tflite_model.encode(subset), axis=1)
+            lowest = float(cosines.min())
+        worst = min(worst, lowest)
+        total += len(texts)
+        differing += len(bad)
+        example = repr(texts[bad[0]][:40]) if bad else "-"
+        print(f"  {name:15} {len(bad):5} of {len(texts):6} differ; lowest cosine {lowest:.4f}; "
+              f"first: {example}")
+    print(f"  all             {differing:5} of {total:6} ({100.0 * differing / total:.2f}%); lowest "
+          f"cosine {worst:.4f}")
 
 
 if __name__ == "__main__":

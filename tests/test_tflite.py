@@ -21,6 +21,8 @@ def tflite_dir(tiny_prefixed_model_dir, tmp_path_factory):
 
 
 def test_sentence_model_matches_encode(tiny_prefixed_model_dir, tflite_dir):
+    import tensorflow as tf
+
     from tfkosent import SentenceEncoder
     from tfkosent.tflite import TFLiteSentenceEncoder
 
@@ -29,16 +31,25 @@ def test_sentence_model_matches_encode(tiny_prefixed_model_dir, tflite_dir):
     assert model.embedding_dim == reference.embedding_dim
     with pytest.warns(UserWarning, match="truncat"):   # "가나다 " * 40 is over 64 tokens
         expected = reference.encode(SENTENCES)
-    # batch_size 2: several batches, sorted by length and put back in order
-    got = model.encode(SENTENCES, batch_size=2)
+    # batch_size 2: several batches, sorted by length and put back in order; the same warning
+    # (from the model's num_tokens output), naming the same sentence and the caller's line
+    with pytest.warns(UserWarning, match="truncat") as caught:
+        got = model.encode(SENTENCES, batch_size=2)
+    assert "1 of 7 sentences are longer than 62 tokens" in str(caught[0].message)
+    assert "(first: sentences[4], " in str(caught[0].message) and caught[0].filename == __file__
     np.testing.assert_allclose(got, expected, atol=1e-5)
     with pytest.warns(UserWarning, match="truncat"):
         raw = reference.encode(SENTENCES, normalize_embeddings=False)
-    np.testing.assert_allclose(model.encode(SENTENCES, normalize_embeddings=False), raw, atol=1e-5)
-    one = model.encode(SENTENCES[0])
-    assert one.shape == (reference.embedding_dim,)
-    np.testing.assert_allclose(one, expected[0], atol=1e-5)
+    with pytest.warns(UserWarning, match="truncat"):
+        np.testing.assert_allclose(model.encode(SENTENCES, normalize_embeddings=False), raw, atol=1e-5)
+    for one in (SENTENCES[0], np.array(SENTENCES[0]), tf.constant(SENTENCES[0]),
+                SENTENCES[0].encode("utf-8")):
+        got_one = model.encode(one)
+        assert got_one.shape == (reference.embedding_dim,)
+        np.testing.assert_allclose(got_one, expected[0], atol=1e-5)
     assert model.encode([]).shape == (0, reference.embedding_dim)
+    with pytest.warns(UserWarning, match="start with 'query:'"):
+        model.encode(["query: 접두사를 직접 쓴 문장"])
 
 
 def test_sentence_model_composes_decomposed_hangul_and_refuses_bad_text(tflite_dir):
@@ -84,7 +95,7 @@ def test_encoder_model_takes_the_preprocessors_ids(tiny_prefixed_model_dir, tfli
     assert own[:len(record["prefix_ids"])] == record["prefix_ids"] and record["prefix_ids"]
     assert os.path.isfile(os.path.join(tflite_dir, record["tokenizer_file"]))
     readme = open(os.path.join(tflite_dir, "README.md"), encoding="utf-8").read()
-    for name in ("serving_default", "sentences", "embeddings", "input_word_ids", "NFC",
+    for name in ("serving_default", "sentences", "embeddings", "num_tokens", "input_word_ids", "NFC",
                  str(record["prefix_ids"])):
         assert name in readme
 
@@ -104,7 +115,8 @@ def test_roberta_packing_pooling_and_quantization(tiny_roberta_model_dir, tmp_pa
                                variants=["sentence_encoder"])
         assert list(record["files"]) == ["sentence_encoder.tflite"]
         sizes[quantization] = record["files"]["sentence_encoder.tflite"]["bytes"]
-        got = TFLiteSentenceEncoder.load(out, num_threads=1).encode(SENTENCES)
+        with pytest.warns(UserWarning, match="truncat"):
+            got = TFLiteSentenceEncoder.load(out, num_threads=1).encode(SENTENCES)
         cosines = np.sum(got * expected, axis=1)
         if quantization == "none":
             np.testing.assert_allclose(got, expected, atol=1e-5)

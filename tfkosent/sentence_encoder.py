@@ -77,6 +77,39 @@ def _as_numpy_if_tensor(value):
     return value
 
 
+def warn_about_inputs(sentences: List[str], lengths: np.ndarray, specials: int, max_seq_length: int,
+                      text_prefix: str, metadata, argument: str = "sentences", stacklevel: int = 2,
+                      describe: Optional[Callable[[int], str]] = None) -> None:
+    """Warns about sentences that `encode` truncates, and text that already has the model's prefix.
+
+    lengths: int [n], token counts (the model's prefix included, special tokens not);
+    specials: the special tokens packing adds to one sentence; max_seq_length: where `encode`
+    truncates, special tokens included; text_prefix and metadata (its "query_prefix" and
+    "passage_prefix"): the model's; describe(i): how warnings name sentence i (default
+    `argument[i]`); stacklevel: as the caller would pass it to `warnings.warn`.
+    """
+    name = describe if describe is not None else (lambda i: f"{argument}[{i}]")
+    warn_about_truncation(lengths, max_seq_length - specials, max_seq_length, "sentences", name,
+                          stacklevel + 1)
+    prefix = text_prefix.strip()
+    if prefix:
+        # e5's prompts ("query: ", "passage: " in the metadata): the preprocessor puts its
+        # own before every text, so a prompt typed by hand is doubled or, for a document's
+        # "passage: ", mixed ("query: passage: ..."), silently shifting the embedding.
+        prompts = [prefix] + [str((metadata or {}).get(k, "")).strip()
+                              for k in ("query_prefix", "passage_prefix")]
+        prompts = [p for p in dict.fromkeys(prompts) if p]
+        doubled = [i for i, s in enumerate(sentences) if s.lstrip().startswith(tuple(prompts))]
+        if doubled:
+            first = sentences[doubled[0]].lstrip()
+            typed = next(p for p in prompts if first.startswith(p))
+            warnings.warn(f"{len(doubled)} of {len(sentences)} sentences (first: "
+                          f"{name(doubled[0])}) start with {typed!r}; this model's preprocessor "
+                          f"puts {prefix!r} before every text itself (queries and documents "
+                          f"alike, as in its training): pass the text without it",
+                          stacklevel=stacklevel + 1)
+
+
 def is_single_sentence(sentences) -> bool:
     """Whether `sentences` is one sentence (str, bytes, a 0-d array or string tensor), for which
     `encode` returns one vector [hidden] rather than [n, hidden]."""
@@ -481,32 +514,8 @@ class SentenceEncoder:
     def _warn_about_inputs(self, sentences: List[str], lengths: np.ndarray, specials: int,
                            argument: str = "sentences", stacklevel: int = 3,
                            describe: Optional[Callable[[int], str]] = None) -> None:
-        """Warns about sentences `encode` truncates, and text that already has the model's prefix.
-
-        lengths: int [n], token counts (the model's prefix included, special tokens not);
-        specials: the special tokens packing adds to one sentence; describe(i): how warnings
-        name sentence i (default `argument[i]`).
-        """
-        name = describe if describe is not None else (lambda i: f"{argument}[{i}]")
-        warn_about_truncation(lengths, self.max_seq_length - specials, self.max_seq_length,
-                              "sentences", name, stacklevel)
-        prefix = self.text_prefix.strip()
-        if prefix:
-            # e5's prompts ("query: ", "passage: " in the metadata): the preprocessor puts its
-            # own before every text, so a prompt typed by hand is doubled or, for a document's
-            # "passage: ", mixed ("query: passage: ..."), silently shifting the embedding.
-            prompts = [prefix] + [str(self._backend.metadata.get(k, "")).strip()
-                                  for k in ("query_prefix", "passage_prefix")]
-            prompts = [p for p in dict.fromkeys(prompts) if p]
-            doubled = [i for i, s in enumerate(sentences) if s.lstrip().startswith(tuple(prompts))]
-            if doubled:
-                first = sentences[doubled[0]].lstrip()
-                typed = next(p for p in prompts if first.startswith(p))
-                warnings.warn(f"{len(doubled)} of {len(sentences)} sentences (first: "
-                              f"{name(doubled[0])}) start with {typed!r}; this model's preprocessor "
-                              f"puts {prefix!r} before every text itself (queries and documents "
-                              f"alike, as in its training): pass the text without it",
-                              stacklevel=stacklevel)
+        warn_about_inputs(sentences, lengths, specials, self.max_seq_length, self.text_prefix,
+                          self._backend.metadata, argument, stacklevel, describe)
 
     def similarity(self, a: Union[str, Sequence[str]], b: Union[str, Sequence[str], None] = None,
                    batch_size: int = 64) -> np.ndarray:

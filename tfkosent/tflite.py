@@ -6,6 +6,9 @@
                              sentences  tf.string [batch]
                            -> embeddings     float32 [batch, hidden], L2-normalized
                               pooled_output  float32 [batch, hidden], as the encoder pools it
+                              num_tokens     int32 [batch]: each sentence's tokens, the text
+                                             prefix's included, special tokens not, before
+                                             truncation (more than seq_length - 2: truncated)
                            Tokenizes in the graph with TF Text's `FastSentencepieceTokenizer`,
                            so the interpreter needs TF Text's TFLite ops
                            (`tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS` in Python; the
@@ -13,6 +16,7 @@
   encoder.tflite           signature "serving_default":
                              input_word_ids, input_mask, input_type_ids  int32 [batch, seq]
                            -> embeddings, pooled_output (as above)
+                           seq at most the model's maximum (512 for e5's); longer rows fail.
                            TFLite builtin ops only: any TFLite / LiteRT runtime. The ids are
                            what the `preprocess/` module of `tfkosent export` makes
                            (tokenizer.model is copied beside it for host-side tokenization).
@@ -26,15 +30,22 @@ Both take any batch size and sequence length (dynamic shapes: the interpreter re
 size, computed in float32) or "dynamic" (int8 weights, float activations: a quarter of the size).
 
 What the string model does, and does not, do, compared with `SentenceEncoder.encode`:
-  * the same token ids: the text prefix (e5's "query: ") is put before each sentence as token
-    ids (the ids of the prefix alone, checked at export to equal tokenizing prefix + text on
-    the probe sentences; on KorSTS dev + test all 5,765 sentences agree), and
-    `FastSentencepieceTokenizer` is checked to give `SentencepieceTokenizer`'s ids;
+  * the same token ids, but for ties: the text prefix (e5's "query: ") is put before each
+    sentence as token ids (the ids of the prefix alone; checked at export to equal tokenizing
+    prefix + text on the probe sentences), and `FastSentencepieceTokenizer` gives
+    `SentencepieceTokenizer`'s ids except where two segmentations score exactly the same,
+    as in runs of one repeated character ("~~~~~~~", "3333333"): it may pick the other
+    one. With the default model that changed 115 of 39,650 sentences of the Korean corpora in
+    ../shared/data (81 of 5,000 news comments, 34 of 5,000 movie reviews, none of KorSTS or
+    KLUE-STS train), to a cosine of 0.9926 at worst (`python benchmarks/tflite.py`,
+    BENCHMARKS.md section 11);
   * the same packing and truncation for one sentence: <s> / [CLS], prefix, text, </s> /
-    [SEP], truncated to `seq_length` tokens (default: the model's maximum, as `encode`);
-  * no input repair: TFLite has no Unicode normalization or transcoding op, so decomposed
-    Hangul (NFD, e.g. text from macOS) must be composed (NFC) and bytes must be valid UTF-8
-    before the call. `TFLiteSentenceEncoder` does both checks in Python, as `encode` does.
+    [SEP], truncated to `seq_length` tokens (default: the model's maximum, where `encode`
+    truncates unless its `max_seq_length` is set lower);
+  * no input repair and no warnings: TFLite has no Unicode normalization or transcoding op,
+    so decomposed Hangul (conjoining jamo, e.g. text from macOS) must be composed (NFC) and
+    bytes must be valid UTF-8 before the call. `TFLiteSentenceEncoder` does both in Python,
+    and warns about truncated sentences (from `num_tokens`) and typed prefixes, as `encode`.
 Models that lower-case or NFKC-normalize their input cannot have the string model (no TFLite
 op does it); `variants=("encoder",)` writes the ids model alone.
 """
@@ -67,6 +78,7 @@ VARIANTS = ("sentence_encoder", "encoder")
 QUANTIZATIONS = ("none", "float16", "dynamic")
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 POOLED_OUTPUT = "pooled_output"
+NUM_TOKENS_OUTPUT = "num_tokens"
 # Float32 flat buffers must reproduce the TF model: measured 1.9e-7 on 64 KorSTS dev sentences
 # with the default model (XNNPACK sums in another order than TF's kernels).
 MAX_FLOAT_DIFF = 1e-5
@@ -140,11 +152,13 @@ def _sentence_function(encoder, sentencepiece_proto: bytes, prefix_ids: Sequence
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_INPUT)])
     def serving_default(sentences):
-        inputs = pack_single_sentences(tokenizer.tokenize(sentences), prefix_ids,
-                                       special["start_of_sequence_id"],
+        token_ids = tokenizer.tokenize(sentences)
+        inputs = pack_single_sentences(token_ids, prefix_ids, special["start_of_sequence_id"],
                                        special["end_of_segment_id"], special["padding_id"],
                                        seq_length)
-        return _outputs(encoder, inputs)
+        outputs = _outputs(encoder, inputs)
+        outputs[NUM_TOKENS_OUTPUT] = tf.cast(token_ids.row_lengths(), tf.int32) + len(prefix_ids)
+        return outputs
 
     return serving_default
 
@@ -319,7 +333,8 @@ def export_tflite(model_dir: str, out_dir: str, quantization: str = "none",
                 "signature": "serving_default",
                 "inputs": {SERVING_INPUT: "string [batch]"},
                 "outputs": {SERVING_OUTPUT: f"float32 [batch, {config.encoder.hidden_size}]",
-                            POOLED_OUTPUT: f"float32 [batch, {config.encoder.hidden_size}]"},
+                            POOLED_OUTPUT: f"float32 [batch, {config.encoder.hidden_size}]",
+                            NUM_TOKENS_OUTPUT: "int32 [batch]"},
                 "custom_ops": "TF Text: tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS",
                 "bytes": len(content), "parity": parity}
         if "encoder" in variants:
@@ -371,13 +386,24 @@ def tflite_readme(record: Dict[str, object]) -> str:
         lines += [f"## `{SENTENCE_MODEL_FILE}`: sentences in ({info['bytes']:,} bytes)", "",
                   f"Signature `serving_default`: `{SERVING_INPUT}` string [batch] -> "
                   f"`{SERVING_OUTPUT}` float32 [batch, {hidden}] (L2-normalized) and "
-                  f"`{POOLED_OUTPUT}`. It tokenizes, puts the text prefix "
-                  f"{record['text_prefix']!r} before each sentence and truncates at "
-                  f"{record['seq_length']} tokens, as `SentenceEncoder.encode` does. Its tokenizer "
-                  f"is a TF Text op: register TF Text's TFLite ops with the interpreter.", "",
-                  "Give it valid UTF-8 with Hangul composed (NFC): it does not repair or "
-                  "normalize text (Java: `Normalizer.normalize(s, Normalizer.Form.NFC)`; Swift: "
+                  f"`{POOLED_OUTPUT}`, and `{NUM_TOKENS_OUTPUT}` int32 [batch] (each sentence's "
+                  f"tokens with the prefix's, before truncation). It tokenizes, puts the text "
+                  f"prefix {record['text_prefix']!r} before each sentence and truncates at "
+                  f"{record['seq_length']} tokens, special tokens included (`SentenceEncoder.encode`"
+                  f" truncates at its `max_seq_length`, {record['max_position_length']} unless "
+                  f"set). Its tokenizer is a TF Text op: register TF Text's TFLite ops with the "
+                  f"interpreter.", "",
+                  "Give it valid UTF-8 with Hangul syllables composed: it does not repair or "
+                  "normalize text, and decomposed Hangul (conjoining jamo, as macOS writes file "
+                  "names) embeds as other text (normalize to NFC first; Java: "
+                  "`Normalizer.normalize(s, Normalizer.Form.NFC)`; Swift: "
                   "`s.precomposedStringWithCanonicalMapping`).", "",
+                  "Its tokenizer (TF Text's `FastSentencepieceTokenizer`) gives the ids of "
+                  "`SentenceEncoder.encode` except where two segmentations score exactly the same, "
+                  "as in runs of one repeated character (\"ㅋㅋㅋㅋㅋㅋㅋ\", \"~~~~~~~\"); "
+                  "there it may pick the other, and the embedding moves a little (with the "
+                  "default model: 115 of 39,650 Korean sentences tried, most of them news "
+                  "comments; cosine 0.9926 or more to TensorFlow's).", "",
                   "```python",
                   "from tfkosent.tflite import TFLiteSentenceEncoder",
                   "model = TFLiteSentenceEncoder.load(\"THIS_DIRECTORY\")",
@@ -402,7 +428,9 @@ def tflite_readme(record: Dict[str, object]) -> str:
                   f"`{POOLED_OUTPUT}`. Tokenize with `{record['tokenizer_file']}`; each row is "
                   f"{special['start_of_sequence_id']}, the prefix ids {record['prefix_ids']}, the "
                   f"text's ids, {special['end_of_segment_id']}, then padding "
-                  f"{special['padding_id']} with mask 0; type ids 0.", ""]
+                  f"{special['padding_id']} with mask 0; type ids 0. A row holds at most "
+                  f"{record['max_position_length']} ids, the special tokens included: truncate "
+                  f"the text's ids (a longer row fails).", ""]
     lines += ["## Parity with the TensorFlow model, measured at export", "",
               "| file | largest difference | smallest cosine |", "|---|---:|---:|"]
     for file_name, info in files.items():
@@ -411,10 +439,15 @@ def tflite_readme(record: Dict[str, object]) -> str:
     lines.append("")
     metadata = record.get("metadata") or {}
     if metadata.get("licence") or record.get("licence_file"):
-        lines += ["## Licence", "", f"{metadata.get('licence', '')}. "
-                  f"{metadata.get('licence_notes', '')}".strip()]
+        # As the export card words it (export_card.py): the notes as the model records them,
+        # then the licence text's file in this directory.
+        lines += ["## Licence", ""]
+        if metadata.get("licence"):
+            lines.append(f"- Licence: {metadata['licence']}")
+        if metadata.get("licence_notes"):
+            lines.append(f"- Licence notes: {metadata['licence_notes']}")
         if record.get("licence_file"):
-            lines.append(f"See `{record['licence_file']}`.")
+            lines.append(f"- Licence text: `{record['licence_file']}`, in this directory")
         lines.append("")
     return "\n".join(lines)
 
@@ -462,16 +495,21 @@ class TFLiteSentenceEncoder:
         float32 [n, hidden] ([0, hidden] for none). Sentences are batched by length, so each
         batch is padded only to its longest. TypeError / ValueError name a sentence that is not
         valid text (as `encode`); decomposed Hangul is composed first (as `encode`)."""
-        from tfkosent.sentence_encoder import is_single_sentence, validate_sentences
+        from tfkosent.sentence_encoder import (is_single_sentence, validate_sentences,
+                                               warn_about_inputs)
 
         batch_size = positive_int(batch_size, "batch_size")
         single = is_single_sentence(sentences)
-        texts = [_compose_hangul(s) for s in validate_sentences([sentences] if single else sentences)]
+        texts = [_compose_hangul(s) for s in validate_sentences(sentences)]
         key = SERVING_OUTPUT if normalize_embeddings else POOLED_OUTPUT
         out = np.zeros((len(texts), self.embedding_dim), np.float32)
+        lengths = np.zeros(len(texts), np.int64)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i].encode("utf-8")))
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            batch = np.array([texts[i] for i in rows], dtype=object)
-            out[rows] = self._runner(**{SERVING_INPUT: batch})[key]
+            outputs = self._runner(**{SERVING_INPUT: np.array([texts[i] for i in rows], dtype=object)})
+            out[rows] = outputs[key]
+            lengths[rows] = outputs[NUM_TOKENS_OUTPUT]
+        warn_about_inputs(texts, lengths, 2, int(self.info["seq_length"]), self.info["text_prefix"] or "",
+                          self.info.get("metadata"), stacklevel=2)
         return out[0] if single else out
