@@ -6,6 +6,8 @@ sentences and with the same number of threads:
   TF       `SentenceEncoder.encode` (TensorFlow, the model directory)
   TFLite   `TFLiteSentenceEncoder.encode` (sentence_encoder.tflite: strings in, the TFLite
            interpreter with XNNPACK and TF Text's tokenizer op)
+  SentenceEncoder on encoder.tflite, dynamic: `SentenceEncoder.load(TFLite export)`, the
+           model's TF tokenizer and packing, then encoder.tflite with int8 weights
 in batches of `--batch-size` over the 2,758 KorSTS test sentences, and one sentence per call
 over the first `--single` of them (a phone's or a request handler's case). Prints
 sentences/second, milliseconds per single sentence, each ratio to TF, the .tflite sizes, and
@@ -66,7 +68,8 @@ def main(argv=None) -> int:
     from tfkosent.data import load_sts
     from tfkosent.evaluation.sts import evaluate_sts
     from tfkosent.sentence_encoder import resolve_default_model
-    from tfkosent.tflite import QUANTIZATIONS, SENTENCE_MODEL_FILE, TFLiteSentenceEncoder, export_tflite
+    from tfkosent.tflite import (ENCODER_MODEL_FILE, QUANTIZATIONS, SENTENCE_MODEL_FILE,
+                                 TFLiteSentenceEncoder, export_tflite, make_interpreter)
 
     test = load_sts("korsts-test", data_dir=args.data_dir)
     dev = load_sts("korsts-dev", data_dir=args.data_dir)
@@ -79,10 +82,15 @@ def main(argv=None) -> int:
     tmp = tempfile.mkdtemp(prefix="tflite_bench_")
     for quantization in QUANTIZATIONS:
         out = os.path.join(tmp, quantization)
-        export_tflite(model_dir, out, quantization=quantization, variants=["sentence_encoder"])
+        export_tflite(model_dir, out, quantization=quantization)
         name = f"TFLite {quantization}"
         models[name] = TFLiteSentenceEncoder.load(out, num_threads=args.threads)
         sizes[name] = os.path.getsize(os.path.join(out, SENTENCE_MODEL_FILE))
+    name = "SE+enc.tflite dyn"
+    models[name] = SentenceEncoder.load(os.path.join(tmp, "dynamic"))
+    models[name]._backend._runner = make_interpreter(
+        os.path.join(tmp, "dynamic", ENCODER_MODEL_FILE), num_threads=args.threads).get_signature_runner()
+    sizes[name] = os.path.getsize(os.path.join(tmp, "dynamic", ENCODER_MODEL_FILE))
 
     rows = {}
     reference = None
@@ -109,7 +117,8 @@ def main(argv=None) -> int:
     for name, (rate, single, size, cosine, spearman) in rows.items():
         print(f"{name:16} {rate:12.1f} {rate / tf_rate:6.2f} {single:10.2f} {tf_single / single:6.2f} "
               f"{size / 2**20:7.1f} {cosine:14.6f} {spearman:11.2f}")
-    print("(TF's size: weights.npz, float16 weights; TFLite: sentence_encoder.tflite)")
+    print("(TF's size: weights.npz, float16 weights; TFLite: sentence_encoder.tflite; SE+enc.tflite "
+          "dyn: SentenceEncoder.load of the dynamic export, whose encoder.tflite it runs)")
     tokenizer_agreement(models["TF"], models["TFLite none"], args)
     return 0
 

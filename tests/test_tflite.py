@@ -195,3 +195,52 @@ def test_a_float_model_that_differs_is_not_written(tiny_model_dir, tmp_path, mon
     record = tflite.export_tflite(tiny_model_dir, str(tmp_path / "x"), variants=["encoder"],
                                   quantization="float16")
     assert record["files"]["encoder.tflite"]["parity"]["max_abs_diff"] == 2e-5
+
+
+def test_sentence_encoder_loads_a_tflite_export(tiny_prefixed_model_dir, tflite_dir, tmp_path, capsys):
+    """SentenceEncoder.load(TFLite export): encoder.tflite behind the model's own TF tokenizer and
+    packing, so every SentenceEncoder method and `--model` in the CLI take it, with the model
+    directory's token ids and embeddings."""
+    import tensorflow as tf
+
+    from tfkosent import SentenceEncoder, cli
+    from tfkosent.tflite import TFLITE_INFO_FILE, export_tflite
+
+    reference = SentenceEncoder.load(tiny_prefixed_model_dir)
+    model = SentenceEncoder.load(tflite_dir)
+    assert (model.embedding_dim, model.max_seq_length, model.text_prefix) == \
+        (reference.embedding_dim, reference.max_seq_length, reference.text_prefix)
+    assert model.tokenize(SENTENCES) == reference.tokenize(SENTENCES)
+    with pytest.warns(UserWarning, match="truncat"):
+        expected = reference.encode(SENTENCES, batch_size=3)
+    with pytest.warns(UserWarning, match="truncat"):
+        np.testing.assert_allclose(model.encode(SENTENCES, batch_size=3), expected, atol=1e-5)
+    model.max_seq_length = 16
+    reference.max_seq_length = 16
+    with pytest.warns(UserWarning, match="longer than 14 tokens"):
+        short = model.encode(SENTENCES, convert_to_tensor=True)
+    assert isinstance(short, tf.Tensor)
+    with pytest.warns(UserWarning, match="longer than 14 tokens"):
+        np.testing.assert_allclose(short.numpy(), reference.encode(SENTENCES), atol=1e-5)
+    np.testing.assert_allclose(model.encode(SENTENCES[:4], normalize_embeddings=False),
+                               reference.encode(SENTENCES[:4], normalize_embeddings=False), atol=1e-5)
+    np.testing.assert_allclose(model.similarity(SENTENCES[:2], SENTENCES[2:4]),
+                               reference.similarity(SENTENCES[:2], SENTENCES[2:4]), atol=1e-5)
+
+    assert cli.main(["similarity", "--model", tflite_dir, SENTENCES[0], SENTENCES[1]]) == 0
+    assert "1.000" in capsys.readouterr().out
+
+    # Without encoder.tflite, or from a tfkosent that did not record the model's config: refused.
+    only_strings = str(tmp_path / "strings")
+    export_tflite(tiny_prefixed_model_dir, only_strings, variants=["sentence_encoder"])
+    with pytest.raises(ValueError, match="has no encoder.tflite.*TFLiteSentenceEncoder"):
+        SentenceEncoder.load(only_strings)
+    info_path = os.path.join(tflite_dir, TFLITE_INFO_FILE)
+    with open(info_path, encoding="utf-8") as f:
+        record = json.load(f)
+    old = tmp_path / "old"
+    shutil.copytree(tflite_dir, old)
+    del record["model_config"]
+    (old / TFLITE_INFO_FILE).write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(ValueError, match="no usable model_config"):
+        SentenceEncoder.load(str(old))

@@ -26,6 +26,7 @@ WEIGHTS_FILE = "weights.npz"
 # What `tfkosent export` writes at the top of an export directory (tfkosent.export), and what
 # marks a directory as one (SentenceEncoder.load, the Beam handler, convert --overwrite, ...).
 EXPORT_INFO_FILE = "tfkosent_export.json"
+TFLITE_INFO_FILE = "tflite_export.json"   # what `tfkosent export-tflite` writes (tflite.py)
 
 
 def is_model_dir(path: str) -> bool:

@@ -20,6 +20,9 @@
                            TFLite builtin ops only: any TFLite / LiteRT runtime. The ids are
                            what the `preprocess/` module of `tfkosent export` makes
                            (tokenizer.model is copied beside it for host-side tokenization).
+                           `SentenceEncoder.load(out_dir)` runs it behind the model's own TF
+                           tokenizer and packing (its config is in tflite_export.json), so
+                           every SentenceEncoder method and the CLI's --model take the export.
   tokenizer.model          the SentencePiece model (vocab.txt for WordPiece models)
   tflite_export.json       what the files are: signatures, special token and prefix ids,
                            quantization, parity measured at export, provenance
@@ -66,11 +69,10 @@ from tfkosent.export import (DEFAULT_MODEL_LICENSE_FILE, PROBE_SENTENCES, SERVIN
                              SERVING_OUTPUT, default_model_licence, export_source,
                              published_metadata, tf_variables, trackable_object,
                              written_by)
-from tfkosent.model_dir import (SENTENCEPIECE_FILE, WORDPIECE_FILE, atomic_directory,
+from tfkosent.model_dir import (SENTENCEPIECE_FILE, TFLITE_INFO_FILE, WORDPIECE_FILE, atomic_directory,
                                 load_model_dir, refuse_to_replace_foreign)
 from tfkosent.validation import positive_int
 
-TFLITE_INFO_FILE = "tflite_export.json"
 SENTENCE_MODEL_FILE = "sentence_encoder.tflite"
 ENCODER_MODEL_FILE = "encoder.tflite"
 README_FILE = "README.md"
@@ -310,6 +312,9 @@ def export_tflite(model_dir: str, out_dir: str, quantization: str = "none",
         "text_prefix": config.preprocess.text_prefix, "prefix_ids": prefix_ids,
         "tokenizer_type": config.preprocess.tokenizer_type, "special_tokens": special,
         "files": {}, **export_source(files), "metadata": published_metadata(config.metadata),
+        # What `SentenceEncoder.load(out_dir)` rebuilds the model's own TF tokenizer and packing
+        # from, to feed encoder.tflite exactly encode()'s token ids (`load_tflite_model_files`).
+        "model_config": {"encoder": config.encoder.to_dict(), "preprocess": config.preprocess.to_dict()},
         "written_by": written_by()}
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         work = os.path.join(tmp, ".saved_model")
@@ -430,7 +435,10 @@ def tflite_readme(record: Dict[str, object]) -> str:
                   f"text's ids, {special['end_of_segment_id']}, then padding "
                   f"{special['padding_id']} with mask 0; type ids 0. A row holds at most "
                   f"{record['max_position_length']} ids, the special tokens included: truncate "
-                  f"the text's ids (a longer row fails).", ""]
+                  f"the text's ids (a longer row fails).", "",
+                  "With tfkosent, `SentenceEncoder.load(\"THIS_DIRECTORY\")` runs it behind the "
+                  "model's own tokenizer and packing (the ids of the model it was exported from), "
+                  "with every `SentenceEncoder` method.", ""]
     lines += ["## Parity with the TensorFlow model, measured at export", "",
               "| file | largest difference | smallest cosine |", "|---|---:|---:|"]
     for file_name, info in files.items():
@@ -452,6 +460,56 @@ def tflite_readme(record: Dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def read_tflite_info(path: str) -> Dict[str, object]:
+    """The tflite_export.json of the TFLite export `path`; FileNotFoundError / ValueError name
+    the file."""
+    info_path = os.path.join(path, TFLITE_INFO_FILE)
+    if not os.path.isfile(info_path):
+        raise FileNotFoundError(f"{path}: not a tfkosent TFLite export (no {TFLITE_INFO_FILE})")
+    try:
+        with open(info_path, encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{info_path}: unreadable ({e})") from e
+    if not isinstance(info, dict) or info.get("format") != "tfkosent-tflite":
+        raise ValueError(f"{info_path}: not a tfkosent TFLite export record")
+    return info
+
+
+def load_tflite_model_files(path: str):
+    """A TFLite export's model config and tokenizer as `ModelFiles` without weights (the weights
+    are in the flat buffers), and the path of its encoder.tflite: what `SentenceEncoder.load`
+    serves a TFLite export with. ValueError when the export has no encoder.tflite."""
+    from tfkosent.config import ConfigError, EncoderConfig, ModelConfig, PreprocessConfig
+    from tfkosent.model_dir import ModelFiles, check_sentencepiece_model
+
+    path = os.path.abspath(path)
+    info = read_tflite_info(path)
+    if ENCODER_MODEL_FILE not in info.get("files", {}):
+        raise ValueError(f"{path} has no {ENCODER_MODEL_FILE}, which SentenceEncoder.load needs "
+                         f"(exported with --variant sentence_encoder alone): load it with "
+                         f"tfkosent.tflite.TFLiteSentenceEncoder, or export both variants")
+    try:
+        config = ModelConfig(EncoderConfig.from_dict(info["model_config"]["encoder"]),
+                             PreprocessConfig.from_dict(info["model_config"]["preprocess"]),
+                             dict(info.get("metadata") or {}))
+    except (KeyError, TypeError, ConfigError) as e:
+        raise ValueError(f"{os.path.join(path, TFLITE_INFO_FILE)}: no usable model_config ({e}); "
+                         f"export the model again with this tfkosent") from e
+    proto, vocab = None, None
+    tokenizer_path = os.path.join(path, info["tokenizer_file"])
+    if config.preprocess.tokenizer_type == "sentencepiece":
+        with open(tokenizer_path, "rb") as f:
+            proto = f.read()
+        check_sentencepiece_model(tokenizer_path, proto)
+    else:
+        with open(tokenizer_path, encoding="utf-8") as f:
+            vocab = [line.rstrip("\n") for line in f]
+        while vocab and vocab[-1] == "":
+            vocab.pop()
+    return ModelFiles(path, config, {}, proto, vocab), os.path.join(path, ENCODER_MODEL_FILE)
+
+
 def _compose_hangul(sentence: str) -> str:
     """NFC for text holding conjoining jamo (decomposed Hangul), as the TF preprocessor does
     (`layers.tokenizer.clean_text`, whose CONJOINING_JAMO_PATTERN has these three ranges);
@@ -469,11 +527,7 @@ class TFLiteSentenceEncoder:
 
     def __init__(self, path: str, num_threads: Optional[int] = None):
         path = os.path.abspath(os.path.expanduser(os.fspath(path)))
-        info_path = os.path.join(path, TFLITE_INFO_FILE)
-        if not os.path.isfile(info_path):
-            raise FileNotFoundError(f"{path}: not a tfkosent TFLite export (no {TFLITE_INFO_FILE})")
-        with open(info_path, encoding="utf-8") as f:
-            self.info = json.load(f)
+        self.info = read_tflite_info(path)
         if SENTENCE_MODEL_FILE not in self.info.get("files", {}):
             raise ValueError(f"{path} has no {SENTENCE_MODEL_FILE} (exported with the token-ids "
                              f"model alone): run {ENCODER_MODEL_FILE} with your own tokenization")
