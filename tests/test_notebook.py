@@ -75,3 +75,5 @@ def test_notebook_fine_tunes_a_tiny_export(tmp_path, exported_before):
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the scatter plot
     assert os.path.isfile(tmp_path / "out" / "embedder" / "saved_model.pb")
     assert os.path.isfile(tmp_path / "out" / "model" / "weights.npz")  # save_finetuned_model's cell
+    assert os.path.isfile(tmp_path / "out" / "tflite" / "sentence_encoder.tflite")  # the TFLite cell
+    assert "lowest cosine to the tuned embedder" in text
