@@ -26,23 +26,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-
-
-def _timed(fn, repeats: int) -> float:
-    """The median wall time of `repeats` calls of fn()."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_paths import _median_seconds  # noqa: E402  (one warm-up call, then the median)
 
 
 def main(argv=None) -> int:
@@ -97,8 +87,8 @@ def main(argv=None) -> int:
     for name, model in models.items():
         model.encode(sentences[:args.batch_size], batch_size=args.batch_size)   # trace / allocate
         model.encode(singles[0])
-        batched = _timed(lambda: model.encode(sentences, batch_size=args.batch_size), args.repeats)
-        single = _timed(lambda: [model.encode(s) for s in singles], args.repeats)
+        batched = _median_seconds(lambda: model.encode(sentences, batch_size=args.batch_size), args.repeats)
+        single = _median_seconds(lambda: [model.encode(s) for s in singles], args.repeats)
         embeddings = model.encode(sentences, batch_size=args.batch_size)
         if reference is None:
             reference = embeddings

@@ -171,6 +171,12 @@ def test_refusals(tiny_model_dir, tiny_prefixed_model_dir, tflite_dir, tmp_path)
 
 def test_cli(tiny_model_dir, tmp_path, capsys):
     from tfkosent import cli
+    from tfkosent.tflite import QUANTIZATIONS, VARIANTS
+
+    actions = {a.dest: a for a in cli.build_parser()._subparsers._group_actions[0].choices[
+        "export-tflite"]._actions}
+    assert tuple(actions["quantization"].choices) == QUANTIZATIONS
+    assert tuple(actions["variant"].choices) == VARIANTS
 
     out = str(tmp_path / "cli")
     assert cli.main(["export-tflite", "--model", tiny_model_dir, "--out", out,

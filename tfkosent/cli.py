@@ -385,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "(strings in) and encoder.tflite (token ids in)")
     p.add_argument("--model", default="default", help="model directory or 'default'")
     p.add_argument("--out", required=True)
+    # The choices are tflite.QUANTIZATIONS and tflite.VARIANTS, written out: importing that
+    # module imports TensorFlow, and `tfkosent --help` stays instant (test_cli checks they agree).
     p.add_argument("--quantization", choices=("none", "float16", "dynamic"), default="none",
                    help="none: float32 weights; float16: weights stored in half precision (half "
                         "the size); dynamic: int8 weights, float activations (a quarter of the "

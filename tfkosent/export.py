@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -51,8 +51,8 @@ from tfkosent.layers.packing import (longest_packed_length, min_text_seq_length,
                                      num_special_tokens, pack_segments)
 from tfkosent.layers.preprocessor import Preprocessor
 from tfkosent.layers.transformer import ENCODER_INPUT_KEYS, TransformerEncoder
-from tfkosent.model_dir import (EXPORT_INFO_FILE, atomic_directory, load_model_dir,
-                                refuse_to_replace_foreign)
+from tfkosent.model_dir import (EXPORT_INFO_FILE, atomic_directory, check_replaceable,
+                                load_model_dir)
 from tfkosent.validation import positive_int
 
 # Sentences the export reloads and compares; they exercise the edge cases too.
@@ -528,6 +528,25 @@ def default_model_licence(metadata) -> Optional[str]:
     return None
 
 
+def write_record_and_card(directory: str, record_file: str, record: Dict[str, object], metadata,
+                          render: Callable[[Dict[str, object]], str]) -> None:
+    """Writes an export's record (`record_file`, JSON) and its card (README.md, `render(record)`)
+    into `directory`, with DEFAULT_MODEL_LICENSE.md beside them when `metadata` is the default
+    model's or a model's made from it (`record["licence_file"]` then names it).
+
+    Into the export's temporary directory: they are renamed into place with the model files,
+    and replaced with them by --overwrite. The card is rendered from the record alone, so its
+    numbers are the export's own."""
+    licence = default_model_licence(metadata)
+    if licence is not None:
+        shutil.copyfile(licence, os.path.join(directory, DEFAULT_MODEL_LICENSE_FILE))
+        record["licence_file"] = DEFAULT_MODEL_LICENSE_FILE
+    with open(os.path.join(directory, record_file), "w", encoding="utf-8") as f:
+        json.dump(record, f, ensure_ascii=False, indent=2)
+    with open(os.path.join(directory, README_FILE), "w", encoding="utf-8") as f:
+        f.write(render(record))
+
+
 def written_by() -> Dict[str, str]:
     """The versions that wrote an export, for tfkosent_export.json and its README.md: tfkosent,
     and the TensorFlow and TensorFlow Text that saved the graphs (a model server must accept
@@ -567,12 +586,7 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
     """
     if max_batch_tokens is not None:
         max_batch_tokens = positive_int(max_batch_tokens, "max_batch_tokens")
-    # Up front, and with or without `overwrite`: a directory that is not an earlier export is
-    # refused either way, so the error must not suggest --overwrite for it.
-    refuse_to_replace_foreign(out_dir, EXPORT_INFO_FILE, "a tfkosent export")
-    if os.path.exists(out_dir) and not overwrite:
-        raise FileExistsError(f"{os.path.abspath(out_dir)} already exists: an earlier export (pass "
-                              f"overwrite=True / --overwrite to replace it)")
+    check_replaceable(out_dir, EXPORT_INFO_FILE, "a tfkosent export", overwrite)
     files = load_model_dir(model_dir)
     config = files.config
     serving_preprocessor = files.build_preprocessor(name="preprocessor")
@@ -638,16 +652,7 @@ def export_model(model_dir: str, out_dir: str, overwrite: bool = False,
                             "output": SERVING_OUTPUT, "max_batch_tokens": max_batch_tokens,
                             "warmup_requests": bool(warmup)},
                 "written_by": written_by()}
-        licence = default_model_licence(config.metadata)
-        if licence is not None:
-            shutil.copyfile(licence, os.path.join(tmp, DEFAULT_MODEL_LICENSE_FILE))
-            info["licence_file"] = DEFAULT_MODEL_LICENSE_FILE
-        with open(os.path.join(tmp, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
-            json.dump(info, f, ensure_ascii=False, indent=2)
-        # The model card, rendered from `info` alone (export_card.py): inside the temporary
-        # directory, so it is renamed into place with the modules and replaced by --overwrite.
-        with open(os.path.join(tmp, README_FILE), "w", encoding="utf-8") as f:
-            f.write(export_readme(info))
+        write_record_and_card(tmp, EXPORT_INFO_FILE, info, config.metadata, export_readme)
         _verify_export(tmp, probe, expected_inputs, expected, expected_embeddings)
     return os.path.abspath(out_dir)
 

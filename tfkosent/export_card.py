@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from tfkosent.layers.transformer import ENCODER_INPUT_KEYS
 from tfkosent.model_dir import EXPORT_INFO_FILE
@@ -339,15 +339,21 @@ def _rest(f) -> List[str]:
     ]
 
 
-def _provenance(f) -> List[str]:
-    meta, info = f.meta, f.info
-    lines = ["## Provenance and licence", "",
-             f"- Licence: {_cell(meta['licence'])}" if meta.get("licence") else
+def licence_lines(meta, licence_file: Optional[str] = None) -> List[str]:
+    """The licence, its notes and the licence text's file (in the export's directory), as card
+    lines; also the TFLite export's card (tflite.py)."""
+    lines = [f"- Licence: {_cell(meta['licence'])}" if meta.get("licence") else
              "- Licence: not recorded in the model's metadata"]
     if meta.get("licence_notes"):
         lines.append(f"- Licence notes: {_cell(meta['licence_notes'])}")
-    if info.get("licence_file"):
-        lines.append(f"- Licence text: `{_cell(info['licence_file'])}`, in this directory")
+    if licence_file:
+        lines.append(f"- Licence text: `{_cell(licence_file)}`, in this directory")
+    return lines
+
+
+def _provenance(f) -> List[str]:
+    meta, info = f.meta, f.info
+    lines = ["## Provenance and licence", "", *licence_lines(meta, info.get("licence_file"))]
     if meta.get("source"):
         lines.append(f"- Weights source: {_cell(meta['source'])}")
     if meta.get("upstream_model"):

@@ -43,6 +43,16 @@ def refuse_to_replace_foreign(out_dir: str, marker: str, what: str) -> None:
                               f"it; choose another output directory")
 
 
+def check_replaceable(out_dir: str, marker: str, what: str, overwrite: bool) -> None:
+    """Before any work: FileExistsError when `out_dir` is not `what` written earlier (no
+    `marker`), whatever `overwrite` says, or is one and `overwrite` is False. Foreign
+    directories are refused either way, so that error does not suggest --overwrite."""
+    refuse_to_replace_foreign(out_dir, marker, what)
+    if os.path.exists(out_dir) and not overwrite:
+        raise FileExistsError(f"{os.path.abspath(out_dir)} already exists: {what} written earlier "
+                              f"(pass overwrite=True / --overwrite to replace it)")
+
+
 def atomic_directory(out_dir: str, overwrite: bool = False):
     """Context manager yielding a temp dir that replaces `out_dir` on success."""
     return _AtomicDirectory(out_dir, overwrite)

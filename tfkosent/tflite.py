@@ -65,17 +65,16 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfkosent.export import (DEFAULT_MODEL_LICENSE_FILE, PROBE_SENTENCES, SERVING_INPUT,
-                             SERVING_OUTPUT, default_model_licence, export_source,
+from tfkosent.export import (PROBE_SENTENCES, SERVING_INPUT, SERVING_OUTPUT, export_source,
                              published_metadata, tf_variables, trackable_object,
-                             written_by)
+                             write_record_and_card, written_by)
+from tfkosent.export_card import licence_lines
 from tfkosent.model_dir import (SENTENCEPIECE_FILE, TFLITE_INFO_FILE, WORDPIECE_FILE, atomic_directory,
-                                load_model_dir, refuse_to_replace_foreign)
+                                check_replaceable, load_model_dir)
 from tfkosent.validation import positive_int
 
 SENTENCE_MODEL_FILE = "sentence_encoder.tflite"
 ENCODER_MODEL_FILE = "encoder.tflite"
-README_FILE = "README.md"
 VARIANTS = ("sentence_encoder", "encoder")
 QUANTIZATIONS = ("none", "float16", "dynamic")
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
@@ -275,10 +274,7 @@ def export_tflite(model_dir: str, out_dir: str, quantization: str = "none",
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants:
         raise ValueError(f"variants must be some of {', '.join(VARIANTS)}, got {variants!r}")
-    refuse_to_replace_foreign(out_dir, TFLITE_INFO_FILE, "a tfkosent TFLite export")
-    if os.path.exists(out_dir) and not overwrite:
-        raise FileExistsError(f"{os.path.abspath(out_dir)} already exists: an earlier TFLite export "
-                              f"(pass overwrite=True / --overwrite to replace it)")
+    check_replaceable(out_dir, TFLITE_INFO_FILE, "a tfkosent TFLite export", overwrite)
     files = load_model_dir(model_dir)
     config = files.config
     if "sentence_encoder" in variants:
@@ -359,14 +355,7 @@ def export_tflite(model_dir: str, out_dir: str, quantization: str = "none",
         tokenizer_file = SENTENCEPIECE_FILE if files.sentencepiece_proto is not None else WORDPIECE_FILE
         shutil.copyfile(os.path.join(files.path, tokenizer_file), os.path.join(tmp, tokenizer_file))
         record["tokenizer_file"] = tokenizer_file
-        licence = default_model_licence(config.metadata)
-        if licence is not None:
-            shutil.copyfile(licence, os.path.join(tmp, DEFAULT_MODEL_LICENSE_FILE))
-            record["licence_file"] = DEFAULT_MODEL_LICENSE_FILE
-        with open(os.path.join(tmp, TFLITE_INFO_FILE), "w", encoding="utf-8") as f:
-            json.dump(record, f, ensure_ascii=False, indent=2)
-        with open(os.path.join(tmp, README_FILE), "w", encoding="utf-8") as f:
-            f.write(tflite_readme(record))
+        write_record_and_card(tmp, TFLITE_INFO_FILE, record, config.metadata, tflite_readme)
     return record
 
 
@@ -445,18 +434,7 @@ def tflite_readme(record: Dict[str, object]) -> str:
         lines.append(f"| {file_name} | {info['parity']['max_abs_diff']:.2g} | "
                      f"{info['parity']['min_cosine']:.6f} |")
     lines.append("")
-    metadata = record.get("metadata") or {}
-    if metadata.get("licence") or record.get("licence_file"):
-        # As the export card words it (export_card.py): the notes as the model records them,
-        # then the licence text's file in this directory.
-        lines += ["## Licence", ""]
-        if metadata.get("licence"):
-            lines.append(f"- Licence: {metadata['licence']}")
-        if metadata.get("licence_notes"):
-            lines.append(f"- Licence notes: {metadata['licence_notes']}")
-        if record.get("licence_file"):
-            lines.append(f"- Licence text: `{record['licence_file']}`, in this directory")
-        lines.append("")
+    lines += ["## Licence", "", *licence_lines(record.get("metadata") or {}, record.get("licence_file")), ""]
     return "\n".join(lines)
 
 
