@@ -242,6 +242,13 @@ def test_predict_names_the_bad_pair_member(model_dir):
                                          rf"truncated \(first: pairs\[1\], \d+ tokens\)$") as caught:
         model.predict([("짧은 문장", "짧다"), ("가나다 " * 40, "라마바 " * 40)])
     assert [w.filename for w in caught] == [__file__]
+    # one pair, rerank and rank warn at the caller's line too (they pointed into cross_encoder.py)
+    long_pair = ("가나다 " * 40, "라마바 " * 40)
+    for call in (lambda: model.predict(long_pair), lambda: model.rerank(*long_pair[:1], [long_pair[1]]),
+                 lambda: model.rank(long_pair[0], [long_pair[1]])):
+        with pytest.warns(UserWarning, match="truncated") as caught:
+            call()
+        assert [w.filename for w in caught] == [__file__]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.predict([("짧은 문장", "짧다")])

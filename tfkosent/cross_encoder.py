@@ -211,10 +211,17 @@ class CrossEncoder:
         when pairs longer, both sides and the special tokens together, than the
         preprocessor's `seq_length` are truncated.
         """
+        return self._predict(pairs, batch_size, symmetric, show_progress_bar, stacklevel=3)
+
+    def _predict(self, pairs, batch_size: int, symmetric: bool, show_progress_bar: bool,
+                 stacklevel: int):
+        """`predict`; `stacklevel`: as this method would pass it to `warnings.warn` for the
+        truncation warning to point at the user's line (3 when a public method calls it)."""
         batch_size = positive_int(batch_size, "batch_size")
-        if isinstance(pairs, (tuple, list)) and len(pairs) == 2 and \
-                all(isinstance(s, (str, bytes)) for s in pairs):
-            return self.predict([tuple(pairs)], batch_size, symmetric, show_progress_bar)[0]
+        single = isinstance(pairs, (tuple, list)) and len(pairs) == 2 and \
+            all(isinstance(s, (str, bytes)) for s in pairs)
+        if single:
+            pairs = [tuple(pairs)]
         if isinstance(pairs, np.ndarray):  # [n, 2] strings (bytes arrays too)
             if pairs.ndim != 2 or pairs.shape[1] != 2:
                 raise TypeError(f"pairs must be [n, 2] (sentence1, sentence2), got an array of shape "
@@ -227,15 +234,16 @@ class CrossEncoder:
                 raise TypeError(f"pairs[{i}] must be a (sentence1, sentence2) pair, got {p!r}")
             first.append(validate_sentence(p[0], f"pairs[{i}][0]"))
             second.append(validate_sentence(p[1], f"pairs[{i}][1]"))
-        self._warn_about_truncation(first, second)
+        self._warn_about_truncation(first, second, stacklevel + 1)
         scores = self._score(first, second, batch_size, show_progress_bar)
         if symmetric:
             scores = (scores + self._score(second, first, batch_size, show_progress_bar)) / 2
-        return scores
+        return scores[0] if single else scores
 
-    def _warn_about_truncation(self, first: List[str], second: List[str]) -> None:
+    def _warn_about_truncation(self, first: List[str], second: List[str], stacklevel: int) -> None:
         """As `SentenceEncoder.encode` does: pairs longer, both sides together, than the
-        model's maximum length less the special tokens are truncated (round robin)."""
+        model's maximum length less the special tokens are truncated (round robin).
+        `stacklevel`: as this method would pass it to `warnings.warn`."""
         import tensorflow as tf
         from tfkosent.layers.packing import num_special_tokens
 
@@ -245,7 +253,7 @@ class CrossEncoder:
         lengths = sum(pre.tokenize(tf.constant(side, tf.string)).row_lengths().numpy()
                       for side in (first, second))
         warn_about_truncation(lengths, pre.seq_length - num_special_tokens(2, pre.packing),
-                              pre.seq_length, "pairs", lambda i: f"pairs[{i}]", stacklevel=3)
+                              pre.seq_length, "pairs", lambda i: f"pairs[{i}]", stacklevel)
 
     def _score(self, first: List[str], second: List[str], batch_size: int, show_progress_bar: bool):
         import tensorflow as tf
@@ -275,13 +283,17 @@ class CrossEncoder:
         `symmetric` as in `predict`: True scores both orders (twice the work, the scores the
         model was selected with); False scores (query, candidate) once, as sentence-transformers
         does."""
+        return self._rerank(query, candidates, top_k, batch_size, symmetric, stacklevel=3)
+
+    def _rerank(self, query, candidates, top_k, batch_size, symmetric, stacklevel: int):
+        """`rerank`; `stacklevel` as in `_predict`."""
         query = validate_sentence(query, "query")
         candidates = validate_sentences(candidates, "candidates")
         if top_k is not None:
             top_k = positive_int(top_k, "top_k")
         batch_size = positive_int(batch_size, "batch_size")
-        scores = self.predict([(query, c) for c in candidates], batch_size=batch_size,
-                              symmetric=symmetric)
+        scores = self._predict([(query, c) for c in candidates], batch_size, symmetric, False,
+                               stacklevel + 1)
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [(int(i), candidates[i], float(scores[i])) for i in order]
 
@@ -292,8 +304,8 @@ class CrossEncoder:
         (in [0, 1])[, "text": str]}], best first (equal scores in document order); `top_k`:
         None (all) or a positive int; `symmetric` as in `rerank`."""
         return [dict(corpus_id=i, score=score, **({"text": text} if return_documents else {}))
-                for i, text, score in self.rerank(query, documents, top_k=top_k,
-                                                  batch_size=batch_size, symmetric=symmetric)]
+                for i, text, score in self._rerank(query, documents, top_k, batch_size, symmetric,
+                                                   stacklevel=3)]
 
     # --- export -------------------------------------------------------------------
 
