@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     from tfkosent.evaluation.sts import evaluate_sts
     from tfkosent.sentence_encoder import resolve_default_model
     from tfkosent.tflite import (ENCODER_MODEL_FILE, QUANTIZATIONS, SENTENCE_MODEL_FILE,
-                                 TFLiteSentenceEncoder, export_tflite, make_interpreter)
+                                 TFLiteSentenceEncoder, export_tflite)
 
     test = load_sts("korsts-test", data_dir=args.data_dir)
     dev = load_sts("korsts-dev", data_dir=args.data_dir)
@@ -77,9 +77,7 @@ def main(argv=None) -> int:
         models[name] = TFLiteSentenceEncoder.load(out, num_threads=args.threads)
         sizes[name] = os.path.getsize(os.path.join(out, SENTENCE_MODEL_FILE))
     name = "SE+enc.tflite dyn"
-    models[name] = SentenceEncoder.load(os.path.join(tmp, "dynamic"))
-    models[name]._backend._runner = make_interpreter(
-        os.path.join(tmp, "dynamic", ENCODER_MODEL_FILE), num_threads=args.threads).get_signature_runner()
+    models[name] = SentenceEncoder.load(os.path.join(tmp, "dynamic"), num_threads=args.threads)
     sizes[name] = os.path.getsize(os.path.join(tmp, "dynamic", ENCODER_MODEL_FILE))
 
     rows = {}

@@ -213,7 +213,12 @@ def test_sentence_encoder_loads_a_tflite_export(tiny_prefixed_model_dir, tflite_
     from tfkosent.tflite import TFLITE_INFO_FILE, export_tflite
 
     reference = SentenceEncoder.load(tiny_prefixed_model_dir)
-    model = SentenceEncoder.load(tflite_dir)
+    model = SentenceEncoder.load(tflite_dir, num_threads=1)
+    with pytest.raises(ValueError, match="num_threads is for TFLite exports"):
+        SentenceEncoder.load(tiny_prefixed_model_dir, num_threads=1)
+    from tfkosent.model_dir import load_model_dir
+    with pytest.raises(FileNotFoundError, match="is a tfkosent TFLite export, not a model directory"):
+        load_model_dir(tflite_dir)    # e.g. tfkosent export --model TFLITE_DIR
     assert (model.embedding_dim, model.max_seq_length, model.text_prefix) == \
         (reference.embedding_dim, reference.max_seq_length, reference.text_prefix)
     assert model.tokenize(SENTENCES) == reference.tokenize(SENTENCES)

@@ -274,7 +274,7 @@ def _embed_corpus_argv(parser, argv: List[str]) -> List[str]:
 
 def _add_model_arguments(p) -> None:
     p.add_argument("--model", default="default",
-                   help="model directory, export directory, or 'default' (the shipped model)")
+                   help="model directory, export directory, TFLite export, or 'default' (the shipped model)")
     p.add_argument("--batch-size", type=_positive_int, default=64,
                    help="sentences per encoder call (default 64)")
 
@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
                "(--limit N scores the first N pairs on purpose).\n\n"
                "Your own pairs: --pairs FILE, a TSV with a header naming sentence1, sentence2 and "
                "score\n(the format `tfkosent train` reads as sts; an optional binary_label column adds F1).")
-    p.add_argument("model", help="model directory, export directory or 'default'")
+    p.add_argument("model", help="model directory, export directory, TFLite export or 'default'")
     p.add_argument("--tasks", default=None,
                    help="comma-separated, of: " + ", ".join(_evaluation_tasks())
                         + " (default: korsts-dev,korsts-test,klue-sts-dev, or none with --pairs)")

@@ -205,10 +205,11 @@ def load_model_dir(path: str) -> ModelFiles:
         raise FileNotFoundError(f"{path}: no such model directory")
     config_path = os.path.join(path, CONFIG_FILE)
     if not os.path.isfile(config_path):
-        if os.path.isfile(os.path.join(path, EXPORT_INFO_FILE)):
-            raise FileNotFoundError(f"{path} is a tfkosent export (SavedModels), not a model directory "
-                                    f"(config.json + weights.npz); pass the model directory it was "
-                                    f"exported from")
+        for marker, kind in ((EXPORT_INFO_FILE, "a tfkosent export (SavedModels)"),
+                             (TFLITE_INFO_FILE, "a tfkosent TFLite export")):
+            if os.path.isfile(os.path.join(path, marker)):
+                raise FileNotFoundError(f"{path} is {kind}, not a model directory (config.json + "
+                                        f"weights.npz); pass the model directory it was exported from")
         raise FileNotFoundError(f"{config_path}: missing (not a tfkosent model directory)")
     config = ModelConfig.load(config_path)
     sp_proto, vocab = None, None

@@ -6,9 +6,11 @@
     >>> model.similarity(["오늘 날씨가 좋다"], ["날씨가 맑다"])     # cosine matrix [1, 1]
 
 `load(path)` accepts a tfkosent model directory (config.json + weights), an
-export directory written by `tfkosent export` (preprocess/ + encoder/), or
-`"default"` / no argument. Both kinds run through the same three steps:
-tokenize -> pack to the longest sentence of a length-sorted batch -> encode.
+export directory written by `tfkosent export` (preprocess/ + encoder/), a TFLite
+export written by `tfkosent export-tflite` (encoder.tflite), or `"default"` / no
+argument. All kinds run through the same three steps: tokenize -> pack to the
+longest sentence of a length-sorted batch -> encode (Keras layers, the encoder
+SavedModel, or the TFLite interpreter).
 """
 
 from __future__ import annotations
@@ -330,7 +332,7 @@ class SentenceEncoder:
         self._max_seq_length: Optional[int] = None   # set by the max_seq_length setter
 
     @classmethod
-    def load(cls, path: Optional[str] = None) -> "SentenceEncoder":
+    def load(cls, path: Optional[str] = None, num_threads: Optional[int] = None) -> "SentenceEncoder":
         """Loads a model directory, an export directory, a TFLite export, or the default model.
 
         Args:
@@ -340,6 +342,8 @@ class SentenceEncoder:
             encoder.tflite, run by the TFLite interpreter after the model's own TF tokenizer
             and packing: with int8 weights, 2.4-2.8x the sentences per second here), a
             str or os.PathLike ("~" expanded); "default" or None: `default_model_path()`.
+          num_threads: a TFLite export's interpreter threads (default: every core); TensorFlow
+            models use TensorFlow's thread pools (`tf.config.threading`), and refuse it.
         Returns:
           a `SentenceEncoder`.
         Raises:
@@ -362,12 +366,17 @@ class SentenceEncoder:
                                  f"default model")
         path = resolve_default_model("default" if path is None else path)
         path = os.path.abspath(os.path.expanduser(path))
+        if num_threads is not None:
+            num_threads = positive_int(num_threads, "num_threads")
+            if not os.path.isfile(os.path.join(path, TFLITE_INFO_FILE)):
+                raise ValueError(f"num_threads is for TFLite exports; {path} runs in TensorFlow, "
+                                 f"whose threads tf.config.threading sets")
         if is_model_dir(path):
             return cls._from_model_files(load_model_dir(path))
         if os.path.isfile(os.path.join(path, EXPORT_INFO_FILE)):
             return cls(_ExportedBackend(path), path)
         if os.path.isfile(os.path.join(path, TFLITE_INFO_FILE)):
-            backend = _TFLiteBackend(path)
+            backend = _TFLiteBackend(path, num_threads)
             return cls(backend, path, backend.config)
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: no such model")

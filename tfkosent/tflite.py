@@ -508,7 +508,8 @@ class TFLiteSentenceEncoder:
         self.info = read_tflite_info(path)
         if SENTENCE_MODEL_FILE not in self.info.get("files", {}):
             raise ValueError(f"{path} has no {SENTENCE_MODEL_FILE} (exported with the token-ids "
-                             f"model alone): run {ENCODER_MODEL_FILE} with your own tokenization")
+                             f"model alone): load it with SentenceEncoder.load, which runs "
+                             f"{ENCODER_MODEL_FILE} after the model's own tokenizer")
         if num_threads is not None:
             num_threads = positive_int(num_threads, "num_threads")
         self.path = path
