@@ -169,8 +169,9 @@ def test_sentence_transformers_names(model):
     np.testing.assert_allclose(model.encode_document(SENTENCES, batch_size=2), full, atol=1e-6)
     assert isinstance(model.encode(SENTENCES[:2], convert_to_numpy=False), tf.Tensor)
     assert model.encode(SENTENCES[:2], convert_to_numpy=True, output_value="sentence_embedding").shape == (2, 32)
-    with pytest.raises(ValueError, match="output_value must be 'sentence_embedding'"):
-        model.encode(SENTENCES, output_value="token_embeddings")
+    with pytest.raises(ValueError, match="output_value must be one of 'sentence_embedding', "
+                                         "'token_embeddings', got 'embeddings'"):
+        model.encode(SENTENCES, output_value="embeddings")
     with pytest.raises(TypeError, match="prompt_name"):
         model.encode_query(SENTENCES, prompt_name="query")
     assert model.similarity_fn_name == "cosine"
@@ -188,6 +189,40 @@ def test_sentence_transformers_names(model):
     finally:
         model.max_seq_length = default
     assert model.max_seq_length == default
+
+
+def test_token_embeddings(model, tiny_model_dir, tiny_export_dir):
+    """output_value="token_embeddings", as in sentence-transformers: per sentence the last
+    layer's states of its tokens (special tokens included, padding not), the same from a model
+    directory and its export, whatever the batch; their mean is the mean-pooled embedding."""
+    import tensorflow as tf
+
+    from tfkosent.model_dir import load_model_dir
+
+    files = load_model_dir(tiny_model_dir)
+    assert files.config.encoder.pooling == "mean"
+    with pytest.warns(UserWarning, match="truncated"):      # SENTENCES[2], as for embeddings
+        tokens = model.encode(SENTENCES, output_value="token_embeddings", batch_size=2)
+    assert isinstance(tokens, list) and len(tokens) == len(SENTENCES)
+    with pytest.warns(UserWarning, match="truncated"):
+        pooled = model.encode(SENTENCES, normalize_embeddings=False)
+    encoder, preprocessor = files.build_encoder(), files.build_preprocessor()
+    for i, (sentence, states) in enumerate(zip(SENTENCES, tokens)):
+        assert states.dtype == np.float32
+        assert states.shape == (min(len(model.tokenize(sentence)[0]) + 2, model.max_seq_length), 32)
+        np.testing.assert_allclose(states.mean(axis=0), pooled[i], atol=1e-5)
+        alone = encoder(preprocessor.bert_pack_inputs([preprocessor.tokenize([sentence])],
+                                                      seq_length=len(states)))["sequence_output"]
+        np.testing.assert_allclose(states, alone[0].numpy(), atol=1e-5)
+    with pytest.warns(UserWarning, match="truncated"):
+        exported = SentenceEncoder.load(tiny_export_dir).encode(SENTENCES, output_value="token_embeddings")
+    for a, b in zip(tokens, exported):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    one = model.encode(SENTENCES[0], output_value="token_embeddings", convert_to_tensor=True)
+    assert isinstance(one, tf.Tensor) and one.shape == tokens[0].shape
+    assert model.encode([], output_value="token_embeddings") == []
+    with pytest.raises(ValueError, match="token embeddings are float32 only"):
+        model.encode(SENTENCES, output_value="token_embeddings", precision="int8")
 
 
 def test_dequantize_int8_names_ranges_of_the_wrong_shape():

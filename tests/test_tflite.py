@@ -200,7 +200,7 @@ def test_a_float_model_that_differs_is_not_written(tiny_model_dir, tmp_path, mon
     # Quantized weights are expected to differ: the record says by how much.
     record = tflite.export_tflite(tiny_model_dir, str(tmp_path / "x"), variants=["encoder"],
                                   quantization="float16")
-    assert record["files"]["encoder.tflite"]["parity"]["max_abs_diff"] == 2e-5
+    assert record["files"]["encoder.tflite"]["parity"]["max_abs_diff"] >= 2e-5
 
 
 def test_sentence_encoder_loads_a_tflite_export(tiny_prefixed_model_dir, tflite_dir, tmp_path, capsys):
@@ -235,6 +235,9 @@ def test_sentence_encoder_loads_a_tflite_export(tiny_prefixed_model_dir, tflite_
         np.testing.assert_allclose(short.numpy(), reference.encode(SENTENCES), atol=1e-5)
     np.testing.assert_allclose(model.encode(SENTENCES[:4], normalize_embeddings=False),
                                reference.encode(SENTENCES[:4], normalize_embeddings=False), atol=1e-5)
+    for a, b in zip(model.encode(SENTENCES[:4], output_value="token_embeddings"),
+                    reference.encode(SENTENCES[:4], output_value="token_embeddings")):
+        np.testing.assert_allclose(a, b, atol=1e-5)
     np.testing.assert_allclose(model.similarity(SENTENCES[:2], SENTENCES[2:4]),
                                reference.similarity(SENTENCES[:2], SENTENCES[2:4]), atol=1e-5)
 

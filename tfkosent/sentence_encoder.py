@@ -158,6 +158,10 @@ def validate_sentences(sentences, argument: str = "sentences") -> List[str]:
     return out
 
 
+# encode's output_value: sentence-transformers' names.
+OUTPUT_VALUES = ("sentence_embedding", "token_embeddings")
+
+
 class _InMemoryBackend:
     """Keras layers built from a model directory."""
 
@@ -218,6 +222,24 @@ class _InMemoryBackend:
         import tensorflow as tf
         return self._pooled_rows(ids, tf.constant(rows, tf.int32), tf.constant(seq_length, tf.int32))
 
+    def _token_rows_graph(self, ids, rows, seq_length):
+        import tensorflow as tf
+        packed = self.preprocessor.bert_pack_inputs([tf.gather(ids, rows)], seq_length=seq_length)
+        return (self.encoder(packed, training=False)["sequence_output"],
+                tf.reduce_sum(packed["input_mask"], axis=1))
+
+    def token_rows(self, ids, rows, seq_length: int):
+        """(sequence_output float32 [len(rows), seq_length, hidden], tokens int [len(rows)]):
+        rows `rows` of ragged int32 `ids`, packed to seq_length; row i's states are its first
+        tokens[i] (special tokens included, padding not)."""
+        import tensorflow as tf
+        if getattr(self, "_token_rows", None) is None:   # traced on first use only
+            self._token_rows = tf.function(self._token_rows_graph,
+                                           input_signature=self._rows_signature())
+        states, tokens = self._token_rows(ids, tf.constant(rows, tf.int32),
+                                          tf.constant(seq_length, tf.int32))
+        return states.numpy(), tokens.numpy()
+
 
 class _TFLiteBackend(_InMemoryBackend):
     """A TFLite export's encoder.tflite, fed by the model's own TF tokenizer and packing: the
@@ -243,12 +265,22 @@ class _TFLiteBackend(_InMemoryBackend):
         import tensorflow as tf
         return self.preprocessor.bert_pack_inputs([tf.gather(ids, rows)], seq_length=seq_length)
 
-    def pooled_rows(self, ids, rows, seq_length: int):
+    def _run(self, ids, rows, seq_length: int, output: str):
         import tensorflow as tf
         packed = self._pack(ids, tf.constant(rows, tf.int32), tf.constant(seq_length, tf.int32))
         packed = {k: v.numpy() for k, v in packed.items()}
         with self._lock:
-            return self._runner(**packed)["pooled_output"]
+            outputs = self._runner(**packed)
+        if output not in outputs:
+            raise ValueError(f"this TFLite export's encoder.tflite has no {output} (written by an "
+                             f"older tfkosent): export the model again")
+        return outputs[output], packed["input_mask"].sum(axis=1)
+
+    def pooled_rows(self, ids, rows, seq_length: int):
+        return self._run(ids, rows, seq_length, "pooled_output")[0]
+
+    def token_rows(self, ids, rows, seq_length: int):
+        return self._run(ids, rows, seq_length, "sequence_output")
 
 
 _EXPORT_INFO_KEYS = ("packing", "seq_length", "hidden_size")  # what _ExportedBackend reads
@@ -314,6 +346,14 @@ class _ExportedBackend:
         packed = self.preprocess.bert_pack_inputs([tf.gather(ids, rows)],
                                                   seq_length=tf.constant(seq_length, tf.int32))
         return self.encoder(packed, training=False)["pooled_output"]
+
+    def token_rows(self, ids, rows, seq_length: int):
+        """As `_InMemoryBackend.token_rows`."""
+        import tensorflow as tf
+        packed = self.preprocess.bert_pack_inputs([tf.gather(ids, rows)],
+                                                  seq_length=tf.constant(seq_length, tf.int32))
+        states = self.encoder(packed, training=False)["sequence_output"]
+        return states.numpy(), tf.reduce_sum(packed["input_mask"], axis=1).numpy()
 
 
 class SentenceEncoder:
@@ -472,16 +512,20 @@ class SentenceEncoder:
           calibration_embeddings: for "int8" / "uint8" only: float [m >= 2, hidden]
             embeddings (e.g. `encode` of a sample of the corpus) whose per-dimension
             [min, max] set the scale, so that every batch quantized with them shares it.
-          convert_to_numpy, output_value: sentence-transformers' arguments, for ported code:
-            `convert_to_numpy=False` returns a tf.Tensor (as `convert_to_tensor=True`);
-            `output_value` must be "sentence_embedding" (token states: the exported
-            `encoder/`'s `sequence_output`).
+          convert_to_numpy: sentence-transformers' argument, for ported code:
+            `convert_to_numpy=False` returns a tf.Tensor (as `convert_to_tensor=True`).
+          output_value: "sentence_embedding" (the default), or "token_embeddings" (as in
+            sentence-transformers): each sentence's last-layer token states as the encoder
+            sees them, special and prefix tokens included, padding not, truncated at
+            `max_seq_length`; never normalized; precision "float32" only.
         Returns:
           a NumPy array (a tf.Tensor with `convert_to_tensor=True` or
           `convert_to_numpy=False`): float32 [n, hidden] for precision "float32", int8 / uint8
           [n, hidden] for "int8" / "uint8", int8 / uint8 [n, hidden / 8] for "binary" /
           "ubinary"; one sentence (a str, bytes, or a 0-d array or tensor) drops the first
           axis ([hidden]). No sentences give [0, hidden] (or [0, hidden / 8]).
+          With output_value="token_embeddings": a list of float32 [tokens_i, hidden] arrays
+          (tf.Tensors with convert_to_tensor), one per sentence; one sentence gives one array.
         Raises:
           TypeError: `sentences` or one of them is not text (the error names the item).
           ValueError: a sentence is not valid UTF-8 text; `batch_size` is not a positive int;
@@ -492,12 +536,16 @@ class SentenceEncoder:
         already start with the model's `text_prefix` (or the query / passage prompt its
         metadata names), which the preprocessor puts before every text itself.
         """
-        if output_value != "sentence_embedding":
-            raise ValueError(f"output_value must be 'sentence_embedding', got {output_value!r} (token "
-                             f"embeddings: the exported encoder/ module's sequence_output)")
+        if output_value not in OUTPUT_VALUES:
+            raise ValueError(f"output_value must be one of {', '.join(map(repr, OUTPUT_VALUES))}, "
+                             f"got {output_value!r}")
+        if output_value == "token_embeddings" and (precision != "float32" or
+                                                   calibration_embeddings is not None):
+            raise ValueError(f"token embeddings are float32 only: precision {precision!r} and "
+                             f"calibration_embeddings quantize sentence embeddings")
         return self._encode(sentences, batch_size, normalize_embeddings, show_progress_bar,
                             convert_to_tensor or not convert_to_numpy, precision, calibration_embeddings,
-                            argument="sentences", stacklevel=2)
+                            argument="sentences", stacklevel=2, output_value=output_value)
 
     # sentence-transformers v5's names for queries and documents: `encode` itself. This model
     # embeds both alike (its preprocessor puts the same `text_prefix` before every text, as in
@@ -509,7 +557,8 @@ class SentenceEncoder:
                 show_progress_bar: Optional[bool] = None, convert_to_tensor: bool = False,
                 precision: str = "float32", calibration_embeddings=None, *,
                 argument: str = "sentences", stacklevel: int = 1,
-                describe: Optional[Callable[[int], str]] = None):
+                describe: Optional[Callable[[int], str]] = None,
+                output_value: str = "sentence_embedding"):
         """`encode`, for the methods built on it: `argument` is the caller's name for
         `sentences` in errors and warnings, `describe(i)` (optional) names sentence i in
         warnings where `argument[i]` would not (e.g. "corpus.txt:12"), and `stacklevel` counts
@@ -539,6 +588,8 @@ class SentenceEncoder:
                 f"corpus), or quantize float32 embeddings with tfkosent.quantization."
                 f"quantize_embeddings(embeddings, {precision!r}, calibration_embeddings=...)")
         out = np.zeros((n, self.embedding_dim), np.float32)
+        if n == 0 and output_value == "token_embeddings":
+            return []
         if n == 0:  # the dtype and width `precision` gives (no range to compute: none needed)
             out = quantize_embeddings(out, precision, ranges=np.zeros((2, self.embedding_dim)))
             return tf.constant(out) if convert_to_tensor else out
@@ -554,6 +605,17 @@ class SentenceEncoder:
         if show_progress_bar:
             from tqdm.auto import tqdm
             starts = tqdm(starts, desc="Encoding", unit="batch")
+        if output_value == "token_embeddings":
+            tokens = [None] * n
+            for start in starts:
+                idx = order[start:start + batch_size]
+                seq_length = int(min(lengths[idx[0]] + specials, self.max_seq_length))
+                states, counts = self._backend.token_rows(ids, idx, seq_length)
+                for j, i in enumerate(idx):
+                    tokens[i] = np.array(states[j, :counts[j]], np.float32)
+            if convert_to_tensor:
+                tokens = [tf.constant(t) for t in tokens]
+            return tokens[0] if single else tokens
         for start in starts:
             idx = order[start:start + batch_size]
             seq_length = int(min(lengths[idx[0]] + specials, self.max_seq_length))

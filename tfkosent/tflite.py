@@ -15,7 +15,8 @@
                            TF Text ops in a custom Android / iOS build). SentencePiece models only.
   encoder.tflite           signature "serving_default":
                              input_word_ids, input_mask, input_type_ids  int32 [batch, seq]
-                           -> embeddings, pooled_output (as above)
+                           -> embeddings, pooled_output (as above), and
+                              sequence_output float32 [batch, seq, hidden]: the token states
                            seq at most the model's maximum (512 for e5's); longer rows fail.
                            TFLite builtin ops only: any TFLite / LiteRT runtime. The ids are
                            what the `preprocess/` module of `tfkosent export` makes
@@ -80,6 +81,7 @@ QUANTIZATIONS = ("none", "float16", "dynamic")
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 POOLED_OUTPUT = "pooled_output"
 NUM_TOKENS_OUTPUT = "num_tokens"
+SEQUENCE_OUTPUT = "sequence_output"
 # Float32 flat buffers must reproduce the TF model: measured 1.9e-7 on 64 KorSTS dev sentences
 # with the default model (XNNPACK sums in another order than TF's kernels).
 MAX_FLOAT_DIFF = 1e-5
@@ -140,9 +142,13 @@ def pack_single_sentences(token_ids: tf.RaggedTensor, prefix_ids: Sequence[int],
     return {"input_word_ids": word_ids, "input_mask": mask, "input_type_ids": tf.zeros_like(word_ids)}
 
 
-def _outputs(encoder, inputs) -> Dict[str, tf.Tensor]:
-    pooled = encoder(inputs, training=False)["pooled_output"]
-    return {SERVING_OUTPUT: tf.math.l2_normalize(pooled, axis=-1), POOLED_OUTPUT: pooled}
+def _outputs(encoder, inputs, with_sequence: bool = False) -> Dict[str, tf.Tensor]:
+    outputs = encoder(inputs, training=False)
+    pooled = outputs["pooled_output"]
+    result = {SERVING_OUTPUT: tf.math.l2_normalize(pooled, axis=-1), POOLED_OUTPUT: pooled}
+    if with_sequence:
+        result[SEQUENCE_OUTPUT] = outputs["sequence_output"]
+    return result
 
 
 def _sentence_function(encoder, sentencepiece_proto: bytes, prefix_ids: Sequence[int],
@@ -169,7 +175,7 @@ def _encoder_function(encoder):
 
     @tf.function(input_signature=[spec])
     def serving_default(inputs):
-        return _outputs(encoder, inputs)
+        return _outputs(encoder, inputs, with_sequence=True)
 
     return serving_default
 
@@ -298,7 +304,7 @@ def export_tflite(model_dir: str, out_dir: str, quantization: str = "none",
     special = {k: int(v) for k, v in full.get_special_tokens_dict().items()}
     probe = list(PROBE_SENTENCES)
     expected_inputs = {k: v.numpy() for k, v in preprocessor(tf.constant(probe)).items()}
-    expected = {k: v.numpy() for k, v in _outputs(encoder, expected_inputs).items()}
+    expected = {k: v.numpy() for k, v in _outputs(encoder, expected_inputs, True).items()}
 
     record: Dict[str, object] = {
         "format": "tfkosent-tflite", "format_version": 1, "quantization": quantization,
@@ -342,7 +348,11 @@ def export_tflite(model_dir: str, out_dir: str, quantization: str = "none",
             content = _convert(encoder, _encoder_function(encoder), quantization, work)
             shutil.rmtree(work)
             runner = make_interpreter(model_content=content).get_signature_runner()
-            parity = _compare(runner(**expected_inputs), expected)
+            got = runner(**expected_inputs)
+            parity = _compare(got, expected)   # and the token states, where the mask is 1:
+            states = np.abs(got[SEQUENCE_OUTPUT] - expected[SEQUENCE_OUTPUT]) * expected_inputs[
+                "input_mask"][:, :, None]
+            parity["max_abs_diff"] = max(parity["max_abs_diff"], float(states.max()))
             _check_parity(ENCODER_MODEL_FILE, parity, quantization)
             with open(os.path.join(tmp, ENCODER_MODEL_FILE), "wb") as f:
                 f.write(content)
@@ -350,7 +360,8 @@ def export_tflite(model_dir: str, out_dir: str, quantization: str = "none",
                 "signature": "serving_default",
                 "inputs": {k: "int32 [batch, seq]" for k in ENCODER_INPUTS},
                 "outputs": {SERVING_OUTPUT: f"float32 [batch, {config.encoder.hidden_size}]",
-                            POOLED_OUTPUT: f"float32 [batch, {config.encoder.hidden_size}]"},
+                            POOLED_OUTPUT: f"float32 [batch, {config.encoder.hidden_size}]",
+                            SEQUENCE_OUTPUT: f"float32 [batch, seq, {config.encoder.hidden_size}]"},
                 "custom_ops": None, "bytes": len(content), "parity": parity}
         tokenizer_file = SENTENCEPIECE_FILE if files.sentencepiece_proto is not None else WORDPIECE_FILE
         shutil.copyfile(os.path.join(files.path, tokenizer_file), os.path.join(tmp, tokenizer_file))
@@ -418,8 +429,9 @@ def tflite_readme(record: Dict[str, object]) -> str:
         lines += [f"## `{ENCODER_MODEL_FILE}`: token ids in ({info['bytes']:,} bytes)", "",
                   f"Builtin TFLite ops only. Signature `serving_default`: "
                   f"{', '.join(f'`{k}`' for k in ENCODER_INPUTS)} int32 [batch, seq] -> "
-                  f"`{SERVING_OUTPUT}` float32 [batch, {hidden}] (L2-normalized) and "
-                  f"`{POOLED_OUTPUT}`. Tokenize with `{record['tokenizer_file']}`; each row is "
+                  f"`{SERVING_OUTPUT}` float32 [batch, {hidden}] (L2-normalized), "
+                  f"`{POOLED_OUTPUT}`, and `{SEQUENCE_OUTPUT}` float32 [batch, seq, {hidden}] (the "
+                  f"last layer's token states). Tokenize with `{record['tokenizer_file']}`; each row is "
                   f"{special['start_of_sequence_id']}, the prefix ids {record['prefix_ids']}, the "
                   f"text's ids, {special['end_of_segment_id']}, then padding "
                   f"{special['padding_id']} with mask 0; type ids 0. A row holds at most "
