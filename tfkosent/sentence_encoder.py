@@ -193,10 +193,13 @@ class _InMemoryBackend:
         self.metadata = dict(files.config.metadata or {})
         self._trace_tokenize()
 
-    def _pooled_rows_graph(self, ids, rows, seq_length):
+    def _pack_graph(self, ids, rows, seq_length):
+        """Rows `rows` of ragged int32 `ids`, packed to `seq_length`: the encoder's inputs."""
         import tensorflow as tf
-        packed = self.preprocessor.bert_pack_inputs([tf.gather(ids, rows)], seq_length=seq_length)
-        return self.encoder(packed, training=False)["pooled_output"]
+        return self.preprocessor.bert_pack_inputs([tf.gather(ids, rows)], seq_length=seq_length)
+
+    def _pooled_rows_graph(self, ids, rows, seq_length):
+        return self.encoder(self._pack_graph(ids, rows, seq_length), training=False)["pooled_output"]
 
     def _trace_tokenize(self):
         import tensorflow as tf
@@ -224,7 +227,7 @@ class _InMemoryBackend:
 
     def _token_rows_graph(self, ids, rows, seq_length):
         import tensorflow as tf
-        packed = self.preprocessor.bert_pack_inputs([tf.gather(ids, rows)], seq_length=seq_length)
+        packed = self._pack_graph(ids, rows, seq_length)
         return (self.encoder(packed, training=False)["sequence_output"],
                 tf.reduce_sum(packed["input_mask"], axis=1))
 
@@ -260,10 +263,6 @@ class _TFLiteBackend(_InMemoryBackend):
                                         ).get_signature_runner()
         # One interpreter, whose tensors each call resizes and fills: calls must not overlap.
         self._lock = threading.Lock()
-
-    def _pack_graph(self, ids, rows, seq_length):
-        import tensorflow as tf
-        return self.preprocessor.bert_pack_inputs([tf.gather(ids, rows)], seq_length=seq_length)
 
     def _run(self, ids, rows, seq_length: int, output: str):
         import tensorflow as tf
