@@ -258,3 +258,22 @@ def test_sentence_encoder_loads_a_tflite_export(tiny_prefixed_model_dir, tflite_
     (old / TFLITE_INFO_FILE).write_text(json.dumps(record), encoding="utf-8")
     with pytest.raises(ValueError, match="no usable model_config"):
         SentenceEncoder.load(str(old))
+
+
+def test_card_snippets_run(tflite_dir, tiny_prefixed_model_dir, monkeypatch):
+    """Every Python snippet of the export's README.md runs against the export and embeds as
+    encode() does."""
+    import re
+
+    from tfkosent import SentenceEncoder
+
+    readme = open(os.path.join(tflite_dir, "README.md"), encoding="utf-8").read()
+    snippets = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(snippets) == 2
+    monkeypatch.chdir(tflite_dir)                     # the plain-interpreter snippet's relative path
+    expected = SentenceEncoder.load(tiny_prefixed_model_dir).encode(["한국어 문장"])
+    for snippet in snippets:
+        namespace = {}
+        exec(snippet.replace('"THIS_DIRECTORY"', repr(tflite_dir)), namespace)  # noqa: S102
+        assert "embeddings" in namespace or "out" in namespace
+    np.testing.assert_allclose(namespace["out"], expected, atol=1e-5)
