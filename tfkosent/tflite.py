@@ -119,7 +119,9 @@ def pack_single_sentences(token_ids: tf.RaggedTensor, prefix_ids: Sequence[int],
       padding (mask 0); type ids 0. The same as `BertPackInputs` for one segment under both
       "bert" and "roberta" packing.
 
-    Dense, not ragged: the ragged concatenation `BertPackInputs` uses has no TFLite kernels.
+    Dense, not ragged: converted with `BertPackInputs`, the graph needs RaggedGather and
+    RaggedRange, for which neither TFLite nor TF Text's TFLite registrar has kernels
+    (the converter lists them as custom ops; the registrar adds none of them; TF 2.21).
     """
     prefix = tf.constant(list(prefix_ids), tf.int32)
     num_prefix = len(prefix_ids)
