@@ -194,6 +194,28 @@ def check_sentencepiece_model(path: str, proto: bytes) -> None:
         raise ConfigError(f"{path}: not a SentencePiece model ({reason})") from e
 
 
+def read_tokenizer_files(directory: str, tokenizer_type: str):
+    """(SentencePiece proto bytes or None, WordPiece vocabulary list or None): the tokenizer
+    file that `tokenizer_type` names in `directory` (a model directory, or a TFLite export,
+    which copies it under the same name). FileNotFoundError / ConfigError name the file."""
+    if tokenizer_type == "sentencepiece":
+        sp_path = os.path.join(directory, SENTENCEPIECE_FILE)
+        if not os.path.isfile(sp_path):
+            raise FileNotFoundError(f"{sp_path}: missing (preprocess.tokenizer_type is sentencepiece)")
+        with open(sp_path, "rb") as f:
+            sp_proto = f.read()
+        check_sentencepiece_model(sp_path, sp_proto)
+        return sp_proto, None
+    vocab_path = os.path.join(directory, WORDPIECE_FILE)
+    if not os.path.isfile(vocab_path):
+        raise FileNotFoundError(f"{vocab_path}: missing (preprocess.tokenizer_type is wordpiece)")
+    with open(vocab_path, encoding="utf-8") as f:
+        vocab = [line.rstrip("\n") for line in f]
+    while vocab and vocab[-1] == "":
+        vocab.pop()
+    return None, vocab
+
+
 def load_model_dir(path: str) -> ModelFiles:
     """Reads a model directory; errors name the file and the problem. "default" is the
     default model (`tfkosent.sentence_encoder.default_model_path`), as for `--model default`
@@ -212,22 +234,7 @@ def load_model_dir(path: str) -> ModelFiles:
                                         f"weights.npz); pass the model directory it was exported from")
         raise FileNotFoundError(f"{config_path}: missing (not a tfkosent model directory)")
     config = ModelConfig.load(config_path)
-    sp_proto, vocab = None, None
-    if config.preprocess.tokenizer_type == "sentencepiece":
-        sp_path = os.path.join(path, SENTENCEPIECE_FILE)
-        if not os.path.isfile(sp_path):
-            raise FileNotFoundError(f"{sp_path}: missing (preprocess.tokenizer_type is sentencepiece)")
-        with open(sp_path, "rb") as f:
-            sp_proto = f.read()
-        check_sentencepiece_model(sp_path, sp_proto)
-    else:
-        vocab_path = os.path.join(path, WORDPIECE_FILE)
-        if not os.path.isfile(vocab_path):
-            raise FileNotFoundError(f"{vocab_path}: missing (preprocess.tokenizer_type is wordpiece)")
-        with open(vocab_path, encoding="utf-8") as f:
-            vocab = [line.rstrip("\n") for line in f]
-        while vocab and vocab[-1] == "":
-            vocab.pop()
+    sp_proto, vocab = read_tokenizer_files(path, config.preprocess.tokenizer_type)
     weights_path = os.path.join(path, WEIGHTS_FILE)
     try:
         with np.load(weights_path) as npz:

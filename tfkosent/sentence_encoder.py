@@ -259,8 +259,7 @@ class _TFLiteBackend(_InMemoryBackend):
         files, encoder_path = load_tflite_model_files(path)
         self._init_preprocessing(files)
         self._pack = tf.function(self._pack_graph, input_signature=self._rows_signature())
-        self._runner = make_interpreter(encoder_path, num_threads=num_threads or os.cpu_count() or 1
-                                        ).get_signature_runner()
+        self._runner = make_interpreter(encoder_path, num_threads=num_threads).get_signature_runner()
         # One interpreter, whose tensors each call resizes and fills: calls must not overlap.
         self._lock = threading.Lock()
 
@@ -604,21 +603,20 @@ class SentenceEncoder:
         if show_progress_bar:
             from tqdm.auto import tqdm
             starts = tqdm(starts, desc="Encoding", unit="batch")
-        if output_value == "token_embeddings":
-            tokens = [None] * n
-            for start in starts:
-                idx = order[start:start + batch_size]
-                seq_length = int(min(lengths[idx[0]] + specials, self.max_seq_length))
-                states, counts = self._backend.token_rows(ids, idx, seq_length)
-                for j, i in enumerate(idx):
-                    tokens[i] = np.array(states[j, :counts[j]], np.float32)
-            if convert_to_tensor:
-                tokens = [tf.constant(t) for t in tokens]
-            return tokens[0] if single else tokens
+        tokens = [None] * n if output_value == "token_embeddings" else None
         for start in starts:
             idx = order[start:start + batch_size]
             seq_length = int(min(lengths[idx[0]] + specials, self.max_seq_length))
-            out[idx] = np.asarray(self._backend.pooled_rows(ids, idx, seq_length))
+            if tokens is None:
+                out[idx] = np.asarray(self._backend.pooled_rows(ids, idx, seq_length))
+                continue
+            states, counts = self._backend.token_rows(ids, idx, seq_length)
+            for j, i in enumerate(idx):
+                tokens[i] = np.array(states[j, :counts[j]], np.float32)
+        if tokens is not None:
+            if convert_to_tensor:
+                tokens = [tf.constant(t) for t in tokens]
+            return tokens[0] if single else tokens
         if normalize_embeddings:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out = out / np.maximum(norms, 1e-12)

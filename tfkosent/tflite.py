@@ -70,6 +70,7 @@ from tfkosent.export import (PROBE_SENTENCES, SERVING_INPUT, SERVING_OUTPUT, exp
                              published_metadata, tf_variables, trackable_object,
                              write_record_and_card, written_by)
 from tfkosent.export_card import licence_lines
+from tfkosent.layers.tokenizer import CONJOINING_JAMO_RANGES
 from tfkosent.model_dir import (SENTENCEPIECE_FILE, TFLITE_INFO_FILE, WORDPIECE_FILE, atomic_directory,
                                 check_replaceable, load_model_dir)
 from tfkosent.validation import positive_int
@@ -82,8 +83,9 @@ ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 POOLED_OUTPUT = "pooled_output"
 NUM_TOKENS_OUTPUT = "num_tokens"
 SEQUENCE_OUTPUT = "sequence_output"
-# Float32 flat buffers must reproduce the TF model: measured 1.9e-7 on 64 KorSTS dev sentences
-# with the default model (XNNPACK sums in another order than TF's kernels).
+# Float32 flat buffers must reproduce the TF model: the default model's differ by 1.2e-7 on the
+# probe sentences (`parity` in its tflite_export.json; BENCHMARKS.md section 11); XNNPACK sums
+# in another order than TF's kernels.
 MAX_FLOAT_DIFF = 1e-5
 # Sentences the export checks beyond PROBE_SENTENCES: the prefix / tokenizer agreement needs
 # text that starts with a space, a tab, a digit, Latin and jamo.
@@ -207,7 +209,8 @@ def _convert(encoder, function, quantization: str, work_dir: str) -> bytes:
 def make_interpreter(model_path: Optional[str] = None, model_content: Optional[bytes] = None,
                      num_threads: Optional[int] = None):
     """A TFLite interpreter for either flat buffer, with TF Text's TFLite ops registered (what
-    sentence_encoder.tflite's tokenizer needs; harmless for encoder.tflite).
+    sentence_encoder.tflite's tokenizer needs; harmless for encoder.tflite), on `num_threads`
+    threads (default: every core, as TensorFlow uses).
 
     `tf.lite`'s interpreter, not LiteRT's (`ai_edge_litert`): TF Text's op registrar is built
     against TensorFlow's TFLite runtime. TF 2.21 warns that it will be removed; the warning is
@@ -218,7 +221,8 @@ def make_interpreter(model_path: Optional[str] = None, model_content: Optional[b
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
         return tflite_interpreter.InterpreterWithCustomOps(
-            model_path=model_path, model_content=model_content, num_threads=num_threads,
+            model_path=model_path, model_content=model_content,
+            num_threads=num_threads or os.cpu_count() or 1,
             custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS)
 
 
@@ -474,7 +478,7 @@ def load_tflite_model_files(path: str):
     are in the flat buffers), and the path of its encoder.tflite: what `SentenceEncoder.load`
     serves a TFLite export with. ValueError when the export has no encoder.tflite."""
     from tfkosent.config import ConfigError, EncoderConfig, ModelConfig, PreprocessConfig
-    from tfkosent.model_dir import ModelFiles, check_sentencepiece_model
+    from tfkosent.model_dir import ModelFiles, read_tokenizer_files
 
     path = os.path.abspath(path)
     info = read_tflite_info(path)
@@ -489,26 +493,14 @@ def load_tflite_model_files(path: str):
     except (KeyError, TypeError, ConfigError) as e:
         raise ValueError(f"{os.path.join(path, TFLITE_INFO_FILE)}: no usable model_config ({e}); "
                          f"export the model again with this tfkosent") from e
-    proto, vocab = None, None
-    tokenizer_path = os.path.join(path, info["tokenizer_file"])
-    if config.preprocess.tokenizer_type == "sentencepiece":
-        with open(tokenizer_path, "rb") as f:
-            proto = f.read()
-        check_sentencepiece_model(tokenizer_path, proto)
-    else:
-        with open(tokenizer_path, encoding="utf-8") as f:
-            vocab = [line.rstrip("\n") for line in f]
-        while vocab and vocab[-1] == "":
-            vocab.pop()
+    proto, vocab = read_tokenizer_files(path, config.preprocess.tokenizer_type)
     return ModelFiles(path, config, {}, proto, vocab), os.path.join(path, ENCODER_MODEL_FILE)
 
 
 def _compose_hangul(sentence: str) -> str:
     """NFC for text holding conjoining jamo (decomposed Hangul), as the TF preprocessor does
-    (`layers.tokenizer.clean_text`, whose CONJOINING_JAMO_PATTERN has these three ranges);
-    other text is left byte for byte as it is."""
-    if any(0x1100 <= ord(c) <= 0x11FF or 0xA960 <= ord(c) <= 0xA97F or 0xD7B0 <= ord(c) <= 0xD7FF
-           for c in sentence):
+    (`layers.tokenizer.clean_text`); other text is left byte for byte as it is."""
+    if any(low <= ord(c) <= high for c in sentence for low, high in CONJOINING_JAMO_RANGES):
         return unicodedata.normalize("NFC", sentence)
     return sentence
 
@@ -528,11 +520,12 @@ class TFLiteSentenceEncoder:
         if num_threads is not None:
             num_threads = positive_int(num_threads, "num_threads")
         self.path = path
-        self.num_threads = num_threads or os.cpu_count() or 1
         self._runner = make_interpreter(os.path.join(path, SENTENCE_MODEL_FILE),
-                                        num_threads=self.num_threads).get_signature_runner()
+                                        num_threads=num_threads).get_signature_runner()
 
-    load = classmethod(lambda cls, path, num_threads=None: cls(path, num_threads))
+    @classmethod
+    def load(cls, path: str, num_threads: Optional[int] = None) -> "TFLiteSentenceEncoder":
+        return cls(path, num_threads)
 
     @property
     def embedding_dim(self) -> int:

@@ -24,9 +24,12 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 
-# A string holding a conjoining Hangul jamo (Hangul Jamo, Jamo Extended-A and -B): what
-# decomposed (NFD) syllables are made of. RE2 syntax; (?s) lets "." match newlines.
-CONJOINING_JAMO_PATTERN = r"(?s).*[\x{1100}-\x{11FF}\x{A960}-\x{A97F}\x{D7B0}-\x{D7FF}].*"
+# The conjoining Hangul jamo (Hangul Jamo, Jamo Extended-A and -B): what decomposed (NFD)
+# syllables are made of. The pattern (RE2 syntax; (?s) lets "." match newlines) matches a string
+# holding one; tflite.py checks the same ranges in Python.
+CONJOINING_JAMO_RANGES = ((0x1100, 0x11FF), (0xA960, 0xA97F), (0xD7B0, 0xD7FF))
+CONJOINING_JAMO_PATTERN = "(?s).*[" + "".join(rf"\x{{{low:04X}}}-\x{{{high:04X}}}"
+                                              for low, high in CONJOINING_JAMO_RANGES) + "].*"
 
 
 def clean_text(strings: tf.Tensor, lower_case: bool = False, normalize_nfkc: bool = False,
